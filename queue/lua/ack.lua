@@ -1,0 +1,57 @@
+-- Record outcomes. Each is fenced by (still running, same attempt): a stale or repeated ack changes nothing.
+-- KEYS: 1 pending, 2 scheduled, 3 running, 4 jobs, 5 attempts, 6 errors, 7 done, 8 dead.
+-- ARGV: 1 done retention ms (0 = forget at once), 2 count, then 5 per outcome:
+--   id, attempt, kind (d = done, r = retry, x = dead, b = hand back unstarted), retry delay ms, error.
+-- Returns {applied, stale}.
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local keep_done = tonumber(ARGV[1]) > 0
+local n = tonumber(ARGV[2])
+local ids = {}
+for i = 0, n - 1 do ids[#ids + 1] = ARGV[3 + i * 5] end
+local leased = redis.call('ZMSCORE', KEYS[3], unpack(ids))
+local attempts = redis.call('HMGET', KEYS[5], unpack(ids))
+local done, zrem, forget = {}, {}, {}
+local stale = 0
+local seen = {}
+for i = 0, n - 1 do
+  local b = 3 + i * 5
+  local id, attempt, kind = ARGV[b], ARGV[b + 1], ARGV[b + 2]
+  if leased[i + 1] and attempts[i + 1] == attempt and not seen[id] then
+    seen[id] = true
+    zrem[#zrem + 1] = id
+    if kind == 'd' then
+      if keep_done then
+        done[#done + 1] = now
+        done[#done + 1] = id
+      else
+        forget[#forget + 1] = id
+      end
+    elseif kind == 'r' then
+      local at = now + tonumber(ARGV[b + 3])
+      local v = redis.call('HGET', KEYS[4], id)
+      if v then
+        local p = string.find(v, '|', 1, true)
+        redis.call('HSET', KEYS[4], id, string.format('%d', at) .. string.sub(v, p))
+      end
+      redis.call('HSET', KEYS[6], id, ARGV[b + 4])
+      redis.call('ZADD', KEYS[2], at, id)
+    elseif kind == 'x' then
+      redis.call('HSET', KEYS[6], id, ARGV[b + 4])
+      redis.call('ZADD', KEYS[8], now, id)
+    else
+      redis.call('HINCRBY', KEYS[5], id, -1)
+      redis.call('LPUSH', KEYS[1], id)
+    end
+  else
+    stale = stale + 1
+  end
+end
+if #zrem > 0 then redis.call('ZREM', KEYS[3], unpack(zrem)) end
+if #done > 0 then redis.call('ZADD', KEYS[7], unpack(done)) end
+if #forget > 0 then
+  redis.call('HDEL', KEYS[4], unpack(forget))
+  redis.call('HDEL', KEYS[5], unpack(forget))
+  redis.call('HDEL', KEYS[6], unpack(forget))
+end
+return {#zrem, stale}

@@ -1,0 +1,18 @@
+-- Remove finished jobs past their retention, a bounded step per call.
+-- KEYS: 1 jobs, 2 attempts, 3 errors, 4 done, 5 dead. ARGV: 1 done retention ms, 2 dead retention ms, 3 limit.
+-- Returns {done removed, dead removed}.
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local out = {}
+for i, age in ipairs({ARGV[1], ARGV[2]}) do
+  local z = KEYS[3 + i]
+  local ids = redis.call('ZRANGEBYSCORE', z, '-inf', now - tonumber(age), 'LIMIT', 0, tonumber(ARGV[3]))
+  if #ids > 0 then
+    redis.call('HDEL', KEYS[1], unpack(ids))
+    redis.call('HDEL', KEYS[2], unpack(ids))
+    redis.call('HDEL', KEYS[3], unpack(ids))
+    redis.call('ZREM', z, unpack(ids))
+  end
+  out[i] = #ids
+end
+return out

@@ -1,0 +1,55 @@
+-- Reap expired leases, promote due jobs, then lease a bounded batch to the caller.
+-- KEYS: 1 pending, 2 scheduled, 3 running, 4 jobs, 5 attempts, 6 errors, 7 dead.
+-- ARGV: 1 batch size, 2 lease ms, 3 max attempts, 4 reap limit, 5 promote limit.
+-- Returns {reaped, next_due_ms or -1, now_ms, more (0/1), id, attempt, stored value, ...}.
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local batch, lease, max_attempts = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+
+-- 1. Leases whose worker stopped renewing them: the attempt counts; run again or die.
+local expired = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, tonumber(ARGV[4]))
+for _, id in ipairs(expired) do
+  redis.call('ZREM', KEYS[3], id)
+  local a = tonumber(redis.call('HGET', KEYS[5], id) or '0')
+  redis.call('HSET', KEYS[6], id, string.format('lease expired: the worker running attempt %d was lost', a))
+  if a >= max_attempts then
+    redis.call('ZADD', KEYS[7], now, id)
+  else
+    redis.call('LPUSH', KEYS[1], id)
+  end
+end
+
+-- 2. Scheduled jobs that fell due, a bounded chunk per call whatever the backlog.
+local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, tonumber(ARGV[5]))
+if #due > 0 then
+  redis.call('RPUSH', KEYS[1], unpack(due))
+  redis.call('ZREM', KEYS[2], unpack(due))
+end
+
+-- 3. Lease a batch: ids stay in Redis (running, scored by lease deadline) until acknowledged.
+local out = {#expired, -1, now, 0}
+local ids = false
+if batch > 0 then ids = redis.call('LPOP', KEYS[1], batch) end
+if ids then
+  local vals = redis.call('HMGET', KEYS[4], unpack(ids))
+  local zargs = {}
+  local deadline = now + lease
+  for i, id in ipairs(ids) do
+    local v = vals[i]
+    if v then
+      local a = redis.call('HINCRBY', KEYS[5], id, 1)
+      zargs[#zargs + 1] = deadline
+      zargs[#zargs + 1] = id
+      out[#out + 1] = id
+      out[#out + 1] = a
+      out[#out + 1] = v
+    else
+      redis.call('HDEL', KEYS[5], id)
+    end
+  end
+  if #zargs > 0 then redis.call('ZADD', KEYS[3], unpack(zargs)) end
+end
+local nd = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+if nd[2] then out[2] = tonumber(nd[2]) end
+if redis.call('LLEN', KEYS[1]) > 0 then out[4] = 1 end
+return out

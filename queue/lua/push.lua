@@ -1,0 +1,41 @@
+-- Push a batch of jobs. KEYS: 1 pending, 2 scheduled, 3 jobs, 4.. uniqueness keys.
+-- ARGV: 1 notify channel ("" = none), 2 count, then 5 per job:
+--   id, payload, due ("" = now, "+ms" = after a delay, "ms" = at epoch ms), unique key index into KEYS (0 = none), unique ttl ms.
+-- Returns, per job, {id, 1} when stored or {existing id, 0} when its uniqueness key dropped it.
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local n = tonumber(ARGV[2])
+local hset, rpush, out = {}, {}, {}
+for i = 0, n - 1 do
+  local b = 3 + i * 5
+  local id, payload, due, uk = ARGV[b], ARGV[b + 1], ARGV[b + 2], tonumber(ARGV[b + 3])
+  local prev = false
+  if uk > 0 then
+    prev = redis.call('SET', KEYS[uk], id, 'NX', 'GET', 'PX', ARGV[b + 4])
+  end
+  if prev then
+    out[#out + 1] = prev
+    out[#out + 1] = 0
+  else
+    local at = now
+    if due ~= '' then
+      if string.sub(due, 1, 1) == '+' then at = now + tonumber(string.sub(due, 2)) else at = tonumber(due) end
+    end
+    if at > now then
+      redis.call('HSET', KEYS[3], id, string.format('%d|', at) .. payload)
+      redis.call('ZADD', KEYS[2], at, id)
+    else
+      hset[#hset + 1] = id
+      hset[#hset + 1] = string.format('%d|', now) .. payload
+      rpush[#rpush + 1] = id
+    end
+    out[#out + 1] = id
+    out[#out + 1] = 1
+  end
+end
+if #rpush > 0 then
+  redis.call('HSET', KEYS[3], unpack(hset))
+  redis.call('RPUSH', KEYS[1], unpack(rpush))
+end
+if ARGV[1] ~= '' then redis.call('PUBLISH', ARGV[1], '1') end
+return out

@@ -1,0 +1,13 @@
+//! The queue's error type.
+
+/// What can go wrong talking to the queue.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum QueueError {
+    /// Redis could not be reached or answered with an error.
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    /// A script answered with a shape this crate does not expect (a bug or a foreign key layout).
+    #[error("unexpected reply from redis: {0}")]
+    Protocol(String),
+}

@@ -1,0 +1,68 @@
+//! The Redis key names of one queue; all share the queue's hash tag so scripts touch one slot.
+
+/// Key names of one queue: `{namespace}:{<queue>}:<part>`.
+#[derive(Debug, Clone)]
+pub struct Keys {
+    /// LIST of job ids ready to run, oldest first.
+    pub pending: String,
+    /// ZSET job id → due time (epoch ms): delayed jobs and retries waiting for their backoff.
+    pub scheduled: String,
+    /// ZSET job id → lease deadline (epoch ms): jobs a worker holds.
+    pub running: String,
+    /// HASH job id → `<epoch ms waiting since>|<payload JSON>`.
+    pub jobs: String,
+    /// HASH job id → attempts started.
+    pub attempts: String,
+    /// HASH job id → last error.
+    pub errors: String,
+    /// ZSET job id → finish time (epoch ms), kept for the done retention.
+    pub done: String,
+    /// ZSET job id → death time (epoch ms), kept for the dead retention.
+    pub dead: String,
+    /// Prefix of the uniqueness keys (STRING → job id, with a TTL).
+    pub unique_prefix: String,
+    /// Pub/sub channel told about every push, so idle workers wake at once.
+    pub notify: String,
+}
+
+impl Keys {
+    /// The keys of queue `queue` under `namespace`.
+    pub fn new(namespace: &str, queue: &str) -> Self {
+        let base = format!("{namespace}:{{{queue}}}");
+        Self {
+            pending: format!("{base}:pending"),
+            scheduled: format!("{base}:scheduled"),
+            running: format!("{base}:running"),
+            jobs: format!("{base}:jobs"),
+            attempts: format!("{base}:attempts"),
+            errors: format!("{base}:errors"),
+            done: format!("{base}:done"),
+            dead: format!("{base}:dead"),
+            unique_prefix: format!("{base}:unique:"),
+            notify: format!("{base}:notify"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_carries_the_queue_hash_tag() {
+        let k = Keys::new("celeriac", "persist_anonymous_session");
+        for key in [
+            &k.pending,
+            &k.scheduled,
+            &k.running,
+            &k.jobs,
+            &k.done,
+            &k.unique_prefix,
+        ] {
+            assert!(
+                key.starts_with("celeriac:{persist_anonymous_session}:"),
+                "{key}"
+            );
+        }
+    }
+}

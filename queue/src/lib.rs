@@ -1,0 +1,19 @@
+//! Celeriac's Redis queue: reliable, bounded, cluster-ready job storage with an apalis 1.0 backend.
+//!
+//! Every key of a queue carries the queue's hash tag (`{ns}:{queue}:…` with the queue name in
+//! braces), every operation is one Lua script over those keys, and a job never leaves Redis between
+//! push and acknowledgement. `docs/queue.md` at the workspace root documents the layout.
+
+pub mod backoff;
+mod client;
+mod error;
+pub mod id;
+mod keys;
+mod scripts;
+
+pub use client::{
+    Ack, AckReport, Fetched, FetchedJob, JobInfo, JobStatus, NewJob, Pushed, Queue, QueueConfig,
+    QueueStats, When,
+};
+pub use error::QueueError;
+pub use keys::Keys;

@@ -4,6 +4,7 @@
 //! braces), every operation is one Lua script over those keys, and a job never leaves Redis between
 //! push and acknowledgement. `docs/queue.md` at the workspace root documents the layout.
 
+pub mod backend;
 pub mod backoff;
 mod client;
 mod error;

@@ -1,0 +1,104 @@
+//! The application state and the router: every route, the fallbacks and the middleware stack.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, MatchedPath};
+use axum::http::Request;
+use axum::middleware;
+use redis::aio::ConnectionManager;
+use sea_orm::DatabaseConnection;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::{DefaultOnRequest, DefaultOnResponse, TraceLayer};
+use tracing::Level;
+use worker::config::Settings;
+use worker::queues::Queues;
+
+use crate::config::ApiConfig;
+use crate::error::ApiError;
+use crate::{auth, prometheus, routes};
+
+/// What every handler can reach. Cheap to clone: every field is a handle.
+#[derive(Clone)]
+pub struct AppState {
+    /// Queue handles for every registered job.
+    pub queues: Queues,
+    /// The database (PostgreSQL or SQLite).
+    pub db: DatabaseConnection,
+    /// The shared Redis connection (hot data, readiness probe).
+    pub redis: ConnectionManager,
+    /// Settings shared with the worker.
+    pub settings: Arc<Settings>,
+    /// The API's own settings.
+    pub api: Arc<ApiConfig>,
+}
+
+impl AppState {
+    /// State over open connections; queue handles are built from `settings`.
+    pub fn new(
+        redis: ConnectionManager,
+        db: DatabaseConnection,
+        settings: Settings,
+        api: ApiConfig,
+    ) -> Self {
+        Self {
+            queues: Queues::new(redis.clone(), &settings),
+            db,
+            redis,
+            settings: Arc::new(settings),
+            api: Arc::new(api),
+        }
+    }
+}
+
+/// The whole application. Layers, outermost first: request id (set, then echoed in the
+/// response), a tracing span per request, metrics, the body limit; `/v1` routes add auth.
+pub fn build(state: AppState) -> Router {
+    prometheus::handle();
+    let v1 = routes::v1().route_layer(middleware::from_fn_with_state(
+        state.clone(),
+        auth::require_token,
+    ));
+    Router::new()
+        .merge(routes::ops())
+        .merge(v1)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(state.api.max_body_bytes))
+        .layer(middleware::from_fn(prometheus::track_http))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                .on_request(DefaultOnRequest::new().level(Level::DEBUG))
+                .on_response(DefaultOnResponse::new().level(Level::INFO))
+                // Failures are logged once, where they are handled (see `error`).
+                .on_failure(()),
+        )
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .with_state(state)
+}
+
+/// The span of one request: method, route template and request id; never the raw path (it can
+/// hold a fingerprint), headers (the token) or the client address.
+fn request_span(req: &Request<Body>) -> tracing::Span {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str);
+    let request_id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    tracing::info_span!("request", method = %req.method(), route, request_id)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such route")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::method_not_allowed()
+}

@@ -1,0 +1,55 @@
+//! Celeriac's HTTP API: enqueue and inspect jobs, queue counts, health, readiness and metrics.
+//!
+//! [`app::build`] makes the router from an [`AppState`]; [`serve`] runs it on a listener until a
+//! shutdown future resolves. `src/main.rs` only reads configuration, connects and calls [`serve`].
+
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod prometheus;
+pub mod routes;
+
+use std::future::{Future, IntoFuture};
+
+use tokio::net::TcpListener;
+
+pub use app::{AppState, build};
+pub use config::ApiConfig;
+pub use error::ApiError;
+
+/// Serve the API on `listener` until `shutdown` resolves, then stop accepting connections and
+/// let in-flight requests finish, for at most `SHUTDOWN_TIMEOUT_SECONDS`.
+pub async fn serve<F>(listener: TcpListener, state: AppState, shutdown: F) -> std::io::Result<()>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    if state.api.token.is_none() {
+        tracing::warn!("API_TOKEN is unset: /v1 accepts requests without authentication");
+    }
+    let grace = state.settings.shutdown_timeout;
+    let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(listener, app::build(state))
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            let _ = stopping_tx.send(());
+        })
+        .into_future();
+    tokio::pin!(server);
+    tokio::select! {
+        result = &mut server => return result,
+        Ok(()) = stopping_rx => {}
+    }
+    tracing::info!(
+        grace_seconds = grace.as_secs(),
+        "shutting down: finishing in-flight requests"
+    );
+    match tokio::time::timeout(grace, server).await {
+        Ok(result) => result,
+        Err(_) => {
+            tracing::warn!("requests still open after the shutdown timeout; closing them");
+            Ok(())
+        }
+    }
+}

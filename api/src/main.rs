@@ -1,0 +1,63 @@
+//! `api`: the Procfile's `web` process. Usage: `api` (no arguments; configured by environment).
+//!
+//! Reads `DATABASE_URL`, `REDIS_URL`, `CELERIAC_NAMESPACE` ([`worker::config::Settings`]) and
+//! `API_ADDR`, `PORT`, `API_TOKEN`, `API_MAX_BODY_BYTES` ([`api::config::ApiConfig`]), `.env`
+//! included. Exits 1 with one line on stderr when configuration is bad or Redis or the database is
+//! unreachable at start; exits 0 after SIGTERM or Ctrl-C once in-flight requests are done.
+//! It never runs migrations (that is the `release` process).
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use api::{ApiConfig, AppState};
+use sea_orm::{ConnectOptions, Database};
+use worker::config::Settings;
+use worker::run::{redact, shutdown_signal};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    worker::telemetry::init();
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("api: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
+    let settings = Settings::from_env()?;
+    let api = ApiConfig::from_env()?;
+
+    let redis_at = redact(&settings.redis_url);
+    let mut redis = worker::queues::connect(&settings.redis_url)
+        .await
+        .with_context(|| format!("Redis is unreachable at {redis_at}"))?;
+    redis::cmd("PING")
+        .query_async::<String>(&mut redis)
+        .await
+        .with_context(|| format!("Redis at {redis_at} does not answer PING"))?;
+
+    let mut options = ConnectOptions::new(settings.database_url.clone());
+    options
+        .connect_timeout(Duration::from_secs(5))
+        .acquire_timeout(Duration::from_secs(5));
+    let db = Database::connect(options).await.with_context(|| {
+        format!(
+            "the database is unreachable at {}",
+            redact(&settings.database_url)
+        )
+    })?;
+
+    let listener = tokio::net::TcpListener::bind(api.addr)
+        .await
+        .with_context(|| format!("cannot listen on {} (API_ADDR/PORT)", api.addr))?;
+    tracing::info!(addr = %api.addr, "api listening");
+
+    let state = AppState::new(redis, db, settings, api);
+    api::serve(listener, state, shutdown_signal()).await?;
+    tracing::info!("api stopped");
+    Ok(())
+}

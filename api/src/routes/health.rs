@@ -1,0 +1,69 @@
+//! `GET /healthz` (the process answers) and `GET /readyz` (Redis and the database answer too).
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{Value, json};
+
+use crate::app::AppState;
+use crate::error::ApiError;
+
+/// How long a readiness probe waits for each dependency.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The health routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+}
+
+async fn healthz() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+/// 200 when Redis answers PING and the database answers a ping; 503 naming what failed.
+async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let mut conn = state.redis.clone();
+    let redis = async move {
+        match tokio::time::timeout(
+            PROBE_TIMEOUT,
+            redis::cmd("PING").query_async::<String>(&mut conn),
+        )
+        .await
+        {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err("timed out".to_owned()),
+        }
+    };
+    let db = async {
+        match tokio::time::timeout(PROBE_TIMEOUT, state.db.ping()).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err("timed out".to_owned()),
+        }
+    };
+    let (redis, db) = tokio::join!(redis, db);
+    let mut failed = Vec::new();
+    if let Err(e) = &redis {
+        tracing::warn!(error = %e, "readyz: redis unreachable");
+        failed.push("redis");
+    }
+    if let Err(e) = &db {
+        tracing::warn!(error = %e, "readyz: database unreachable");
+        failed.push("database");
+    }
+    if failed.is_empty() {
+        Ok(Json(
+            json!({"status": "ok", "redis": "ok", "database": "ok"}),
+        ))
+    } else {
+        Err(ApiError::unavailable(format!(
+            "not ready: {} unreachable",
+            failed.join(" and ")
+        )))
+    }
+}

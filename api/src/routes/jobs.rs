@@ -1,0 +1,265 @@
+//! `POST /v1/jobs/{name}` (enqueue one job, or many from an array) and `GET /v1/jobs/{name}/{id}`.
+//!
+//! The body is the job's arguments object, plus two optional timing keys that are removed before
+//! the arguments are validated: `delay_seconds` (a non-negative number, at most ten years) or
+//! `run_at` (an RFC 3339 time), not both. A JSON array of such objects enqueues them all in one
+//! push; nothing is pushed unless every item validates, and errors name the item (`[3].fingerprint`).
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use celeriac_queue::{JobStatus, When};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use worker::queues::EnqueueError;
+
+use crate::app::AppState;
+use crate::error::ApiError;
+use crate::extract::{self, Path};
+
+/// The longest `delay_seconds` accepted: ten years.
+pub const MAX_DELAY: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+
+/// The jobs routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/jobs/{name}", post(enqueue))
+        .route("/v1/jobs/{name}/{id}", get(status))
+}
+
+/// `202` answer to a single enqueue.
+#[derive(Debug, Serialize)]
+pub struct Enqueued {
+    /// The new job's id.
+    pub job_id: String,
+}
+
+/// `202` answer to an array enqueue, ids in the order of the items.
+#[derive(Debug, Serialize)]
+pub struct EnqueuedMany {
+    /// The new jobs' ids.
+    pub job_ids: Vec<String>,
+}
+
+/// `GET /v1/jobs/{name}/{id}` answer.
+#[derive(Debug, Serialize)]
+pub struct JobView {
+    /// The job id.
+    pub id: String,
+    /// The job name.
+    pub name: &'static str,
+    /// queued, scheduled, running, done or dead.
+    pub status: JobStatus,
+    /// Attempts started so far.
+    pub attempts: u32,
+    /// The last failed attempt's error, if any.
+    pub last_error: Option<String>,
+}
+
+fn unknown_job(name: &str) -> ApiError {
+    ApiError::not_found(format!("no job is named {name:?}"))
+}
+
+/// Enqueue one job (object body) or many (array body).
+///
+/// The name is checked before the body, so an unknown job is 404 whatever was sent.
+async fn enqueue(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    body: Result<extract::Json<Value>, ApiError>,
+) -> Result<Response, ApiError> {
+    if worker::registry::find(&name).is_none() {
+        return Err(unknown_job(&name));
+    }
+    let extract::Json(body) = body?;
+    match body {
+        Value::Object(map) => {
+            let (args, when) = split_timing(map, "")?;
+            let pushed = state.queues.enqueue(&name, args, when).await?;
+            Ok((StatusCode::ACCEPTED, Json(Enqueued { job_id: pushed.id })).into_response())
+        }
+        Value::Array(items) => {
+            let mut batch = Vec::with_capacity(items.len());
+            for (i, item) in items.into_iter().enumerate() {
+                let Value::Object(map) = item else {
+                    return Err(ApiError::invalid_argument(
+                        format!("[{i}]"),
+                        "each array item must be a JSON object of job arguments",
+                    ));
+                };
+                let (args, when) = split_timing(map, &format!("[{i}]."))?;
+                batch.push((args, when, None));
+            }
+            let job_ids = if batch.is_empty() {
+                Vec::new()
+            } else {
+                let single = batch.len() == 1;
+                let pushed = state
+                    .queues
+                    .enqueue_many(&name, batch)
+                    .await
+                    .map_err(|e| index_single_item(e, single))?;
+                pushed.into_iter().map(|p| p.id).collect()
+            };
+            Ok((StatusCode::ACCEPTED, Json(EnqueuedMany { job_ids })).into_response())
+        }
+        _ => Err(ApiError::invalid_argument(
+            "",
+            "body must be a JSON object of job arguments, or an array of them",
+        )),
+    }
+}
+
+/// `enqueue_many` prefixes a field with its item index only when there are several items; an
+/// array body of one item still deserves `[0].field`.
+fn index_single_item(e: EnqueueError, single: bool) -> EnqueueError {
+    match e {
+        EnqueueError::InvalidArgs(mut arg) if single && !arg.field.starts_with('[') => {
+            arg.field = if arg.field.is_empty() {
+                "[0]".to_owned()
+            } else {
+                format!("[0].{}", arg.field)
+            };
+            EnqueueError::InvalidArgs(arg)
+        }
+        other => other,
+    }
+}
+
+/// Remove `delay_seconds` and `run_at` from an arguments object and turn them into a [`When`].
+/// `prefix` is prepended to field names in errors (`[3].` for array items).
+fn split_timing(mut args: Map<String, Value>, prefix: &str) -> Result<(Value, When), ApiError> {
+    let delay = args.remove("delay_seconds").filter(|v| !v.is_null());
+    let run_at = args.remove("run_at").filter(|v| !v.is_null());
+    let when = match (delay, run_at) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::invalid_argument(
+                format!("{prefix}run_at"),
+                "give delay_seconds or run_at, not both",
+            ));
+        }
+        (Some(delay), None) => {
+            let bad = || {
+                ApiError::invalid_argument(
+                    format!("{prefix}delay_seconds"),
+                    "delay_seconds must be a non-negative number of seconds, at most ten years",
+                )
+            };
+            let secs = delay
+                .as_f64()
+                .filter(|s| s.is_finite() && *s >= 0.0)
+                .ok_or_else(bad)?;
+            let delay = Duration::try_from_secs_f64(secs).map_err(|_| bad())?;
+            if delay > MAX_DELAY {
+                return Err(bad());
+            }
+            if delay.is_zero() {
+                When::Now
+            } else {
+                When::After(delay)
+            }
+        }
+        (None, Some(run_at)) => {
+            let at = run_at
+                .as_str()
+                .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+                .ok_or_else(|| {
+                    ApiError::invalid_argument(
+                        format!("{prefix}run_at"),
+                        "run_at must be an RFC 3339 time, e.g. 2030-01-01T12:00:00Z",
+                    )
+                })?;
+            When::At(at.timestamp_millis())
+        }
+        (None, None) => When::Now,
+    };
+    Ok((Value::Object(args), when))
+}
+
+/// One job's status. Unknown job names and unknown or malformed ids are 404.
+async fn status(
+    State(state): State<AppState>,
+    Path((name, id)): Path<(String, String)>,
+) -> Result<Json<JobView>, ApiError> {
+    let spec = worker::registry::find(&name).ok_or_else(|| unknown_job(&name))?;
+    let queue = state
+        .queues
+        .get(spec.name)
+        .ok_or_else(|| unknown_job(&name))?;
+    let not_found = || ApiError::not_found(format!("no {name} job has id {id:?}"));
+    if !celeriac_queue::id::is_valid_job_id(&id) {
+        return Err(not_found());
+    }
+    let info = queue.job(&id).await?.ok_or_else(not_found)?;
+    Ok(Json(JobView {
+        id: info.id,
+        name: spec.name,
+        status: info.status,
+        attempts: info.attempts,
+        last_error: info.last_error,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use worker::registry::ArgError;
+
+    fn obj(v: Value) -> Map<String, Value> {
+        match v {
+            Value::Object(m) => m,
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn timing_keys_are_removed_and_become_when() {
+        let (args, when) =
+            split_timing(obj(json!({"fingerprint": "f", "delay_seconds": 1.5})), "").unwrap();
+        assert_eq!(args, json!({"fingerprint": "f"}));
+        assert_eq!(when, When::After(Duration::from_millis(1500)));
+        let (_, when) = split_timing(obj(json!({"run_at": "2030-01-01T00:00:00Z"})), "").unwrap();
+        assert_eq!(when, When::At(1_893_456_000_000));
+        let (_, when) = split_timing(obj(json!({"delay_seconds": 0})), "").unwrap();
+        assert_eq!(when, When::Now);
+        let (_, when) = split_timing(obj(json!({"delay_seconds": null})), "").unwrap();
+        assert_eq!(when, When::Now);
+    }
+
+    #[test]
+    fn bad_timing_names_the_field_with_the_item_prefix() {
+        for (body, field) in [
+            (json!({"delay_seconds": -1}), "[2].delay_seconds"),
+            (json!({"delay_seconds": "5"}), "[2].delay_seconds"),
+            (json!({"delay_seconds": 1e12}), "[2].delay_seconds"),
+            (json!({"run_at": "tomorrow"}), "[2].run_at"),
+            (
+                json!({"run_at": "2030-01-01T00:00:00Z", "delay_seconds": 1}),
+                "[2].run_at",
+            ),
+        ] {
+            let e = split_timing(obj(body), "[2].").unwrap_err();
+            assert_eq!(e.status, StatusCode::UNPROCESSABLE_ENTITY);
+            assert_eq!(e.field.as_deref(), Some(field));
+        }
+    }
+
+    #[test]
+    fn a_single_item_array_still_names_its_index() {
+        let e = EnqueueError::InvalidArgs(ArgError::new("fingerprint", "missing"));
+        let EnqueueError::InvalidArgs(arg) = index_single_item(e, true) else {
+            unreachable!()
+        };
+        assert_eq!(arg.field, "[0].fingerprint");
+        let e = EnqueueError::InvalidArgs(ArgError::new("[1].fingerprint", "missing"));
+        let EnqueueError::InvalidArgs(arg) = index_single_item(e, false) else {
+            unreachable!()
+        };
+        assert_eq!(arg.field, "[1].fingerprint");
+    }
+}

@@ -1,0 +1,28 @@
+//! `GET /metrics`: Prometheus text exposition, queue gauges read fresh on each scrape.
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+
+use crate::app::AppState;
+use crate::prometheus;
+
+/// The metrics route.
+pub fn router() -> Router<AppState> {
+    Router::new().route("/metrics", get(scrape))
+}
+
+async fn scrape(State(state): State<AppState>) -> impl IntoResponse {
+    let handle = prometheus::handle();
+    prometheus::refresh_queue_gauges(&state.queues).await;
+    handle.run_upkeep();
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        handle.render(),
+    )
+}

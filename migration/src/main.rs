@@ -1,0 +1,104 @@
+//! `migration`: applies the schema migrations; the Procfile `release` step runs `migration up`.
+//!
+//! ```text
+//! migration [up [-n N] | down [-n N] | status | refresh | reset | fresh] [-u URL] [-s SCHEMA]
+//! ```
+//!
+//! The database is `-u`/`--database-url`, else `DATABASE_URL` (a `.env` file is honoured), else
+//! `sqlite://celeriac.db?mode=rwc`. With no subcommand it runs `up`. `fresh` drops every table in
+//! the database, so it is refused on a Django database.
+
+use std::process::exit;
+use std::time::Duration;
+
+use migration::{DEFAULT_DATABASE_URL, Migrator, SchemaManager, is_django_database};
+use sea_orm_migration::cli::run_cli_with_custom_connection;
+use sea_orm_migration::sea_orm::{ConnectOptions, Database};
+
+/// How long to wait for a database connection before giving up.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[tokio::main]
+async fn main() {
+    let _ = dotenvy::dotenv();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    // `run_cli` would panic when `DATABASE_URL` is unset; resolve the URL here instead, with
+    // the same flags and variables it reads, plus our default.
+    let url = flag_value(&args, "-u", "--database-url")
+        .or_else(|| std::env::var("DATABASE_URL").ok())
+        .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
+    let schema = flag_value(&args, "-s", "--database-schema")
+        .or_else(|| std::env::var("DATABASE_SCHEMA").ok())
+        .unwrap_or_else(|| "public".to_owned());
+    let wants_fresh = args.iter().any(|arg| arg == "fresh");
+
+    // Only called for subcommands that need the database (not for `--help`).
+    let connect = async move || {
+        let options = ConnectOptions::new(url)
+            .set_schema_search_path(schema)
+            .connect_timeout(CONNECT_TIMEOUT)
+            .to_owned();
+        let db = match Database::connect(options).await {
+            Ok(db) => db,
+            Err(err) => fail(&format!("cannot connect to the database: {err}")),
+        };
+        if wants_fresh && is_django_database(&SchemaManager::new(&db)).await? {
+            fail("refusing `fresh` on a Django database: it would drop Django's tables too");
+        }
+        Ok(db)
+    };
+    run_cli_with_custom_connection(Migrator, connect).await;
+}
+
+/// Prints a one-line error and exits with status 1.
+fn fail(message: &str) -> ! {
+    eprintln!("migration: {message}");
+    exit(1)
+}
+
+/// The value of a `-x VALUE`, `-xVALUE`, `--long VALUE` or `--long=VALUE` flag, as clap parses it.
+fn flag_value(args: &[String], short: &str, long: &str) -> Option<String> {
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        if arg == short || arg == long {
+            return iter.next().cloned();
+        }
+        if let Some(value) = arg
+            .strip_prefix(&format!("{long}="))
+            .or_else(|| arg.strip_prefix(short).filter(|v| !v.is_empty()))
+        {
+            return Some(value.to_owned());
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::flag_value;
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn flag_value_reads_every_spelling_clap_accepts() {
+        let url = Some("sqlite::memory:".to_owned());
+        for list in [
+            &["up", "-u", "sqlite::memory:"][..],
+            &["-usqlite::memory:", "up"],
+            &["--database-url", "sqlite::memory:", "down"],
+            &["status", "--database-url=sqlite::memory:"],
+        ] {
+            assert_eq!(flag_value(&args(list), "-u", "--database-url"), url);
+        }
+    }
+
+    #[test]
+    fn flag_value_is_none_when_the_flag_is_absent() {
+        assert_eq!(
+            flag_value(&args(&["up", "-n", "1", "-v"]), "-u", "--database-url"),
+            None
+        );
+    }
+}

@@ -1,0 +1,222 @@
+//! Test support: a private PostgreSQL database (migrated with the real migrations) and a private
+//! Redis namespace per test, both removed when the test ends, so tests run in parallel.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use migration::{Migrator, MigratorTrait};
+use redis::aio::ConnectionManager;
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
+use worker::config::Settings;
+use worker::context::JobContext;
+use worker::queues::Queues;
+
+/// The PostgreSQL server the tests use (`TEST_DATABASE_URL`, default the local server).
+pub fn pg_admin_url() -> String {
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// The Redis the tests use (`TEST_REDIS_URL`, default the local server).
+pub fn redis_url() -> String {
+    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// URL of database `name` on the test server.
+fn pg_url(name: &str) -> String {
+    let admin = pg_admin_url();
+    match admin.rfind('/') {
+        Some(i) => format!("{}/{name}", &admin[..i]),
+        None => admin,
+    }
+}
+
+/// A migrated database of its own, dropped on drop. SQLite when built with [`TestDb::sqlite`].
+pub struct TestDb {
+    /// Its URL.
+    pub url: String,
+    /// A connection to it.
+    pub conn: DatabaseConnection,
+    name: Option<String>,
+    file: Option<std::path::PathBuf>,
+}
+
+impl TestDb {
+    /// A fresh PostgreSQL database `celeriac_test_<uuid>`, migrated up.
+    pub async fn postgres() -> Self {
+        let name = format!("celeriac_test_{}", uuid::Uuid::new_v4().simple());
+        let admin = Database::connect(pg_admin_url())
+            .await
+            .expect("PostgreSQL is running");
+        admin
+            .execute_unprepared(&format!("CREATE DATABASE {name}"))
+            .await
+            .expect("create test database");
+        admin.close().await.ok();
+        let url = pg_url(&name);
+        let conn = Database::connect(&url)
+            .await
+            .expect("connect test database");
+        Migrator::up(&conn, None).await.expect("migrate up");
+        Self {
+            url,
+            conn,
+            name: Some(name),
+            file: None,
+        }
+    }
+
+    /// A fresh SQLite file, migrated up.
+    pub async fn sqlite() -> Self {
+        let file = std::env::temp_dir().join(format!(
+            "celeriac-test-{}.db",
+            uuid::Uuid::new_v4().simple()
+        ));
+        let url = format!("sqlite://{}?mode=rwc", file.display());
+        let conn = Database::connect(&url).await.expect("open sqlite");
+        Migrator::up(&conn, None).await.expect("migrate up");
+        Self {
+            url,
+            conn,
+            name: None,
+            file: Some(file),
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some(file) = &self.file {
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{suffix}", file.display()));
+            }
+        }
+        let Some(name) = self.name.take() else { return };
+        // Drop cannot await; a short-lived runtime on its own thread does the cleanup.
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async move {
+                if let Ok(admin) = Database::connect(pg_admin_url()).await {
+                    let _ = admin
+                        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// A private Redis namespace for queue keys, plus cleanup of any other keys the test names.
+pub struct TestRedis {
+    /// Queue key namespace (`test-<uuid>`).
+    pub namespace: String,
+    /// A connection.
+    pub conn: ConnectionManager,
+    extra: std::sync::Mutex<Vec<String>>,
+}
+
+impl TestRedis {
+    /// A fresh namespace.
+    pub async fn new() -> Self {
+        let conn = worker::queues::connect(&redis_url())
+            .await
+            .expect("Redis is running");
+        Self {
+            namespace: format!("test-{}", uuid::Uuid::new_v4().simple()),
+            conn,
+            extra: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    /// A fresh token (fingerprint, session id) unique to this test; keys named after it are removed at the end.
+    pub fn token(&self, what: &str) -> String {
+        let t = format!("{what}-{}", uuid::Uuid::new_v4().simple());
+        self.extra
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(t.clone());
+        t
+    }
+}
+
+impl Drop for TestRedis {
+    fn drop(&mut self) {
+        let mut patterns = vec![format!("{}:*", self.namespace)];
+        patterns.extend(
+            self.extra
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .map(|t| format!("*{t}*")),
+        );
+        let url = redis_url();
+        let _ = std::thread::spawn(move || {
+            let Ok(client) = redis::Client::open(url) else {
+                return;
+            };
+            let Ok(mut conn) = client.get_connection() else {
+                return;
+            };
+            for p in patterns {
+                let keys: Vec<String> = redis::cmd("KEYS")
+                    .arg(&p)
+                    .query(&mut conn)
+                    .unwrap_or_default();
+                for chunk in keys.chunks(500) {
+                    let _: Result<(), _> = redis::cmd("UNLINK").arg(chunk).query(&mut conn);
+                }
+            }
+        })
+        .join();
+    }
+}
+
+/// Settings pointing at `db` and `redis`, with `extra` variables on top.
+pub fn settings(db: &TestDb, redis: &TestRedis, extra: &[(&str, &str)]) -> Settings {
+    let mut vars: HashMap<String, String> = HashMap::from([
+        ("DATABASE_URL".into(), db.url.clone()),
+        ("REDIS_URL".into(), redis_url()),
+        ("CELERIAC_NAMESPACE".into(), redis.namespace.clone()),
+    ]);
+    for (k, v) in extra {
+        vars.insert((*k).into(), (*v).into());
+    }
+    Settings::from_vars(&vars).expect("test settings")
+}
+
+/// A job context over `db` and `redis`.
+pub fn job_context(db: &TestDb, redis: &TestRedis, extra: &[(&str, &str)]) -> JobContext {
+    let settings = settings(db, redis, extra);
+    JobContext {
+        queues: Queues::new(redis.conn.clone(), &settings),
+        db: db.conn.clone(),
+        redis: redis.conn.clone(),
+        settings: Arc::new(settings),
+    }
+}
+
+/// Poll `check` every 20 ms until it returns `Some`, or panic after `timeout`.
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

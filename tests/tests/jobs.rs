@@ -1,0 +1,477 @@
+//! Every job against the real PostgreSQL and Redis: run it, run it again, run two at once, and the
+//! rows are the same.
+
+use std::time::Duration;
+
+use celeriac_tests::{TestDb, TestRedis, job_context};
+use chrono::{Duration as ChronoDuration, Utc};
+use entity::{
+    anonymous_page_view, anonymous_session, page_analytics, page_view_log, user_event,
+    user_profile, user_session,
+};
+use redis::AsyncCommands;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set,
+};
+use serde_json::json;
+use uuid::Uuid;
+use worker::context::JobContext;
+use worker::jobs::*;
+use worker::registry::JobArgs;
+
+async fn put_doc(
+    ctx: &JobContext,
+    fp: &str,
+    session_id: Uuid,
+    pages: i32,
+    last_activity: chrono::DateTime<Utc>,
+) {
+    let doc = json!({
+        "session_id": session_id, "device_fingerprint": fp,
+        "started_at": (last_activity - ChronoDuration::minutes(3)).to_rfc3339(),
+        "last_activity": last_activity.to_rfc3339(), "pages_visited": pages,
+        "current_page": "/c/montreal/", "landing_page": "/search?q=events",
+        "referrer": "https://google.com", "is_active": true,
+        "ip_address": "203.0.113.45", "user_agent": "Mozilla/5.0", "is_bot": false
+    });
+    let _: () = ctx
+        .redis
+        .clone()
+        .set(format!("anon_session:{fp}"), doc.to_string())
+        .await
+        .unwrap();
+}
+
+async fn twice_and_concurrently<J: Job + Clone>(ctx: &JobContext, job: J) {
+    job.clone().run(ctx).await.unwrap();
+    job.clone().run(ctx).await.unwrap();
+    let (a, b) = tokio::join!(job.clone().run(ctx), job.run(ctx));
+    a.unwrap();
+    b.unwrap();
+}
+
+#[tokio::test]
+async fn persist_anonymous_session_upserts_one_row_and_never_goes_backwards() {
+    let (db, redis) = (TestDb::postgres().await, TestRedis::new().await);
+    let ctx = job_context(&db, &redis, &[]);
+    let fp = redis.token("fp");
+    let sid = Uuid::new_v4();
+    put_doc(&ctx, &fp, sid, 10, Utc::now()).await;
+    twice_and_concurrently(
+        &ctx,
+        PersistAnonymousSession {
+            fingerprint: fp.clone(),
+        },
+    )
+    .await;
+    let row = anonymous_session::Entity::find_by_id(sid)
+        .one(&db.conn)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.pages_visited, 10);
+    assert_eq!(row.ip_address.as_deref(), Some("203.0.113.45"));
+    assert_eq!(row.landing_page, "/search?q=events");
+    assert!(row.is_active);
+    // An older document replayed late does not move the row backwards.
+    put_doc(&ctx, &fp, sid, 5, Utc::now() - ChronoDuration::minutes(10)).await;
+    PersistAnonymousSession {
+        fingerprint: fp.clone(),
+    }
+    .run(&ctx)
+    .await
+    .unwrap();
+    let after = anonymous_session::Entity::find_by_id(sid)
+        .one(&db.conn)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (after.pages_visited, after.last_activity),
+        (10, row.last_activity)
+    );
+    assert_eq!(
+        anonymous_session::Entity::find()
+            .count(&db.conn)
+            .await
+            .unwrap(),
+        1
+    );
+    // A missing key is a no-op.
+    PersistAnonymousSession {
+        fingerprint: redis.token("gone"),
+    }
+    .run(&ctx)
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn persist_anonymous_session_works_on_sqlite_too() {
+    let (db, redis) = (TestDb::sqlite().await, TestRedis::new().await);
+    let ctx = job_context(&db, &redis, &[]);
+    let fp = redis.token("fp");
+    let sid = Uuid::new_v4();
+    put_doc(&ctx, &fp, sid, 3, Utc::now()).await;
+    twice_and_concurrently(&ctx, PersistAnonymousSession { fingerprint: fp }).await;
+    let row = anonymous_session::Entity::find_by_id(sid)
+        .one(&db.conn)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.pages_visited, 3);
+}
+
+#[tokio::test]
+async fn finalize_ends_an_idle_session_once_and_reschedules_an_active_one_once() {
+    let (db, redis) = (TestDb::postgres().await, TestRedis::new().await);
+    let ctx = job_context(&db, &redis, &[("ANON_SESSION_TIMEOUT_SECONDS", "60")]);
+    // Idle: last activity two minutes ago, document still in Redis, never persisted before.
+    let fp = redis.token("fp");
+    let sid = Uuid::new_v4();
+    let last = Utc::now() - ChronoDuration::minutes(2);
+    put_doc(&ctx, &fp, sid, 7, last).await;
+    twice_and_concurrently(
+        &ctx,
+        FinalizeAnonymousSession {
+            fingerprint: fp.clone(),
+            session_id: sid,
+        },
+    )
+    .await;
+    let row = anonymous_session::Entity::find_by_id(sid)
+        .one(&db.conn)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!row.is_active);
+    assert_eq!(row.pages_visited, 7);
+    assert_eq!(
+        row.session_end.map(|t| t.timestamp()),
+        Some(row.last_activity.timestamp())
+    );
+    assert_eq!(row.duration_seconds, Some(180));
+
+    // Active: comes back later, exactly one follow-up pending however often it runs.
+    let fp2 = redis.token("fp");
+    let sid2 = Uuid::new_v4();
+    put_doc(&ctx, &fp2, sid2, 2, Utc::now()).await;
+    twice_and_concurrently(
+        &ctx,
+        FinalizeAnonymousSession {
+            fingerprint: fp2,
+            session_id: sid2,
+        },
+    )
+    .await;
+    let q = ctx.queues.get(FinalizeAnonymousSession::NAME).unwrap();
+    assert_eq!(q.stats().await.unwrap().scheduled, 1);
+    assert!(
+        anonymous_session::Entity::find_by_id(sid2)
+            .one(&db.conn)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn finalize_idle_sessions_sweeps_sessions_whose_finalize_was_lost() {
+    let (db, redis) = (TestDb::postgres().await, TestRedis::new().await);
+    let ctx = job_context(&db, &redis, &[("ANON_SESSION_TIMEOUT_SECONDS", "60")]);
+    let (stale_fp, live_fp) = (redis.token("fp"), redis.token("fp"));
+    let (stale, live) = (Uuid::new_v4(), Uuid::new_v4());
+    put_doc(
+        &ctx,
+        &stale_fp,
+        stale,
+        4,
+        Utc::now() - ChronoDuration::minutes(5),
+    )
+    .await;
+    put_doc(&ctx, &live_fp, live, 4, Utc::now()).await;
+    PersistAnonymousSession {
+        fingerprint: stale_fp.clone(),
+    }
+    .run(&ctx)
+    .await
+    .unwrap();
+    PersistAnonymousSession {
+        fingerprint: live_fp,
+    }
+    .run(&ctx)
+    .await
+    .unwrap();
+    let _: () = ctx
+        .redis
+        .clone()
+        .del(format!("anon_session:{stale_fp}"))
+        .await
+        .unwrap();
+    twice_and_concurrently(&ctx, FinalizeIdleSessions {}).await;
+    let s = anonymous_session::Entity::find_by_id(stale)
+        .one(&db.conn)
+        .await
+        .unwrap()
+        .unwrap();
+    let l = anonymous_session::Entity::find_by_id(live)
+        .one(&db.conn)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!s.is_active && s.duration_seconds == Some(180));
+    assert!(l.is_active);
+}
+
+#[tokio::test]
+async fn cleanup_deletes_only_data_past_retention_with_its_page_views() {
+    let (db, redis) = (TestDb::postgres().await, TestRedis::new().await);
+    let ctx = job_context(&db, &redis, &[]);
+    for (age_days, n) in [(100i64, 3), (10, 2)] {
+        for _ in 0..n {
+            let id = Uuid::new_v4();
+            let start = Utc::now() - ChronoDuration::days(age_days);
+            anonymous_session::ActiveModel {
+                id: Set(id),
+                device_fingerprint: Set("fp".into()),
+                session_start: Set(start),
+                session_end: Set(None),
+                last_activity: Set(start),
+                ip_address: Set(None),
+                user_agent: Set(String::new()),
+                device_type: Set(String::new()),
+                browser: Set(String::new()),
+                os: Set(String::new()),
+                pages_visited: Set(1),
+                duration_seconds: Set(None),
+                landing_page: Set("/".into()),
+                referrer: Set(String::new()),
+                converted_to_user_id: Set(None),
+                converted_at: Set(None),
+                is_active: Set(false),
+                is_bot: Set(false),
+            }
+            .insert(&db.conn)
+            .await
+            .unwrap();
+            anonymous_page_view::ActiveModel {
+                session_id: Set(id),
+                url: Set("/".into()),
+                url_name: Set(String::new()),
+                page_type: Set(String::new()),
+                viewed_at: Set(start),
+                time_on_page_seconds: Set(None),
+                referrer: Set(String::new()),
+                ..Default::default()
+            }
+            .insert(&db.conn)
+            .await
+            .unwrap();
+        }
+    }
+    twice_and_concurrently(&ctx, CleanupOldAnonymousData { retention_days: 90 }).await;
+    assert_eq!(
+        anonymous_session::Entity::find()
+            .count(&db.conn)
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        anonymous_page_view::Entity::find()
+            .count(&db.conn)
+            .await
+            .unwrap(),
+        2
+    );
+}
+
+#[tokio::test]
+async fn aggregate_page_analytics_recomputes_the_same_numbers_every_time() {
+    let (db, redis) = (TestDb::postgres().await, TestRedis::new().await);
+    let ctx = job_context(&db, &redis, &[]);
+    let day = Utc::now().date_naive() - chrono::Days::new(1);
+    let at = day.and_hms_opt(12, 0, 0).unwrap().and_utc();
+    let views = [
+        ("/a", "v1", false, false),
+        ("/a", "v1", false, false),
+        ("/a", "v2", false, false),
+        ("/a", "u1", true, false),
+        ("/b", "v3", false, false),
+        ("/b", "bot", false, true),
+    ];
+    for (path, who, auth, bot) in views {
+        page_view_log::ActiveModel {
+            viewed_at: Set(at),
+            url_path: Set(path.into()),
+            page_type: Set("page".into()),
+            visitor_key: Set(who.into()),
+            is_authenticated: Set(auth),
+            is_bot: Set(bot),
+            ..Default::default()
+        }
+        .insert(&db.conn)
+        .await
+        .unwrap();
+    }
+    twice_and_concurrently(&ctx, AggregatePageAnalytics { date: Some(day) }).await;
+    let rows = page_analytics::Entity::find()
+        .order_by_asc(page_analytics::Column::UrlPath)
+        .all(&db.conn)
+        .await
+        .unwrap();
+    let got: Vec<_> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.url_path.as_str(),
+                r.total_views,
+                r.anonymous_views,
+                r.authenticated_views,
+                r.unique_visitors,
+            )
+        })
+        .collect();
+    assert_eq!(got, vec![("/a", 4, 3, 1, 3), ("/b", 1, 1, 0, 1)]);
+}
+
+async fn make_user(db: &TestDb) -> Uuid {
+    let id = Uuid::new_v4();
+    user_profile::ActiveModel {
+        id: Set(id),
+        username: Set(format!("u{}", id.simple())),
+        division_id: Set(None),
+        date_joined: Set(Utc::now()),
+    }
+    .insert(&db.conn)
+    .await
+    .unwrap();
+    id
+}
+
+#[tokio::test]
+async fn enhance_session_async_fills_device_info_from_the_user_agent() {
+    let (db, redis) = (TestDb::postgres().await, TestRedis::new().await);
+    let ctx = job_context(&db, &redis, &[]);
+    let user = make_user(&db).await;
+    let raw = redis.token("sess");
+    user_session::ActiveModel {
+        user_id: Set(user), session_id: Set(worker::hot::hash_session_id(&raw)), ip_address: Set(None),
+        user_agent: Set("Mozilla/5.0 (Linux; Android 13; Pixel 7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Mobile Safari/537.36".into()),
+        device_info: Set(json!({})), location_data: Set(json!({})), device_fingerprint: Set(String::new()),
+        fast_fingerprint: Set(String::new()), persistent: Set(false), pages_visited: Set(0),
+        started_at: Set(Utc::now()), last_activity: Set(Utc::now()), ended_at: Set(None),
+        expires_at: Set(Utc::now() + ChronoDuration::hours(4)), is_active: Set(true), ..Default::default()
+    }
+    .insert(&db.conn)
+    .await
+    .unwrap();
+    twice_and_concurrently(&ctx, EnhanceSessionAsync { session_id: raw }).await;
+    let row = user_session::Entity::find()
+        .one(&db.conn)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.device_info["device_type"], "mobile");
+    assert_eq!(row.device_info["os"], "Android");
+    assert_eq!(row.device_info["is_bot"], false);
+    assert_eq!(
+        parse_user_agent("Googlebot/2.1 (+http://www.google.com/bot.html)")["is_bot"],
+        true
+    );
+}
+
+#[tokio::test]
+async fn link_anonymous_conversion_links_once_and_writes_one_account_created_event() {
+    let (db, redis) = (TestDb::postgres().await, TestRedis::new().await);
+    let ctx = job_context(&db, &redis, &[]);
+    let user = make_user(&db).await;
+    let fp = redis.token("fp");
+    let sid = Uuid::new_v4();
+    put_doc(&ctx, &fp, sid, 6, Utc::now()).await;
+    twice_and_concurrently(
+        &ctx,
+        LinkAnonymousConversion {
+            user_id: user,
+            fingerprint: fp,
+        },
+    )
+    .await;
+    let s = anonymous_session::Entity::find_by_id(sid)
+        .one(&db.conn)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(s.converted_to_user_id, Some(user));
+    assert!(s.converted_at.is_some());
+    let events = user_event::Entity::find()
+        .filter(user_event::Column::UserId.eq(user))
+        .all(&db.conn)
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 1);
+    let e = &events[0];
+    assert_eq!(e.event_type, "account_created");
+    assert_eq!(e.metadata["from_anonymous_session"], json!(sid));
+    assert_eq!(e.metadata["pages_visited"], 6);
+    assert_eq!(e.metadata["landing_page"], "/search?q=events");
+    assert_eq!(e.metadata["referrer"], "https://google.com");
+    assert_eq!(e.metadata["duration"], 180);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worker_runs_queued_jobs_and_kills_invalid_ones_at_once() {
+    let (db, redis) = (TestDb::postgres().await, TestRedis::new().await);
+    let ctx = job_context(&db, &redis, &[]);
+    let fps: Vec<String> = (0..20).map(|_| redis.token("fp")).collect();
+    for fp in &fps {
+        put_doc(&ctx, fp, Uuid::new_v4(), 5, Utc::now()).await;
+    }
+    let q = ctx
+        .queues
+        .get(PersistAnonymousSession::NAME)
+        .unwrap()
+        .clone();
+    for fp in &fps {
+        ctx.queues
+            .enqueue(
+                PersistAnonymousSession::NAME,
+                json!({ "fingerprint": fp }),
+                celeriac_queue::When::Now,
+            )
+            .await
+            .unwrap();
+    }
+    // Bypasses validation, as a foreign producer could: the worker must kill it, not retry it.
+    let bad = q
+        .push(celeriac_queue::NewJob::new(r#"{"fingerprint":""}"#))
+        .await
+        .unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let run_ctx = ctx.clone();
+    let worker = std::thread::spawn(move || {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(worker::run::run(run_ctx, async move {
+            let _ = stop_rx.await;
+        }))
+    });
+    celeriac_tests::eventually(Duration::from_secs(20), "jobs done", || {
+        let q = q.clone();
+        async move { q.stats().await.ok().filter(|s| s.done == 20 && s.dead == 1) }
+    })
+    .await;
+    let _ = stop_tx.send(());
+    tokio::task::spawn_blocking(move || worker.join().unwrap().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        anonymous_session::Entity::find()
+            .count(&db.conn)
+            .await
+            .unwrap(),
+        20
+    );
+    let info = q.job(&bad.id).await.unwrap().unwrap();
+    assert_eq!(info.attempts, 1);
+    assert!(info.last_error.unwrap().contains("fingerprint"));
+}

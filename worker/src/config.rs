@@ -1,0 +1,142 @@
+//! Typed configuration, read once from the environment (and `.env`), failing fast with one line.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// A configuration variable that is present but unusable.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration: {var}={value:?} is invalid: {reason}")]
+pub struct ConfigError {
+    /// The variable's name.
+    pub var: String,
+    /// What it held.
+    pub value: String,
+    /// Why it is refused.
+    pub reason: String,
+}
+
+/// Settings every Celeriac process shares.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `DATABASE_URL`: PostgreSQL in production, SQLite by default.
+    pub database_url: String,
+    /// `REDIS_URL`: hot data and the queue.
+    pub redis_url: String,
+    /// `CELERIAC_NAMESPACE`: prefix of every queue key (`celeriac`).
+    pub namespace: String,
+    /// `WORKER_CONCURRENCY`: jobs in flight per job type per worker process (32).
+    pub worker_concurrency: usize,
+    /// `WORKER_CONCURRENCY_<JOB>`: per-job-type overrides.
+    pub concurrency_overrides: HashMap<String, usize>,
+    /// `JOB_LEASE_SECONDS`: how long a lost worker's job waits before another runs it (15).
+    pub job_lease: Duration,
+    /// `SHUTDOWN_TIMEOUT_SECONDS`: how long SIGTERM waits for running jobs (30).
+    pub shutdown_timeout: Duration,
+    /// `DONE_RETENTION_SECONDS`: how long finished jobs are kept (86400).
+    pub done_retention: Duration,
+    /// `DEAD_RETENTION_SECONDS`: how long dead jobs are kept (604800).
+    pub dead_retention: Duration,
+    /// `ANON_SESSION_TIMEOUT_SECONDS`: idle time that ends an anonymous session (1800).
+    pub anon_session_timeout: Duration,
+}
+
+/// The embedded default database: a SQLite file in the working directory.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://celeriac.db?mode=rwc";
+/// The default Redis.
+pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
+
+impl Settings {
+    /// Read the process environment (after loading `.env` if present).
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let _ = dotenvy::dotenv();
+        let vars: HashMap<String, String> = std::env::vars().collect();
+        Self::from_vars(&vars)
+    }
+
+    /// Build from explicit variables (tests use this; nothing global is touched).
+    pub fn from_vars(vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        let get = |k: &str| vars.get(k).map(String::as_str).filter(|v| !v.is_empty());
+        let concurrency_overrides = vars
+            .iter()
+            .filter_map(|(k, v)| {
+                let job = k.strip_prefix("WORKER_CONCURRENCY_")?;
+                Some((job.to_ascii_lowercase(), k, v))
+            })
+            .map(|(job, k, v)| parse::<usize>(k, v).map(|n| (job, n.max(1))))
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
+            database_url: get("DATABASE_URL")
+                .unwrap_or(DEFAULT_DATABASE_URL)
+                .to_owned(),
+            redis_url: get("REDIS_URL").unwrap_or(DEFAULT_REDIS_URL).to_owned(),
+            namespace: get("CELERIAC_NAMESPACE").unwrap_or("celeriac").to_owned(),
+            worker_concurrency: opt(vars, "WORKER_CONCURRENCY")?.unwrap_or(32usize).max(1),
+            concurrency_overrides,
+            job_lease: secs(vars, "JOB_LEASE_SECONDS", 15)?,
+            shutdown_timeout: secs(vars, "SHUTDOWN_TIMEOUT_SECONDS", 30)?,
+            done_retention: secs(vars, "DONE_RETENTION_SECONDS", 86_400)?,
+            dead_retention: secs(vars, "DEAD_RETENTION_SECONDS", 604_800)?,
+            anon_session_timeout: secs(vars, "ANON_SESSION_TIMEOUT_SECONDS", 1800)?,
+        })
+    }
+
+    /// Jobs in flight for `job` in one worker process.
+    pub fn concurrency_for(&self, job: &str) -> usize {
+        self.concurrency_overrides
+            .get(job)
+            .copied()
+            .unwrap_or(self.worker_concurrency)
+    }
+}
+
+fn parse<T: FromStr>(var: &str, value: &str) -> Result<T, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    value.trim().parse().map_err(|e: T::Err| ConfigError {
+        var: var.to_owned(),
+        value: value.to_owned(),
+        reason: e.to_string(),
+    })
+}
+
+/// A variable parsed as `T`, or `None` when unset or empty.
+pub fn opt<T: FromStr>(vars: &HashMap<String, String>, var: &str) -> Result<Option<T>, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    match vars.get(var).filter(|v| !v.is_empty()) {
+        Some(v) => parse(var, v).map(Some),
+        None => Ok(None),
+    }
+}
+
+fn secs(vars: &HashMap<String, String>, var: &str, default: u64) -> Result<Duration, ConfigError> {
+    Ok(Duration::from_secs(opt(vars, var)?.unwrap_or(default)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_apply_and_bad_numbers_fail_naming_the_variable() {
+        let s = Settings::from_vars(&HashMap::new()).unwrap();
+        assert_eq!(s.database_url, DEFAULT_DATABASE_URL);
+        assert_eq!(s.worker_concurrency, 32);
+        let vars = HashMap::from([
+            (
+                "WORKER_CONCURRENCY_PERSIST_ANONYMOUS_SESSION".to_owned(),
+                "4".to_owned(),
+            ),
+            ("JOB_LEASE_SECONDS".to_owned(), "3".to_owned()),
+        ]);
+        let s = Settings::from_vars(&vars).unwrap();
+        assert_eq!(s.concurrency_for("persist_anonymous_session"), 4);
+        assert_eq!(s.job_lease, Duration::from_secs(3));
+        let bad = HashMap::from([("WORKER_CONCURRENCY".to_owned(), "many".to_owned())]);
+        let e = Settings::from_vars(&bad).unwrap_err().to_string();
+        assert!(e.contains("WORKER_CONCURRENCY"), "{e}");
+    }
+}

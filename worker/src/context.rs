@@ -1,0 +1,45 @@
+//! What every job gets: the database, Redis for hot data, the queues (for follow-up jobs) and settings.
+
+use std::sync::Arc;
+
+use redis::aio::ConnectionManager;
+use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr, Statement, Value};
+
+use crate::config::Settings;
+use crate::queues::Queues;
+
+/// Shared state of the jobs in one worker process.
+#[derive(Clone, Debug)]
+pub struct JobContext {
+    /// The SQL database (PostgreSQL or SQLite).
+    pub db: DatabaseConnection,
+    /// Redis, for the hot session documents.
+    pub redis: ConnectionManager,
+    /// Queue handles, for jobs that enqueue follow-ups.
+    pub queues: Queues,
+    /// Process settings.
+    pub settings: Arc<Settings>,
+}
+
+impl JobContext {
+    /// The database's dialect.
+    pub fn backend(&self) -> DatabaseBackend {
+        self.db.get_database_backend()
+    }
+
+    /// Run `sql`, written with `$1, $2 …` placeholders, on either dialect.
+    pub async fn execute(&self, sql: &str, values: Vec<Value>) -> Result<u64, DbErr> {
+        let stmt = statement(self.backend(), sql, values);
+        Ok(self.db.execute_raw(stmt).await?.rows_affected())
+    }
+}
+
+/// A statement for `backend` from SQL written with PostgreSQL's `$n` placeholders; for SQLite
+/// they become `?n` and `GREATEST` becomes SQLite's multi-argument `MAX`.
+pub fn statement(backend: DatabaseBackend, sql: &str, values: Vec<Value>) -> Statement {
+    let sql = match backend {
+        DatabaseBackend::Sqlite => sql.replace("GREATEST(", "MAX(").replace('$', "?"),
+        _ => sql.to_owned(),
+    };
+    Statement::from_sql_and_values(backend, sql, values)
+}

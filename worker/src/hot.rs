@@ -1,0 +1,127 @@
+//! Hot data in Redis (SPEC §3): key names and the documents the API writes and the jobs read.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Deserializer, Serialize};
+use uuid::Uuid;
+
+/// `anon_session:{fingerprint}`.
+pub fn anon_session_key(fingerprint: &str) -> String {
+    format!("anon_session:{fingerprint}")
+}
+
+/// `session:{session_id}`.
+pub fn session_key(session_id: &str) -> String {
+    format!("session:{session_id}")
+}
+
+/// The stored form of a session id (`accounts_usersession.session_id`): hex SHA-256, so the
+/// database never holds a usable session token.
+pub fn hash_session_id(session_id: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(session_id.as_bytes()))
+}
+
+/// An anonymous visitor's live session (the seed's fields, plus what the middleware knew of the
+/// device so persisting it needs no second source).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnonSessionDoc {
+    /// The session's id; the database row's primary key.
+    pub session_id: Uuid,
+    /// The visitor's device fingerprint.
+    pub device_fingerprint: String,
+    /// First view.
+    #[serde(deserialize_with = "timestamp")]
+    pub started_at: DateTime<Utc>,
+    /// Latest view.
+    #[serde(deserialize_with = "timestamp")]
+    pub last_activity: DateTime<Utc>,
+    /// Views so far.
+    #[serde(default)]
+    pub pages_visited: i32,
+    /// The page viewed last.
+    #[serde(default)]
+    pub current_page: String,
+    /// The first page.
+    #[serde(default)]
+    pub landing_page: String,
+    /// Referrer of the first page.
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub referrer: String,
+    /// Always true while the key lives.
+    #[serde(default = "yes")]
+    pub is_active: bool,
+    /// Client address, when the web tier sent it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_address: Option<String>,
+    /// Raw user agent.
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub user_agent: String,
+    /// Device class from the user agent.
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub device_type: String,
+    /// Browser family.
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub browser: String,
+    /// Operating system family.
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub os: String,
+    /// Whether the user agent is a known crawler.
+    #[serde(default)]
+    pub is_bot: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn null_as_empty<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.unwrap_or_default())
+}
+
+/// RFC 3339 text (Django's `isoformat()`, with or without offset) or epoch seconds.
+fn timestamp<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Ts {
+        Text(String),
+        Secs(f64),
+    }
+    match Ts::deserialize(d)? {
+        Ts::Secs(s) => DateTime::from_timestamp_millis((s * 1000.0) as i64)
+            .ok_or_else(|| serde::de::Error::custom("timestamp out of range")),
+        Ts::Text(t) => {
+            parse_time(&t).ok_or_else(|| serde::de::Error::custom(format!("bad timestamp {t:?}")))
+        }
+    }
+}
+
+/// Parse RFC 3339, or a naive ISO time taken as UTC.
+pub fn parse_time(t: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(t)
+        .map(|d| d.with_timezone(&Utc))
+        .ok()
+        .or_else(|| {
+            chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S%.f")
+                .ok()
+                .map(|n| n.and_utc())
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seed_documents_decode() {
+        let doc: AnonSessionDoc = serde_json::from_str(
+            r#"{"session_id":"6f1c2b1e-1f6e-4b7e-9a55-0f5e3a1c2d3e","device_fingerprint":"a1b2",
+                "started_at":"2025-10-10T14:00:00Z","last_activity":1760105700,"pages_visited":8,
+                "current_page":"/c/","landing_page":"/search?q=events","referrer":null,"is_active":true}"#,
+        )
+        .unwrap();
+        assert_eq!(doc.pages_visited, 8);
+        assert_eq!(doc.referrer, "");
+        assert_eq!(doc.last_activity.timestamp(), 1760105700);
+        assert!(parse_time("2025-10-10T14:00:00.123456").is_some());
+    }
+}

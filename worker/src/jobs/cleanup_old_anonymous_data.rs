@@ -1,0 +1,89 @@
+//! `cleanup_old_anonymous_data`: delete anonymous sessions and page views past retention, in bounded batches.
+
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+
+use super::{Job, JobError};
+use crate::context::JobContext;
+use crate::registry::{ArgError, JobArgs};
+
+/// Arguments: how many days of anonymous data to keep.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CleanupOldAnonymousData {
+    /// Retention in days (default 90, the privacy rule).
+    #[serde(default = "default_retention")]
+    pub retention_days: u32,
+}
+
+fn default_retention() -> u32 {
+    90
+}
+
+impl JobArgs for CleanupOldAnonymousData {
+    const NAME: &'static str = "cleanup_old_anonymous_data";
+    const MAX_ATTEMPTS: u32 = 3;
+
+    fn validate(&self) -> Result<(), ArgError> {
+        if self.retention_days == 0 || self.retention_days > 3650 {
+            return Err(ArgError::new(
+                "retention_days",
+                "must be between 1 and 3650",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Rows deleted per statement.
+const BATCH: i64 = 1000;
+
+impl Job for CleanupOldAnonymousData {
+    async fn run(self, ctx: &JobContext) -> Result<(), JobError> {
+        let cutoff = Utc::now() - chrono::Duration::days(i64::from(self.retention_days));
+        let views = delete_batches(
+            ctx,
+            "DELETE FROM analytics_anonymouspageview WHERE id IN \
+             (SELECT v.id FROM analytics_anonymouspageview v JOIN analytics_anonymoussession s \
+              ON s.id = v.session_id WHERE s.session_start < $1 LIMIT $2)",
+            cutoff,
+        )
+        .await?;
+        let sessions = delete_batches(
+            ctx,
+            "DELETE FROM analytics_anonymoussession WHERE id IN \
+             (SELECT id FROM analytics_anonymoussession WHERE session_start < $1 LIMIT $2)",
+            cutoff,
+        )
+        .await?;
+        let logs = delete_batches(
+            ctx,
+            "DELETE FROM analytics_pageviewlog WHERE id IN \
+             (SELECT id FROM analytics_pageviewlog WHERE viewed_at < $1 AND NOT is_authenticated LIMIT $2)",
+            cutoff,
+        )
+        .await?;
+        tracing::info!(
+            retention_days = self.retention_days,
+            sessions,
+            page_views = views,
+            view_log = logs,
+            "deleted old anonymous data"
+        );
+        Ok(())
+    }
+}
+
+async fn delete_batches(
+    ctx: &JobContext,
+    sql: &str,
+    cutoff: chrono::DateTime<Utc>,
+) -> Result<u64, JobError> {
+    let mut total = 0;
+    loop {
+        let n = ctx.execute(sql, vec![cutoff.into(), BATCH.into()]).await?;
+        total += n;
+        if n < BATCH as u64 {
+            return Ok(total);
+        }
+    }
+}

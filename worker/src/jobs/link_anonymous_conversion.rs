@@ -1,0 +1,105 @@
+//! `link_anonymous_conversion`: link a new user to the anonymous session that preceded sign-up.
+
+use chrono::Utc;
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
+};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{Job, JobError, check_fingerprint};
+use crate::context::{JobContext, statement};
+use crate::registry::{ArgError, JobArgs};
+use crate::store;
+use entity::anonymous_session;
+
+/// Arguments: the new user and the visitor they were.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LinkAnonymousConversion {
+    /// The new user's id (`accounts_userprofile.id`).
+    pub user_id: Uuid,
+    /// The visitor's device fingerprint.
+    pub fingerprint: String,
+}
+
+impl JobArgs for LinkAnonymousConversion {
+    const NAME: &'static str = "link_anonymous_conversion";
+
+    fn validate(&self) -> Result<(), ArgError> {
+        check_fingerprint(&self.fingerprint)
+    }
+}
+
+impl Job for LinkAnonymousConversion {
+    async fn run(self, ctx: &JobContext) -> Result<(), JobError> {
+        // The live document is the freshest truth: persist it first.
+        let live = store::read_anon_session(ctx, &self.fingerprint).await?;
+        if let Some(doc) = &live {
+            store::upsert_anon_session(ctx, doc).await?;
+        }
+        let session = match &live {
+            Some(doc) => {
+                anonymous_session::Entity::find_by_id(doc.session_id)
+                    .one(&ctx.db)
+                    .await?
+            }
+            None => {
+                anonymous_session::Entity::find()
+                    .filter(anonymous_session::Column::DeviceFingerprint.eq(&self.fingerprint))
+                    .order_by_desc(anonymous_session::Column::SessionStart)
+                    .one(&ctx.db)
+                    .await?
+            }
+        };
+        let Some(session) = session else {
+            tracing::info!("no anonymous session for this visitor; nothing to link");
+            return Ok(());
+        };
+        let now = Utc::now();
+        let backend = ctx.backend();
+        let txn = ctx.db.begin().await?;
+        // Standalone deployments may not have the user yet (Django owns the table in production).
+        let username = format!("user-{}", self.user_id.simple());
+        txn.execute_raw(statement(
+            backend,
+            "INSERT INTO accounts_userprofile (id, username, division_id, date_joined) \
+             VALUES ($1, $2, NULL, $3) ON CONFLICT DO NOTHING",
+            vec![self.user_id.into(), username.into(), now.into()],
+        ))
+        .await?;
+        if backend == sea_orm::DatabaseBackend::Postgres {
+            // Serialize concurrent links of one user so the event is written once.
+            txn.execute_raw(statement(
+                backend,
+                "SELECT id FROM accounts_userprofile WHERE id = $1 FOR UPDATE",
+                vec![self.user_id.into()],
+            ))
+            .await?;
+        }
+        txn.execute_raw(statement(
+            backend,
+            "UPDATE analytics_anonymoussession SET converted_to_user_id = $1, \
+             converted_at = COALESCE(converted_at, $2) WHERE id = $3",
+            vec![self.user_id.into(), now.into(), session.id.into()],
+        ))
+        .await?;
+        let duration = (session.last_activity - session.session_start).num_seconds();
+        let metadata = serde_json::json!({
+            "from_anonymous_session": session.id,
+            "pages_visited": session.pages_visited,
+            "landing_page": session.landing_page,
+            "referrer": session.referrer,
+            "duration": duration,
+        });
+        txn.execute_raw(statement(
+            backend,
+            "INSERT INTO accounts_userevent (user_id, event_type, description, metadata, ip_address, user_agent, created_at) \
+             SELECT $1, 'account_created', 'Account created from an anonymous session', $2, NULL, $3, $4 \
+             WHERE NOT EXISTS (SELECT 1 FROM accounts_userevent WHERE user_id = $1 AND event_type = 'account_created')",
+            vec![self.user_id.into(), metadata.into(), session.user_agent.clone().into(), now.into()],
+        ))
+        .await?;
+        txn.commit().await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,75 @@
+//! The jobs, one module each, named after the Celery task it replaces.
+
+mod aggregate_page_analytics;
+mod cleanup_old_anonymous_data;
+mod enhance_session_async;
+mod finalize_anonymous_session;
+mod finalize_idle_sessions;
+mod link_anonymous_conversion;
+mod persist_anonymous_session;
+
+pub use aggregate_page_analytics::AggregatePageAnalytics;
+pub use cleanup_old_anonymous_data::CleanupOldAnonymousData;
+pub use enhance_session_async::{EnhanceSessionAsync, parse_user_agent};
+pub use finalize_anonymous_session::FinalizeAnonymousSession;
+pub use finalize_idle_sessions::FinalizeIdleSessions;
+pub use link_anonymous_conversion::LinkAnonymousConversion;
+pub use persist_anonymous_session::PersistAnonymousSession;
+
+/// A job's work: run with the process's [`JobContext`](crate::context::JobContext).
+pub trait Job: crate::registry::JobArgs {
+    /// Do the work. Must be idempotent: it may run twice, or twice at once.
+    fn run(
+        self,
+        ctx: &crate::context::JobContext,
+    ) -> impl std::future::Future<Output = Result<(), JobError>> + Send;
+}
+
+/// How a job failed: worth retrying, or never going to work.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// Transient (database or Redis unavailable): retried with backoff.
+    #[error(transparent)]
+    Retry(#[from] anyhow::Error),
+    /// Permanent (bad arguments or data): dead at once with this reason.
+    #[error("{0}")]
+    Permanent(String),
+}
+
+impl From<sea_orm::DbErr> for JobError {
+    fn from(e: sea_orm::DbErr) -> Self {
+        Self::Retry(e.into())
+    }
+}
+
+impl From<redis::RedisError> for JobError {
+    fn from(e: redis::RedisError) -> Self {
+        Self::Retry(e.into())
+    }
+}
+
+impl From<crate::store::StoreError> for JobError {
+    fn from(e: crate::store::StoreError) -> Self {
+        match e {
+            crate::store::StoreError::BadDocument(_) => Self::Permanent(e.to_string()),
+            other => Self::Retry(other.into()),
+        }
+    }
+}
+
+impl From<crate::queues::EnqueueError> for JobError {
+    fn from(e: crate::queues::EnqueueError) -> Self {
+        Self::Retry(e.into())
+    }
+}
+
+/// Validates that a fingerprint is a non-empty token of at most 128 characters.
+pub(crate) fn check_fingerprint(fp: &str) -> Result<(), crate::registry::ArgError> {
+    if fp.is_empty() || fp.len() > 128 || fp.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(crate::registry::ArgError::new(
+            "fingerprint",
+            "must be 1 to 128 characters without spaces",
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,80 @@
+//! `worker`: run the job consumers (`worker run`, the default), the scheduler (`worker scheduler`),
+//! or enqueue one job by hand (`worker enqueue <name> '<json>'`).
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "worker", about = "Celeriac worker, scheduler and operator CLI")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Consume every job queue until SIGTERM (the default).
+    Run,
+    /// Enqueue the periodic jobs on their cron schedules; any number of copies may run.
+    Scheduler,
+    /// Enqueue one job: `worker enqueue cleanup_old_anonymous_data '{"retention_days": 90}'`.
+    Enqueue {
+        /// The job's name.
+        name: String,
+        /// Its arguments as a JSON object (default `{}`).
+        #[arg(default_value = "{}")]
+        args: String,
+    },
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    worker::telemetry::init();
+    match run(Cli::parse()).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("worker: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let settings = worker::config::Settings::from_env()?;
+    match cli.command.unwrap_or(Command::Run) {
+        Command::Run => {
+            let ctx = worker::run::connect(&settings).await?;
+            worker::run::run(ctx, worker::run::shutdown_signal()).await
+        }
+        Command::Scheduler => {
+            let schedule = worker::scheduler::Schedule::from_env()?;
+            let conn = worker::queues::connect(&settings.redis_url)
+                .await
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "Redis is unreachable at {}: {e}",
+                        worker::run::redact(&settings.redis_url)
+                    )
+                })?;
+            let queues = worker::queues::Queues::new(conn.clone(), &settings);
+            worker::scheduler::run(
+                conn,
+                queues,
+                &settings.namespace,
+                schedule,
+                worker::run::shutdown_signal(),
+            )
+            .await
+        }
+        Command::Enqueue { name, args } => {
+            let args: serde_json::Value = serde_json::from_str(&args)
+                .map_err(|e| anyhow::anyhow!("arguments are not JSON: {e}"))?;
+            let conn = worker::queues::connect(&settings.redis_url).await?;
+            let queues = worker::queues::Queues::new(conn, &settings);
+            let pushed = queues
+                .enqueue(&name, args, celeriac_queue::When::Now)
+                .await?;
+            println!("{}", serde_json::json!({"job_id": pushed.id, "name": name}));
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,124 @@
+//! Redis connections and queue handles for every job, and the one enqueue path all producers use.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use celeriac_queue::{NewJob, Pushed, Queue, QueueConfig, When};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+use crate::config::Settings;
+use crate::registry::{self, ArgError};
+
+/// Why an enqueue was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum EnqueueError {
+    /// No job has that name.
+    #[error("unknown job {0:?}")]
+    UnknownJob(String),
+    /// The arguments do not validate.
+    #[error("invalid arguments: {0}")]
+    InvalidArgs(#[from] ArgError),
+    /// Redis refused or could not be reached.
+    #[error(transparent)]
+    Queue(#[from] celeriac_queue::QueueError),
+}
+
+/// Open a self-healing Redis connection with production timeouts (not redis-rs' 500 ms default).
+pub async fn connect(url: &str) -> Result<ConnectionManager, redis::RedisError> {
+    let client = redis::Client::open(url)?;
+    client
+        .get_connection_manager_with_config(
+            ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(Duration::from_secs(2)))
+                .set_response_timeout(Some(Duration::from_secs(10)))
+                .set_number_of_retries(2)
+                .set_max_delay(Duration::from_secs(2)),
+        )
+        .await
+}
+
+/// Queue handles for every registered job over one shared connection.
+#[derive(Clone, Debug)]
+pub struct Queues {
+    by_name: HashMap<&'static str, Queue<ConnectionManager>>,
+    conn: ConnectionManager,
+}
+
+impl Queues {
+    /// Handles for every job in the registry, configured from `settings`.
+    pub fn new(conn: ConnectionManager, settings: &Settings) -> Self {
+        let by_name = registry::JOBS
+            .iter()
+            .map(|spec| {
+                let mut cfg = QueueConfig::new(settings.namespace.clone(), spec.name);
+                cfg.max_attempts = spec.max_attempts;
+                cfg.lease = settings.job_lease;
+                cfg.done_retention = settings.done_retention;
+                cfg.dead_retention = settings.dead_retention;
+                (spec.name, Queue::new(conn.clone(), cfg))
+            })
+            .collect();
+        Self { by_name, conn }
+    }
+
+    /// The queue of job `name`.
+    pub fn get(&self, name: &str) -> Option<&Queue<ConnectionManager>> {
+        self.by_name.get(name)
+    }
+
+    /// Every queue, in registry order.
+    pub fn all(&self) -> impl Iterator<Item = &Queue<ConnectionManager>> {
+        registry::JOBS
+            .iter()
+            .filter_map(|s| self.by_name.get(s.name))
+    }
+
+    /// The shared connection (for hot data next to the queue).
+    pub fn connection(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+
+    /// Validate `args` for job `name` and push it; returns the job id.
+    pub async fn enqueue(
+        &self,
+        name: &str,
+        args: serde_json::Value,
+        when: When,
+    ) -> Result<Pushed, EnqueueError> {
+        let mut out = self.enqueue_many(name, vec![(args, when, None)]).await?;
+        out.pop()
+            .ok_or_else(|| EnqueueError::UnknownJob(name.to_owned()))
+    }
+
+    /// Validate and push many jobs of one type in as few round trips as possible. Each item may
+    /// carry a uniqueness key and TTL. Nothing is pushed unless every item validates; the error
+    /// names the first bad item's field as `[index].field`.
+    pub async fn enqueue_many(
+        &self,
+        name: &str,
+        items: Vec<(serde_json::Value, When, Option<(String, Duration)>)>,
+    ) -> Result<Vec<Pushed>, EnqueueError> {
+        let spec = registry::find(name).ok_or_else(|| EnqueueError::UnknownJob(name.to_owned()))?;
+        let queue = self
+            .get(name)
+            .ok_or_else(|| EnqueueError::UnknownJob(name.to_owned()))?;
+        let many = items.len() > 1;
+        let mut jobs = Vec::with_capacity(items.len());
+        for (i, (args, when, unique)) in items.into_iter().enumerate() {
+            let args = (spec.check)(args).map_err(|mut e| {
+                if many {
+                    e.field = if e.field.is_empty() {
+                        format!("[{i}]")
+                    } else {
+                        format!("[{i}].{}", e.field)
+                    };
+                }
+                e
+            })?;
+            let mut job = NewJob::new(args.to_string()).at(when);
+            job.unique = unique;
+            jobs.push(job);
+        }
+        Ok(queue.push_many(jobs).await?)
+    }
+}

@@ -1,0 +1,189 @@
+//! The worker process: one apalis worker per job type over the Redis backend, stopped by a signal.
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use apalis_core::error::{AbortError, BoxDynError};
+use apalis_core::task::data::Data;
+use apalis_core::worker::builder::WorkerBuilder;
+use apalis_core::worker::ext::parallelize::ParallelizeExt;
+use celeriac_queue::backend::{BackendOptions, Driver, JobLease, RedisBackend};
+use futures::FutureExt;
+use futures::future::LocalBoxFuture;
+use tokio::sync::watch;
+use tower::limit::ConcurrencyLimitLayer;
+use tracing::Instrument;
+
+use crate::config::Settings;
+use crate::context::JobContext;
+use crate::jobs::{self, Job, JobError};
+use crate::queues::{self, Queues};
+
+/// Connect to Redis and the database, failing fast with a one-line message.
+pub async fn connect(settings: &Settings) -> anyhow::Result<JobContext> {
+    let redis = queues::connect(&settings.redis_url)
+        .await
+        .with_context(|| format!("Redis is unreachable at {}", redact(&settings.redis_url)))?;
+    let db = sea_orm::Database::connect(&settings.database_url)
+        .await
+        .with_context(|| {
+            format!(
+                "the database is unreachable at {}",
+                redact(&settings.database_url)
+            )
+        })?;
+    Ok(JobContext {
+        queues: Queues::new(redis.clone(), settings),
+        db,
+        redis,
+        settings: Arc::new(settings.clone()),
+    })
+}
+
+/// A URL without its password, for messages.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}://…@{}", &url[..s], &url[at + 1..]),
+        _ => url.to_owned(),
+    }
+}
+
+/// Run one job: a span with its name, id and attempt; permanent errors become `AbortError`
+/// (dead at once), panics become retryable errors.
+async fn handle<T: Job>(
+    args: T,
+    ctx: Data<JobContext>,
+    lease: Data<JobLease>,
+) -> Result<(), BoxDynError> {
+    let span =
+        tracing::info_span!("job", job.name = T::NAME, job.id = %lease.id, attempt = lease.attempt);
+    async move {
+        let started = std::time::Instant::now();
+        if let Err(e) = args.validate() {
+            tracing::error!(field = %e.field, reason = %e.message, "arguments do not validate; dead");
+            return Err(AbortError::new(format!("invalid arguments: {e}")).into());
+        }
+        let result = AssertUnwindSafe(args.run(&ctx)).catch_unwind().await;
+        let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+        match result {
+            Ok(Ok(())) => {
+                tracing::debug!(elapsed_ms, "job done");
+                Ok(())
+            }
+            Ok(Err(JobError::Permanent(reason))) => {
+                tracing::error!(elapsed_ms, %reason, "job failed permanently");
+                Err(AbortError::new(reason).into())
+            }
+            Ok(Err(JobError::Retry(e))) => {
+                tracing::warn!(elapsed_ms, error = %format!("{e:#}"), "job failed; will retry");
+                Err(format!("{e:#}").into())
+            }
+            Err(_) => {
+                tracing::error!(elapsed_ms, "job panicked");
+                Err("job panicked".into())
+            }
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+/// One job type's worker future and its backend driver.
+fn worker_for<T: Job>(
+    ctx: &JobContext,
+    redis_client: &redis::Client,
+    stop: watch::Receiver<bool>,
+) -> Option<(LocalBoxFuture<'static, ()>, Driver)> {
+    let queue = ctx.queues.get(T::NAME)?.clone();
+    let concurrency = ctx.settings.concurrency_for(T::NAME);
+    let options = BackendOptions {
+        concurrency,
+        prefetch: concurrency * 2,
+        ..BackendOptions::default()
+    };
+    let (backend, driver) = RedisBackend::<T>::new(queue, options, Some(redis_client.clone()));
+    let worker = WorkerBuilder::new(format!("{}-{}", T::NAME, std::process::id()))
+        .backend(backend)
+        .layer(ConcurrencyLimitLayer::new(concurrency))
+        .parallelize(tokio::spawn)
+        .data(ctx.clone())
+        .build(handle::<T>);
+    let mut stop = stop;
+    let fut = async move {
+        let signal = async move {
+            let _ = stop.wait_for(|s| *s).await;
+            Ok::<(), std::io::Error>(())
+        };
+        if let Err(e) = worker.run_until(signal).await {
+            tracing::error!(job = T::NAME, error = %e, "worker ended with an error");
+        }
+    };
+    Some((fut.boxed_local(), driver))
+}
+
+/// Run every job type until `shutdown` resolves; then stop taking work, let running jobs finish
+/// (at most `shutdown_timeout`), hand back what was fetched but not started, and return.
+pub async fn run(ctx: JobContext, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let redis_client = redis::Client::open(ctx.settings.redis_url.as_str())?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut workers = Vec::new();
+    let mut drivers = Vec::new();
+    macro_rules! add {
+        ($($job:ty),*) => {$(
+            if let Some((w, d)) = worker_for::<$job>(&ctx, &redis_client, stop_rx.clone()) {
+                workers.push(w);
+                drivers.push(d);
+            }
+        )*};
+    }
+    add!(
+        jobs::PersistAnonymousSession,
+        jobs::FinalizeAnonymousSession,
+        jobs::CleanupOldAnonymousData,
+        jobs::AggregatePageAnalytics,
+        jobs::FinalizeIdleSessions,
+        jobs::EnhanceSessionAsync,
+        jobs::LinkAnonymousConversion
+    );
+    tracing::info!(
+        job_types = workers.len(),
+        concurrency = ctx.settings.worker_concurrency,
+        "worker started"
+    );
+    let all = futures::future::join_all(workers);
+    tokio::pin!(all);
+    tokio::select! {
+        _ = &mut all => {}
+        () = shutdown => {
+            tracing::info!(timeout_s = ctx.settings.shutdown_timeout.as_secs(), "stopping: finishing running jobs");
+            let _ = stop_tx.send(true);
+            if tokio::time::timeout(ctx.settings.shutdown_timeout, &mut all).await.is_err() {
+                tracing::warn!("shutdown timeout: unfinished jobs stay leased and will run again elsewhere");
+            }
+        }
+    }
+    for d in drivers {
+        d.finish(Duration::from_secs(5)).await;
+    }
+    tracing::info!("worker stopped");
+    Ok(())
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
+}

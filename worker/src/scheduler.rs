@@ -1,0 +1,209 @@
+//! The scheduler (Celery beat's replacement): enqueues periodic jobs on cron schedules. Any number
+//! of copies may run: every copy computes the same tick times and pushes with the uniqueness key
+//! `cron:<job>:<tick>`, so each tick is enqueued once. A tick missed while no scheduler ran is
+//! enqueued once at start (the latest one only).
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::str::FromStr;
+use std::time::Duration;
+
+use celeriac_queue::When;
+use chrono::{DateTime, Utc};
+use redis::aio::ConnectionManager;
+
+use crate::config::ConfigError;
+use crate::queues::Queues;
+
+/// How long a tick's uniqueness key lives: far longer than any clock skew between copies.
+const TICK_UNIQUE_TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// One periodic job.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// The job's name.
+    pub job: &'static str,
+    /// When it runs (cron with seconds, UTC).
+    pub schedule: cron::Schedule,
+}
+
+/// The periodic jobs.
+#[derive(Debug, Clone, Default)]
+pub struct Schedule {
+    /// Enabled entries.
+    pub entries: Vec<Entry>,
+}
+
+/// The default schedule of SPEC §4 (UTC).
+pub const DEFAULTS: &[(&str, &str)] = &[
+    ("cleanup_old_anonymous_data", "0 0 3 * * *"),
+    ("aggregate_page_analytics", "0 */15 * * * *"),
+    ("finalize_idle_sessions", "0 * * * * *"),
+];
+
+impl Schedule {
+    /// The defaults, each overridable by `SCHEDULE_<JOB_NAME>` (a cron expression with seconds, or `off`).
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let _ = dotenvy::dotenv();
+        Self::from_vars(&std::env::vars().collect())
+    }
+
+    /// As [`Schedule::from_env`], from explicit variables.
+    pub fn from_vars(vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        let mut entries = Vec::new();
+        for (job, default) in DEFAULTS {
+            let var = format!("SCHEDULE_{}", job.to_ascii_uppercase());
+            let expr = vars
+                .get(&var)
+                .map(|s| s.trim())
+                .filter(|s| !s.is_empty())
+                .unwrap_or(default);
+            if expr.eq_ignore_ascii_case("off") {
+                continue;
+            }
+            let schedule = cron::Schedule::from_str(expr).map_err(|e| ConfigError {
+                var: var.clone(),
+                value: expr.to_owned(),
+                reason: e.to_string(),
+            })?;
+            entries.push(Entry { job, schedule });
+        }
+        Ok(Self { entries })
+    }
+}
+
+/// Enqueue every tick at or before `now` and after `since`, except that ticks older than the
+/// most recent one are skipped (a long outage yields one catch-up run, not hundreds).
+async fn enqueue_due(
+    queues: &Queues,
+    entry: &Entry,
+    since: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<Option<DateTime<Utc>>, crate::queues::EnqueueError> {
+    let Some(latest) = entry
+        .schedule
+        .after(&since)
+        .take_while(|t| *t <= now)
+        .last()
+    else {
+        return Ok(None);
+    };
+    let key = format!("cron:{}:{}", entry.job, latest.timestamp());
+    let pushed = queues
+        .enqueue_many(
+            entry.job,
+            vec![(
+                serde_json::json!({}),
+                When::Now,
+                Some((key, TICK_UNIQUE_TTL)),
+            )],
+        )
+        .await?;
+    if let Some(p) = pushed.first().filter(|p| p.created) {
+        tracing::info!(job = entry.job, tick = %latest, job_id = %p.id, "tick enqueued");
+    }
+    Ok(Some(latest))
+}
+
+/// Run until `shutdown`: wake at each tick, enqueue it once across all copies.
+pub async fn run(
+    conn: ConnectionManager,
+    queues: Queues,
+    namespace: &str,
+    schedule: Schedule,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let mut conn = conn;
+    let last_key = |job: &str| format!("{namespace}:scheduler:last:{job}");
+    // Where each entry stands: the last tick any copy enqueued (missed ticks are caught up once).
+    let mut since = HashMap::new();
+    let start = Utc::now();
+    for e in &schedule.entries {
+        let last: Option<i64> = redis::cmd("GET")
+            .arg(last_key(e.job))
+            .query_async(&mut conn)
+            .await?;
+        let from = last
+            .and_then(|s| DateTime::from_timestamp(s, 0))
+            .unwrap_or(start);
+        since.insert(e.job, from.min(start));
+    }
+    tracing::info!(entries = schedule.entries.len(), "scheduler started");
+    tokio::pin!(shutdown);
+    let mut failures = 0u32;
+    loop {
+        let now = Utc::now();
+        for e in &schedule.entries {
+            let from = since[e.job];
+            match enqueue_due(&queues, e, from, now).await {
+                Ok(Some(tick)) => {
+                    failures = 0;
+                    since.insert(e.job, tick);
+                    let _: Result<(), _> = redis::Script::new(
+                        "if tonumber(redis.call('GET', KEYS[1]) or '0') < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end",
+                    )
+                    .key(last_key(e.job))
+                    .arg(tick.timestamp())
+                    .invoke_async(&mut conn)
+                    .await;
+                }
+                Ok(None) => {}
+                Err(err) => {
+                    failures += 1;
+                    tracing::warn!(job = e.job, error = %err, "could not enqueue tick; retrying");
+                }
+            }
+        }
+        let next = schedule
+            .entries
+            .iter()
+            .filter_map(|e| e.schedule.after(&since[e.job]).next())
+            .min();
+        let mut wait = next
+            .map(|t| (t - Utc::now()).to_std().unwrap_or_default())
+            .unwrap_or(Duration::from_secs(60))
+            .min(Duration::from_secs(1));
+        if failures > 0 {
+            wait = wait.max(Duration::from_millis(200 * u64::from(failures.min(10))));
+        }
+        tokio::select! {
+            () = &mut shutdown => break,
+            _ = tokio::time::sleep(wait + Duration::from_millis(5)) => {}
+        }
+    }
+    tracing::info!("scheduler stopped");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_can_be_overridden_or_turned_off() {
+        let s = Schedule::from_vars(&HashMap::new()).unwrap();
+        assert_eq!(s.entries.len(), 3);
+        let vars = HashMap::from([
+            (
+                "SCHEDULE_CLEANUP_OLD_ANONYMOUS_DATA".to_owned(),
+                "off".to_owned(),
+            ),
+            (
+                "SCHEDULE_FINALIZE_IDLE_SESSIONS".to_owned(),
+                "*/5 * * * * *".to_owned(),
+            ),
+        ]);
+        let s = Schedule::from_vars(&vars).unwrap();
+        assert_eq!(s.entries.len(), 2);
+        let bad = HashMap::from([(
+            "SCHEDULE_AGGREGATE_PAGE_ANALYTICS".to_owned(),
+            "often".to_owned(),
+        )]);
+        assert!(
+            Schedule::from_vars(&bad)
+                .unwrap_err()
+                .to_string()
+                .contains("SCHEDULE_AGGREGATE_PAGE_ANALYTICS")
+        );
+    }
+}

@@ -111,17 +111,17 @@ mod tests {
 
     #[test]
     fn defaults_apply_when_nothing_is_set() {
-        let c = ApiConfig::from_vars(&HashMap::new()).unwrap();
-        assert_eq!(c.addr, DEFAULT_ADDR.parse().unwrap());
+        let c = ApiConfig::from_vars(&HashMap::new()).expect("valid");
+        assert_eq!(c.addr, DEFAULT_ADDR.parse().expect("valid"));
         assert!(c.token.is_none());
         assert_eq!(c.max_body_bytes, 1_048_576);
     }
 
     #[test]
     fn port_overrides_the_port_of_api_addr() {
-        let c =
-            ApiConfig::from_vars(&vars(&[("API_ADDR", "0.0.0.0:9000"), ("PORT", "5001")])).unwrap();
-        assert_eq!(c.addr, "0.0.0.0:5001".parse().unwrap());
+        let c = ApiConfig::from_vars(&vars(&[("API_ADDR", "0.0.0.0:9000"), ("PORT", "5001")]))
+            .expect("valid");
+        assert_eq!(c.addr, "0.0.0.0:5001".parse().expect("valid"));
     }
 
     #[test]
@@ -132,7 +132,7 @@ mod tests {
             ("API_MAX_BODY_BYTES", "-1"),
             ("API_MAX_BODY_BYTES", "0"),
         ] {
-            let e = ApiConfig::from_vars(&vars(&[(var, value)])).unwrap_err();
+            let e = ApiConfig::from_vars(&vars(&[(var, value)])).expect_err("must be refused");
             assert_eq!(e.var, var);
             assert!(e.to_string().contains(var), "{e}");
         }
@@ -140,8 +140,8 @@ mod tests {
 
     #[test]
     fn the_token_matches_only_itself_and_never_prints() {
-        let c = ApiConfig::from_vars(&vars(&[("API_TOKEN", "s3cret")])).unwrap();
-        let t = c.token.unwrap();
+        let c = ApiConfig::from_vars(&vars(&[("API_TOKEN", "s3cret")])).expect("valid");
+        let t = c.token.expect("token set");
         assert!(t.matches(b"s3cret"));
         assert!(!t.matches(b"s3creT"));
         assert!(!t.matches(b"s3cret2"));

@@ -290,8 +290,12 @@ mod tests {
         let retry = r.headers().get(header::RETRY_AFTER).cloned();
         let bytes = axum::body::to_bytes(r.into_body(), usize::MAX)
             .await
-            .unwrap();
-        (status, retry, serde_json::from_slice(&bytes).unwrap())
+            .expect("body");
+        (
+            status,
+            retry,
+            serde_json::from_slice(&bytes).expect("JSON body"),
+        )
     }
 
     #[tokio::test]
@@ -314,7 +318,7 @@ mod tests {
             redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
         let (status, retry, body) = body_json(QueueError::Redis(io).into()).await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-        assert_eq!(retry.unwrap(), "1");
+        assert_eq!(retry.expect("Retry-After"), "1");
         assert_eq!(body["error"]["code"], "unavailable");
         let db = DbErr::ConnectionAcquire(sea_orm::ConnAcquireErr::Timeout);
         assert_eq!(ApiError::from(db).status, StatusCode::SERVICE_UNAVAILABLE);

@@ -155,18 +155,20 @@ mod tests {
 
     #[test]
     fn syntax_errors_are_400_and_shape_errors_are_422_naming_the_field() {
-        let e = parse::<Args>(b"{not json").unwrap_err();
+        let e = parse::<Args>(b"{not json").expect_err("must be refused");
         assert_eq!((e.status, e.code), (StatusCode::BAD_REQUEST, "bad_json"));
-        let e = parse::<Args>(b"  ").unwrap_err();
+        let e = parse::<Args>(b"  ").expect_err("must be refused");
         assert_eq!(e.code, "bad_json");
-        let e = parse::<Args>(br#"{"fingerprint": "a"} trailing"#).unwrap_err();
+        let e = parse::<Args>(br#"{"fingerprint": "a"} trailing"#).expect_err("must be refused");
         assert_eq!(e.code, "bad_json");
-        let e = parse::<Args>(br#"{"fingerprint": "a", "nested": {"n": "x"}}"#).unwrap_err();
+        let e = parse::<Args>(br#"{"fingerprint": "a", "nested": {"n": "x"}}"#)
+            .expect_err("must be refused");
         assert_eq!(e.status, StatusCode::UNPROCESSABLE_ENTITY);
         assert_eq!(e.field.as_deref(), Some("nested.n"));
-        let e = parse::<Args>(br#"{"nested": {"n": 1}}"#).unwrap_err();
+        let e = parse::<Args>(br#"{"nested": {"n": 1}}"#).expect_err("must be refused");
         assert_eq!(e.field.as_deref(), Some("fingerprint"));
-        let e = parse::<Args>(br#"{"fingerprint": "a", "nested": {}}"#).unwrap_err();
+        let e =
+            parse::<Args>(br#"{"fingerprint": "a", "nested": {}}"#).expect_err("must be refused");
         assert_eq!(e.field.as_deref(), Some("nested.n"));
         assert!(parse::<Args>(br#"{"fingerprint": "a"}"#).is_ok());
     }

@@ -42,8 +42,11 @@ async fn main() {
             Ok(db) => db,
             Err(err) => fail(&format!("cannot connect to the database: {err}")),
         };
-        if wants_fresh && is_django_database(&SchemaManager::new(&db)).await? {
-            fail("refusing `fresh` on a Django database: it would drop Django's tables too");
+        if is_django_database(&SchemaManager::new(&db)).await? {
+            if wants_fresh {
+                fail("refusing `fresh` on a Django database: it would drop Django's tables too");
+            }
+            println!("Django database: accounts_* and communities_* are left to Django");
         }
         Ok(db)
     };

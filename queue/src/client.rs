@@ -548,6 +548,28 @@ impl<C: ConnectionLike + Clone + Send + Sync> Queue<C> {
         Ok((done, dead))
     }
 
+    /// Move up to `max` raw messages from `foreign` lists (popped from the right, in the order
+    /// given) and from `staging` into this queue as jobs whose payload is the message itself.
+    /// Atomic: a message is never outside Redis. Returns how many were adopted. Not for Redis
+    /// Cluster (the foreign keys carry no hash tag).
+    pub async fn adopt(
+        &self,
+        staging: &str,
+        foreign: &[String],
+        max: usize,
+    ) -> Result<u64, QueueError> {
+        let mut inv = scripts::ADOPT.prepare_invoke();
+        inv.key(&self.keys.pending)
+            .key(&self.keys.jobs)
+            .key(staging);
+        for k in foreign {
+            inv.key(k);
+        }
+        inv.arg(max.min(PUSH_CHUNK)).arg(&self.keys.notify);
+        let n: u64 = inv.invoke_async(&mut self.conn.clone()).await?;
+        Ok(n)
+    }
+
     /// Cleanup steps until nothing past its retention is left; returns the totals.
     pub async fn cleanup(&self) -> Result<(u64, u64), QueueError> {
         let mut total = (0, 0);

@@ -23,6 +23,8 @@ pub struct Keys {
     pub unique_prefix: String,
     /// Pub/sub channel told about every push, so idle workers wake at once.
     pub notify: String,
+    /// LIST where foreign messages land (atomically) before [`crate::Queue::adopt`] takes them.
+    pub staging: String,
 }
 
 impl Keys {
@@ -40,6 +42,7 @@ impl Keys {
             dead: format!("{base}:dead"),
             unique_prefix: format!("{base}:unique:"),
             notify: format!("{base}:notify"),
+            staging: format!("{base}:staging"),
         }
     }
 }

@@ -20,3 +20,4 @@ script!(INFO, "info.lua");
 script!(REQUEUE, "requeue.lua");
 script!(DISCARD, "discard.lua");
 script!(CLEANUP, "cleanup.lua");
+script!(ADOPT, "adopt.lua");

@@ -184,6 +184,11 @@ pub fn settings(db: &TestDb, redis: &TestRedis, extra: &[(&str, &str)]) -> Setti
         ("DATABASE_URL".into(), db.url.clone()),
         ("REDIS_URL".into(), redis_url()),
         ("CELERIAC_NAMESPACE".into(), redis.namespace.clone()),
+        // Never the shared `celery` list: each test consumes its own Celery queue.
+        (
+            "CELERY_QUEUES".into(),
+            format!("{}-celery", redis.namespace),
+        ),
     ]);
     for (k, v) in extra {
         vars.insert((*k).into(), (*v).into());
@@ -200,6 +205,59 @@ pub fn job_context(db: &TestDb, redis: &TestRedis, extra: &[(&str, &str)]) -> Jo
         redis: redis.conn.clone(),
         settings: Arc::new(settings),
     }
+}
+
+/// A Python with `celery[redis]` 5.7 installed, made once under `target/` and reused.
+pub fn celery_python() -> std::path::PathBuf {
+    static VENV: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    VENV.get_or_init(|| {
+        let target = std::env::var("CARGO_TARGET_DIR")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|_| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+        let venv = target.join("celery-venv");
+        let python = venv.join("bin/python");
+        let ready = venv.join(".ready");
+        if !ready.exists() {
+            let lock = target.join("celery-venv.lock");
+            // One process builds it; others wait for the marker.
+            if std::fs::create_dir(&lock).is_ok() {
+                let ok = std::process::Command::new("python3")
+                    .args(["-m", "venv", "--clear"])
+                    .arg(&venv)
+                    .status()
+                    .is_ok_and(|s| s.success())
+                    && std::process::Command::new(&python)
+                        .args([
+                            "-m",
+                            "pip",
+                            "install",
+                            "--quiet",
+                            "--disable-pip-version-check",
+                            "celery[redis]==5.7.0",
+                            "kombu==5.7.0",
+                            "redis==8.1.0",
+                        ])
+                        .status()
+                        .is_ok_and(|s| s.success());
+                assert!(
+                    ok,
+                    "could not install celery[redis] into {}",
+                    venv.display()
+                );
+                std::fs::write(&ready, b"ok").expect("marker");
+                let _ = std::fs::remove_dir(&lock);
+            } else {
+                for _ in 0..1800 {
+                    if ready.exists() {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+        }
+        python
+    })
+    .clone()
 }
 
 /// Poll `check` every 20 ms until it returns `Some`, or panic after `timeout`.

@@ -39,6 +39,11 @@ pub struct Settings {
     pub dead_retention: Duration,
     /// `ANON_SESSION_TIMEOUT_SECONDS`: idle time that ends an anonymous session (1800).
     pub anon_session_timeout: Duration,
+    /// `CELERY_QUEUES`: Celery queues (Redis lists) the worker consumes, comma-separated
+    /// (`celery`; empty turns the Celery bridge off).
+    pub celery_queues: Vec<String>,
+    /// `CELERY_RESULT_BACKEND`: Redis URL where Celery result documents are written (unset: none).
+    pub celery_result_backend: Option<String>,
 }
 
 /// The embedded default database: a SQLite file in the working directory.
@@ -78,6 +83,16 @@ impl Settings {
             done_retention: secs(vars, "DONE_RETENTION_SECONDS", 86_400)?,
             dead_retention: secs(vars, "DEAD_RETENTION_SECONDS", 604_800)?,
             anon_session_timeout: secs(vars, "ANON_SESSION_TIMEOUT_SECONDS", 1800)?,
+            celery_queues: vars
+                .get("CELERY_QUEUES")
+                .map(String::as_str)
+                .unwrap_or("celery")
+                .split(',')
+                .map(str::trim)
+                .filter(|q| !q.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            celery_result_backend: get("CELERY_RESULT_BACKEND").map(str::to_owned),
         })
     }
 

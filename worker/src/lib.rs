@@ -2,6 +2,7 @@
 //! consumer process, the scheduler and the operator CLI. The API crate shares the registry,
 //! configuration and queue handles from here so producer and consumer never disagree.
 
+pub mod celery;
 pub mod config;
 pub mod context;
 pub mod hot;

@@ -32,6 +32,8 @@ pub trait JobArgs: Serialize + DeserializeOwned + Send + Sync + 'static {
     const NAME: &'static str;
     /// Attempts before the job is dead (crashes included).
     const MAX_ATTEMPTS: u32 = 5;
+    /// Field names of the Celery task's positional arguments, in order.
+    const POSITIONAL: &'static [&'static str] = &[];
 
     /// Checks beyond the JSON shape.
     fn validate(&self) -> Result<(), ArgError> {
@@ -63,6 +65,8 @@ pub struct JobSpec {
     pub name: &'static str,
     /// Attempts before it is dead.
     pub max_attempts: u32,
+    /// Field names of the Celery task's positional arguments, in order.
+    pub positional: &'static [&'static str],
     /// Decode and validate arguments; returns them normalized (defaults filled in).
     pub check: fn(serde_json::Value) -> Result<serde_json::Value, ArgError>,
 }
@@ -76,6 +80,7 @@ const fn spec<T: JobArgs>() -> JobSpec {
     JobSpec {
         name: T::NAME,
         max_attempts: T::MAX_ATTEMPTS,
+        positional: T::POSITIONAL,
         check: check::<T>,
     }
 }

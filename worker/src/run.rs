@@ -124,6 +124,46 @@ fn worker_for<T: Job>(
     Some((fut.boxed_local(), driver))
 }
 
+/// The worker of one Celery intake queue.
+fn celery_worker(
+    ctx: &JobContext,
+    redis_client: &redis::Client,
+    intake: celeriac_queue::Queue<redis::aio::ConnectionManager>,
+    results: Option<redis::aio::ConnectionManager>,
+    mut stop: watch::Receiver<bool>,
+) -> (LocalBoxFuture<'static, ()>, Driver) {
+    let concurrency = ctx.settings.concurrency_for("celery");
+    let options = BackendOptions {
+        concurrency,
+        prefetch: concurrency * 2,
+        ..BackendOptions::default()
+    };
+    let name = format!("{}-{}", intake.name(), std::process::id());
+    let bridge = crate::celery::Bridge {
+        intake: intake.clone(),
+        results,
+    };
+    let (backend, driver) =
+        RedisBackend::<serde_json::Value>::new(intake, options, Some(redis_client.clone()));
+    let worker = WorkerBuilder::new(name)
+        .backend(backend)
+        .layer(ConcurrencyLimitLayer::new(concurrency))
+        .parallelize(tokio::spawn)
+        .data(ctx.clone())
+        .data(bridge)
+        .build(crate::celery::handle);
+    let fut = async move {
+        let signal = async move {
+            let _ = stop.wait_for(|s| *s).await;
+            Ok::<(), std::io::Error>(())
+        };
+        if let Err(e) = worker.run_until(signal).await {
+            tracing::error!(error = %e, "celery worker ended with an error");
+        }
+    };
+    (fut.boxed_local(), driver)
+}
+
 /// Run every job type until `shutdown` resolves; then stop taking work, let running jobs finish
 /// (at most `shutdown_timeout`), hand back what was fetched but not started, and return.
 pub async fn run(ctx: JobContext, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
@@ -148,8 +188,40 @@ pub async fn run(ctx: JobContext, shutdown: impl Future<Output = ()>) -> anyhow:
         jobs::EnhanceSessionAsync,
         jobs::LinkAnonymousConversion
     );
+    let mut intakes = Vec::new();
+    if !ctx.settings.celery_queues.is_empty() {
+        let results = match &ctx.settings.celery_result_backend {
+            Some(url) => Some(queues::connect(url).await.with_context(|| {
+                format!(
+                    "the Celery result backend is unreachable at {}",
+                    redact(url)
+                )
+            })?),
+            None => None,
+        };
+        for celery_queue in &ctx.settings.celery_queues {
+            let intake =
+                crate::celery::intake_queue(ctx.redis.clone(), &ctx.settings, celery_queue);
+            let (w, d) = celery_worker(
+                &ctx,
+                &redis_client,
+                intake.clone(),
+                results.clone(),
+                stop_rx.clone(),
+            );
+            workers.push(w);
+            drivers.push(d);
+            intakes.push(tokio::spawn(crate::celery::intake_loop(
+                ctx.settings.redis_url.clone(),
+                intake,
+                celery_queue.clone(),
+                stop_rx.clone(),
+            )));
+        }
+    }
     tracing::info!(
-        job_types = workers.len(),
+        job_types = workers.len() - intakes.len(),
+        celery_queues = ?ctx.settings.celery_queues,
         concurrency = ctx.settings.worker_concurrency,
         "worker started"
     );
@@ -164,6 +236,10 @@ pub async fn run(ctx: JobContext, shutdown: impl Future<Output = ()>) -> anyhow:
                 tracing::warn!("shutdown timeout: unfinished jobs stay leased and will run again elsewhere");
             }
         }
+    }
+    let _ = stop_tx.send(true);
+    for i in intakes {
+        let _ = i.await;
     }
     for d in drivers {
         d.finish(Duration::from_secs(5)).await;

@@ -219,15 +219,17 @@ mod tests {
 
     #[test]
     fn timing_keys_are_removed_and_become_when() {
-        let (args, when) =
-            split_timing(obj(json!({"fingerprint": "f", "delay_seconds": 1.5})), "").unwrap();
+        let (args, when) = split_timing(obj(json!({"fingerprint": "f", "delay_seconds": 1.5})), "")
+            .expect("valid timing");
         assert_eq!(args, json!({"fingerprint": "f"}));
         assert_eq!(when, When::After(Duration::from_millis(1500)));
-        let (_, when) = split_timing(obj(json!({"run_at": "2030-01-01T00:00:00Z"})), "").unwrap();
+        let (_, when) =
+            split_timing(obj(json!({"run_at": "2030-01-01T00:00:00Z"})), "").expect("valid timing");
         assert_eq!(when, When::At(1_893_456_000_000));
-        let (_, when) = split_timing(obj(json!({"delay_seconds": 0})), "").unwrap();
+        let (_, when) = split_timing(obj(json!({"delay_seconds": 0})), "").expect("valid timing");
         assert_eq!(when, When::Now);
-        let (_, when) = split_timing(obj(json!({"delay_seconds": null})), "").unwrap();
+        let (_, when) =
+            split_timing(obj(json!({"delay_seconds": null})), "").expect("valid timing");
         assert_eq!(when, When::Now);
     }
 
@@ -243,7 +245,7 @@ mod tests {
                 "[2].run_at",
             ),
         ] {
-            let e = split_timing(obj(body), "[2].").unwrap_err();
+            let e = split_timing(obj(body), "[2].").expect_err("must be refused");
             assert_eq!(e.status, StatusCode::UNPROCESSABLE_ENTITY);
             assert_eq!(e.field.as_deref(), Some(field));
         }

@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod servers;
+
 use std::time::Duration;
 
 use celeriac_queue::{Queue, QueueConfig};

@@ -17,6 +17,7 @@ pub struct AggregatePageAnalytics {
 
 impl JobArgs for AggregatePageAnalytics {
     const NAME: &'static str = "aggregate_page_analytics";
+    const POSITIONAL: &'static [&'static str] = &["date"];
 
     fn validate(&self) -> Result<(), ArgError> {
         if self

@@ -21,6 +21,7 @@ fn default_retention() -> u32 {
 
 impl JobArgs for CleanupOldAnonymousData {
     const NAME: &'static str = "cleanup_old_anonymous_data";
+    const POSITIONAL: &'static [&'static str] = &["retention_days"];
     const MAX_ATTEMPTS: u32 = 3;
 
     fn validate(&self) -> Result<(), ArgError> {

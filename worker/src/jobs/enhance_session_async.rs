@@ -18,6 +18,7 @@ pub struct EnhanceSessionAsync {
 
 impl JobArgs for EnhanceSessionAsync {
     const NAME: &'static str = "enhance_session_async";
+    const POSITIONAL: &'static [&'static str] = &["session_id"];
 
     fn validate(&self) -> Result<(), ArgError> {
         if self.session_id.is_empty() || self.session_id.len() > 256 {

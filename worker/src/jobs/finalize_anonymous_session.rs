@@ -22,6 +22,7 @@ pub struct FinalizeAnonymousSession {
 
 impl JobArgs for FinalizeAnonymousSession {
     const NAME: &'static str = "finalize_anonymous_session";
+    const POSITIONAL: &'static [&'static str] = &["fingerprint", "session_id"];
 
     fn validate(&self) -> Result<(), ArgError> {
         check_fingerprint(&self.fingerprint)

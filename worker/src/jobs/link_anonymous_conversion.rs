@@ -24,6 +24,7 @@ pub struct LinkAnonymousConversion {
 
 impl JobArgs for LinkAnonymousConversion {
     const NAME: &'static str = "link_anonymous_conversion";
+    const POSITIONAL: &'static [&'static str] = &["user_id", "fingerprint"];
 
     fn validate(&self) -> Result<(), ArgError> {
         check_fingerprint(&self.fingerprint)

@@ -1,5 +1,7 @@
 //! The jobs, one module each, named after the Celery task it replaces.
 
+use crate::registry::JobArgs as _;
+
 mod aggregate_page_analytics;
 mod cleanup_old_anonymous_data;
 mod enhance_session_async;
@@ -23,6 +25,33 @@ pub trait Job: crate::registry::JobArgs {
         self,
         ctx: &crate::context::JobContext,
     ) -> impl std::future::Future<Output = Result<(), JobError>> + Send;
+}
+
+/// Decode `args` for job `name` and run it (the Celery bridge's dynamic dispatch). `None` when
+/// no job has that name.
+pub async fn run_named(
+    name: &str,
+    args: serde_json::Value,
+    ctx: &crate::context::JobContext,
+) -> Option<Result<(), JobError>> {
+    async fn go<T: Job>(
+        args: serde_json::Value,
+        ctx: &crate::context::JobContext,
+    ) -> Result<(), JobError> {
+        let job = crate::registry::decode::<T>(args)
+            .map_err(|e| JobError::Permanent(format!("invalid arguments: {e}")))?;
+        job.run(ctx).await
+    }
+    Some(match name {
+        PersistAnonymousSession::NAME => go::<PersistAnonymousSession>(args, ctx).await,
+        FinalizeAnonymousSession::NAME => go::<FinalizeAnonymousSession>(args, ctx).await,
+        CleanupOldAnonymousData::NAME => go::<CleanupOldAnonymousData>(args, ctx).await,
+        AggregatePageAnalytics::NAME => go::<AggregatePageAnalytics>(args, ctx).await,
+        FinalizeIdleSessions::NAME => go::<FinalizeIdleSessions>(args, ctx).await,
+        EnhanceSessionAsync::NAME => go::<EnhanceSessionAsync>(args, ctx).await,
+        LinkAnonymousConversion::NAME => go::<LinkAnonymousConversion>(args, ctx).await,
+        _ => return None,
+    })
 }
 
 /// How a job failed: worth retrying, or never going to work.

@@ -16,6 +16,7 @@ pub struct PersistAnonymousSession {
 
 impl JobArgs for PersistAnonymousSession {
     const NAME: &'static str = "persist_anonymous_session";
+    const POSITIONAL: &'static [&'static str] = &["fingerprint"];
 
     fn validate(&self) -> Result<(), ArgError> {
         check_fingerprint(&self.fingerprint)

@@ -1,0 +1,550 @@
+//! The API over HTTP, in process, against the real Redis and a private PostgreSQL database.
+//!
+//! Each test builds its own [`TestApp`]: a fresh Redis namespace and database, removed on drop.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use api::{ApiConfig, AppState};
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode, header};
+use celeriac_tests::{TestDb, TestRedis};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+const JOB: &str = "persist_anonymous_session";
+
+/// One app over its own namespace and database.
+struct TestApp {
+    router: Router,
+    state: AppState,
+    _redis: TestRedis,
+    _db: TestDb,
+}
+
+/// A response, its body parsed as JSON when it is JSON (else a JSON string of the text).
+struct Reply {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Value,
+}
+
+impl TestApp {
+    async fn new() -> Self {
+        Self::with_api_vars(&[]).await
+    }
+
+    /// An app whose [`ApiConfig`] is read from `vars` (`API_TOKEN`, `API_MAX_BODY_BYTES`, ...).
+    async fn with_api_vars(vars: &[(&str, &str)]) -> Self {
+        let db = TestDb::postgres().await;
+        let redis = TestRedis::new().await;
+        let settings = celeriac_tests::settings(&db, &redis, &[]);
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let api = ApiConfig::from_vars(&vars).expect("api config");
+        let state = AppState::new(redis.conn.clone(), db.conn.clone(), settings, api);
+        Self {
+            router: api::build(state.clone()),
+            state,
+            _redis: redis,
+            _db: db,
+        }
+    }
+
+    async fn send(&self, req: Request<Body>) -> Reply {
+        let res = self
+            .router
+            .clone()
+            .oneshot(req)
+            .await
+            .expect("router is infallible");
+        let status = res.status();
+        let headers = res.headers().clone();
+        let bytes = axum::body::to_bytes(res.into_body(), usize::MAX)
+            .await
+            .expect("read body");
+        let body = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    async fn get(&self, uri: &str) -> Reply {
+        self.send(request(Method::GET, uri, Body::empty())).await
+    }
+
+    async fn post_json(&self, uri: &str, body: Value) -> Reply {
+        self.send(json_request(uri, body.to_string())).await
+    }
+
+    /// Enqueue one job and return its id.
+    async fn enqueue(&self, body: Value) -> String {
+        let r = self.post_json(&format!("/v1/jobs/{JOB}"), body).await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+        r.body["job_id"].as_str().expect("job_id").to_owned()
+    }
+
+    async fn job_status(&self, id: &str) -> String {
+        let r = self.get(&format!("/v1/jobs/{JOB}/{id}")).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        r.body["status"].as_str().expect("status").to_owned()
+    }
+
+    /// The `/v1/queues` entry of `JOB`.
+    async fn queue_counts(&self) -> Value {
+        let r = self.get("/v1/queues").await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        r.body["queues"]
+            .as_array()
+            .expect("queues array")
+            .iter()
+            .find(|q| q["name"] == JOB)
+            .cloned()
+            .expect("persist queue listed")
+    }
+}
+
+fn request(method: Method, uri: &str, body: Body) -> Request<Body> {
+    Request::builder()
+        .method(method)
+        .uri(uri)
+        .body(body)
+        .expect("valid request")
+}
+
+fn json_request(uri: &str, body: impl Into<Body>) -> Request<Body> {
+    Request::builder()
+        .method(Method::POST)
+        .uri(uri)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(body.into())
+        .expect("valid request")
+}
+
+fn assert_error(r: &Reply, status: StatusCode, code: &str, field: Option<&str>) {
+    assert_eq!(r.status, status, "{}", r.body);
+    assert_eq!(r.body["error"]["code"], code, "{}", r.body);
+    assert!(r.body["error"]["message"].is_string(), "{}", r.body);
+    assert_eq!(r.body["error"]["field"].as_str(), field, "{}", r.body);
+}
+
+#[tokio::test]
+async fn enqueueing_a_job_returns_202_and_the_job_is_visible_as_queued() {
+    let app = TestApp::new().await;
+
+    let id = app.enqueue(json!({"fingerprint": "fp-1"})).await;
+
+    let r = app.get(&format!("/v1/jobs/{JOB}/{id}")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(
+        r.body,
+        json!({"id": id, "name": JOB, "status": "queued", "attempts": 0, "last_error": null})
+    );
+}
+
+#[tokio::test]
+async fn an_array_body_enqueues_every_job_in_one_request() {
+    let app = TestApp::new().await;
+
+    let r = app
+        .post_json(
+            &format!("/v1/jobs/{JOB}"),
+            json!([{"fingerprint": "a"}, {"fingerprint": "b"}, {"fingerprint": "c", "delay_seconds": 60}]),
+        )
+        .await;
+
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    let ids: Vec<&str> = r.body["job_ids"]
+        .as_array()
+        .expect("job_ids")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(ids.len(), 3);
+    assert_eq!(app.job_status(ids[0]).await, "queued");
+    assert_eq!(app.job_status(ids[1]).await, "queued");
+    assert_eq!(app.job_status(ids[2]).await, "scheduled");
+    let counts = app.queue_counts().await;
+    assert_eq!(
+        (counts["queued"].as_u64(), counts["scheduled"].as_u64()),
+        (Some(2), Some(1))
+    );
+}
+
+#[tokio::test]
+async fn an_empty_array_enqueues_nothing() {
+    let app = TestApp::new().await;
+
+    let r = app.post_json(&format!("/v1/jobs/{JOB}"), json!([])).await;
+
+    assert_eq!(r.status, StatusCode::ACCEPTED);
+    assert_eq!(r.body, json!({"job_ids": []}));
+}
+
+#[tokio::test]
+async fn unknown_job_names_and_ids_are_404() {
+    let app = TestApp::new().await;
+    let id = app.enqueue(json!({"fingerprint": "fp"})).await;
+
+    let post = app.post_json("/v1/jobs/no_such_job", json!({})).await;
+    let post_garbage = app
+        .send(json_request("/v1/jobs/no_such_job", "not json"))
+        .await;
+    let wrong_name = app.get(&format!("/v1/jobs/no_such_job/{id}")).await;
+    let unknown_id = app
+        .get(&format!("/v1/jobs/{JOB}/0000000000000000000000000a"))
+        .await;
+    let malformed_id = app.get(&format!("/v1/jobs/{JOB}/not%20an%20id")).await;
+
+    for r in [post, post_garbage, wrong_name, unknown_id, malformed_id] {
+        assert_error(&r, StatusCode::NOT_FOUND, "not_found", None);
+    }
+}
+
+#[tokio::test]
+async fn a_missing_argument_is_422_naming_the_field_and_nothing_is_pushed() {
+    let app = TestApp::new().await;
+    let uri = format!("/v1/jobs/{JOB}");
+
+    let object = app.post_json(&uri, json!({})).await;
+    let empty = app.post_json(&uri, json!({"fingerprint": ""})).await;
+    let array = app
+        .post_json(
+            &uri,
+            json!([{"fingerprint": "a"}, {"fingerprint": "b"}, {}, {"fingerprint": "d"}]),
+        )
+        .await;
+    let single = app.post_json(&uri, json!([{"nope": 1}])).await;
+    let not_object_item = app.post_json(&uri, json!([{"fingerprint": "a"}, 7])).await;
+
+    let invalid = StatusCode::UNPROCESSABLE_ENTITY;
+    assert_error(&object, invalid, "invalid_argument", Some("fingerprint"));
+    assert_error(&empty, invalid, "invalid_argument", Some("fingerprint"));
+    assert_error(&array, invalid, "invalid_argument", Some("[2].fingerprint"));
+    assert_error(
+        &single,
+        invalid,
+        "invalid_argument",
+        Some("[0].fingerprint"),
+    );
+    assert_error(&not_object_item, invalid, "invalid_argument", Some("[1]"));
+    assert_eq!(app.queue_counts().await["queued"], 0);
+}
+
+#[tokio::test]
+async fn delay_seconds_and_run_at_schedule_the_job() {
+    let app = TestApp::new().await;
+    let uri = format!("/v1/jobs/{JOB}");
+    let later = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+
+    let delayed = app
+        .enqueue(json!({"fingerprint": "fp", "delay_seconds": 30}))
+        .await;
+    let at = app
+        .enqueue(json!({"fingerprint": "fp", "run_at": later}))
+        .await;
+    let both = app
+        .post_json(
+            &uri,
+            json!({"fingerprint": "fp", "delay_seconds": 1, "run_at": later}),
+        )
+        .await;
+    let negative = app
+        .post_json(&uri, json!({"fingerprint": "fp", "delay_seconds": -1}))
+        .await;
+    let bad_time = app
+        .post_json(&uri, json!({"fingerprint": "fp", "run_at": "next tuesday"}))
+        .await;
+
+    assert_eq!(app.job_status(&delayed).await, "scheduled");
+    assert_eq!(app.job_status(&at).await, "scheduled");
+    let invalid = StatusCode::UNPROCESSABLE_ENTITY;
+    assert_error(&both, invalid, "invalid_argument", Some("run_at"));
+    assert_error(
+        &negative,
+        invalid,
+        "invalid_argument",
+        Some("delay_seconds"),
+    );
+    assert_error(&bad_time, invalid, "invalid_argument", Some("run_at"));
+}
+
+#[tokio::test]
+async fn v1_requires_the_bearer_token_when_one_is_set() {
+    let app = TestApp::with_api_vars(&[("API_TOKEN", "s3cret-token")]).await;
+    let with_auth = |value: &str| {
+        Request::builder()
+            .uri("/v1/queues")
+            .header(header::AUTHORIZATION, value)
+            .body(Body::empty())
+            .expect("valid request")
+    };
+
+    let none = app.get("/v1/queues").await;
+    let wrong = app.send(with_auth("Bearer s3cret-tokeN")).await;
+    let basic = app.send(with_auth("Basic s3cret-token")).await;
+    let right = app.send(with_auth("Bearer s3cret-token")).await;
+    let post_without = app
+        .post_json(&format!("/v1/jobs/{JOB}"), json!({"fingerprint": "x"}))
+        .await;
+    let health = app.get("/healthz").await;
+
+    for r in [&none, &wrong, &basic, &post_without] {
+        assert_error(r, StatusCode::UNAUTHORIZED, "unauthorized", None);
+        assert_eq!(r.headers[header::WWW_AUTHENTICATE], "Bearer");
+    }
+    assert_eq!(right.status, StatusCode::OK, "{}", right.body);
+    assert_eq!(health.status, StatusCode::OK);
+    assert_eq!(app.queue_counts_with_token("s3cret-token").await, 0);
+}
+
+impl TestApp {
+    /// Queued count of `JOB`, authenticated.
+    async fn queue_counts_with_token(&self, token: &str) -> u64 {
+        let req = Request::builder()
+            .uri("/v1/queues")
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .body(Body::empty())
+            .expect("valid request");
+        let r = self.send(req).await;
+        r.body["queues"]
+            .as_array()
+            .and_then(|qs| qs.iter().find(|q| q["name"] == JOB))
+            .and_then(|q| q["queued"].as_u64())
+            .expect("queued count")
+    }
+}
+
+#[tokio::test]
+async fn bodies_over_the_limit_are_413_with_the_envelope() {
+    let app = TestApp::with_api_vars(&[("API_MAX_BODY_BYTES", "1024")]).await;
+    let uri = format!("/v1/jobs/{JOB}");
+    let big = json!({"fingerprint": "x".repeat(2048)}).to_string();
+    let chunks: Vec<Result<String, std::io::Error>> = (0..8).map(|_| Ok("x".repeat(256))).collect();
+
+    let sized = app.send(json_request(&uri, big)).await;
+    let chunked = app
+        .send(json_request(
+            &uri,
+            Body::from_stream(futures::stream::iter(chunks)),
+        ))
+        .await;
+    let padded = format!(r#"{{"fingerprint": "fp"{}}}"#, " ".repeat(1000));
+    let small = app.send(json_request(&uri, padded)).await;
+
+    assert_error(
+        &sized,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        None,
+    );
+    assert_error(
+        &chunked,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        None,
+    );
+    assert_eq!(small.status, StatusCode::ACCEPTED, "{}", small.body);
+}
+
+#[tokio::test]
+async fn bodies_that_are_not_json_objects_are_refused_with_a_clear_message() {
+    let app = TestApp::new().await;
+    let uri = format!("/v1/jobs/{JOB}");
+
+    let garbage = app.send(json_request(&uri, "{fingerprint: nope")).await;
+    let empty = app.send(json_request(&uri, "")).await;
+    let number = app.send(json_request(&uri, "5")).await;
+    let text_plain = app
+        .send(
+            Request::builder()
+                .method(Method::POST)
+                .uri(&uri)
+                .header(header::CONTENT_TYPE, "text/plain")
+                .body(Body::from(r#"{"fingerprint": "a"}"#))
+                .expect("valid request"),
+        )
+        .await;
+    let no_content_type = app
+        .send(request(
+            Method::POST,
+            &uri,
+            Body::from(r#"{"fingerprint": "a"}"#),
+        ))
+        .await;
+
+    assert_error(&garbage, StatusCode::BAD_REQUEST, "bad_json", None);
+    assert_error(&empty, StatusCode::BAD_REQUEST, "bad_json", None);
+    assert_error(
+        &number,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_argument",
+        None,
+    );
+    assert_error(
+        &text_plain,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+        None,
+    );
+    assert_eq!(no_content_type.status, StatusCode::ACCEPTED);
+}
+
+#[tokio::test]
+async fn queues_lists_every_registered_job_with_its_counts() {
+    let app = TestApp::new().await;
+    app.enqueue(json!({"fingerprint": "a"})).await;
+    app.enqueue(json!({"fingerprint": "b"})).await;
+    app.enqueue(json!({"fingerprint": "c", "delay_seconds": 60}))
+        .await;
+
+    let r = app.get("/v1/queues").await;
+
+    assert_eq!(r.status, StatusCode::OK);
+    let queues = r.body["queues"].as_array().expect("queues");
+    let names: Vec<&str> = queues.iter().filter_map(|q| q["name"].as_str()).collect();
+    let registered: Vec<&str> = worker::registry::JOBS.iter().map(|j| j.name).collect();
+    assert_eq!(names, registered);
+    let persist = queues.iter().find(|q| q["name"] == JOB).expect("listed");
+    assert_eq!(persist["queued"], 2);
+    assert_eq!(persist["scheduled"], 1);
+    for key in ["running", "done", "dead", "oldest_waiting_seconds"] {
+        assert!(persist[key].is_number(), "{key} in {persist}");
+    }
+}
+
+#[tokio::test]
+async fn healthz_and_readyz_answer_ok_when_dependencies_answer() {
+    let app = TestApp::new().await;
+
+    let health = app.get("/healthz").await;
+    let ready = app.get("/readyz").await;
+
+    assert_eq!(health.status, StatusCode::OK);
+    assert_eq!(health.body, json!({"status": "ok"}));
+    assert_eq!(ready.status, StatusCode::OK, "{}", ready.body);
+    assert_eq!(ready.body["status"], "ok");
+}
+
+#[tokio::test]
+async fn readyz_is_503_naming_the_database_when_it_is_unreachable() {
+    let app = TestApp::new().await;
+    app.state.db.close_by_ref().await.expect("close pool");
+
+    let ready = app.get("/readyz").await;
+
+    assert_error(&ready, StatusCode::SERVICE_UNAVAILABLE, "unavailable", None);
+    assert_eq!(ready.headers[header::RETRY_AFTER], "1");
+    let message = ready.body["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("database"), "{message}");
+    assert!(!message.contains("redis"), "{message}");
+}
+
+#[tokio::test]
+async fn metrics_exposes_request_counts_and_queue_depths() {
+    let app = TestApp::new().await;
+    app.enqueue(json!({"fingerprint": "a"})).await;
+    app.get("/v1/queues").await;
+
+    let r = app.get("/metrics").await;
+
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(
+        r.headers[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap_or_default()
+            .starts_with("text/plain")
+    );
+    let text = r.body.as_str().expect("text body");
+    assert!(text.contains("http_requests_total{"), "{text}");
+    assert!(text.contains(r#"path="/v1/queues""#), "{text}");
+    assert!(text.contains(r#"path="/v1/jobs/{name}""#), "{text}");
+    assert!(
+        text.contains("http_request_duration_seconds_bucket{"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            r#"celeriac_queue_jobs{{queue="{JOB}",status="queued"}}"#
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("celeriac_queue_oldest_waiting_seconds{"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_answer_with_the_envelope() {
+    let app = TestApp::new().await;
+
+    let missing = app.get("/nope").await;
+    let missing_v1 = app.get("/v1/nope").await;
+    let wrong_method = app
+        .send(request(Method::DELETE, "/v1/queues", Body::empty()))
+        .await;
+
+    assert_error(&missing, StatusCode::NOT_FOUND, "not_found", None);
+    assert_error(&missing_v1, StatusCode::NOT_FOUND, "not_found", None);
+    assert_error(
+        &wrong_method,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        None,
+    );
+}
+
+#[tokio::test]
+async fn every_response_carries_a_request_id() {
+    let app = TestApp::new().await;
+    let given = Request::builder()
+        .uri("/healthz")
+        .header("x-request-id", "abc-123")
+        .body(Body::empty())
+        .expect("valid request");
+
+    let fresh = app.get("/healthz").await;
+    let echoed = app.send(given).await;
+
+    assert!(fresh.headers.contains_key("x-request-id"));
+    assert_eq!(echoed.headers["x-request-id"], "abc-123");
+}
+
+#[tokio::test]
+async fn serve_answers_on_a_socket_and_stops_when_told() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let app = TestApp::new().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(api::serve(listener, app.state.clone(), async move {
+        let _ = stopped.await;
+    }));
+
+    let mut socket = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    socket
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("write");
+    let mut reply = String::new();
+    socket.read_to_string(&mut reply).await.expect("read");
+    let _ = stop.send(());
+    let result = tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .expect("serve stops after shutdown")
+        .expect("serve task");
+
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    assert!(reply.contains(r#"{"status":"ok"}"#), "{reply}");
+    assert!(result.is_ok());
+}

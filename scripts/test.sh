@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Run every test against the real Redis and PostgreSQL (started or installed first if needed).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/services.sh
+# The end-to-end test starts the Procfile's processes from target/debug.
+cargo build --workspace --bins --locked
+exec cargo test --workspace --locked "$@"

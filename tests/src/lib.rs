@@ -2,7 +2,6 @@
 //! Redis namespace per test, both removed when the test ends, so tests run in parallel.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use migration::{Migrator, MigratorTrait};
@@ -10,7 +9,6 @@ use redis::aio::ConnectionManager;
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
 use worker::config::Settings;
 use worker::context::JobContext;
-use worker::queues::Queues;
 
 /// The PostgreSQL server the tests use (`TEST_DATABASE_URL`, default the local server).
 pub fn pg_admin_url() -> String {
@@ -198,13 +196,11 @@ pub fn settings(db: &TestDb, redis: &TestRedis, extra: &[(&str, &str)]) -> Setti
 
 /// A job context over `db` and `redis`.
 pub fn job_context(db: &TestDb, redis: &TestRedis, extra: &[(&str, &str)]) -> JobContext {
-    let settings = settings(db, redis, extra);
-    JobContext {
-        queues: Queues::new(redis.conn.clone(), &settings),
-        db: db.conn.clone(),
-        redis: redis.conn.clone(),
-        settings: Arc::new(settings),
-    }
+    JobContext::new(
+        db.conn.clone(),
+        redis.conn.clone(),
+        settings(db, redis, extra),
+    )
 }
 
 /// A Python with `celery[redis]` 5.7 installed, made once under `target/` and reused.

@@ -7,6 +7,7 @@ use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr, State
 
 use crate::config::Settings;
 use crate::queues::Queues;
+use crate::store::SessionWriter;
 
 /// Shared state of the jobs in one worker process.
 #[derive(Clone, Debug)]
@@ -19,9 +20,22 @@ pub struct JobContext {
     pub queues: Queues,
     /// Process settings.
     pub settings: Arc<Settings>,
+    /// Batching writer of anonymous-session rows.
+    pub sessions: SessionWriter,
 }
 
 impl JobContext {
+    /// A context over these connections; starts the session writer (needs a tokio runtime).
+    pub fn new(db: DatabaseConnection, redis: ConnectionManager, settings: Settings) -> Self {
+        Self {
+            queues: Queues::new(redis.clone(), &settings),
+            sessions: SessionWriter::spawn(db.clone()),
+            db,
+            redis,
+            settings: Arc::new(settings),
+        }
+    }
+
     /// The database's dialect.
     pub fn backend(&self) -> DatabaseBackend {
         self.db.get_database_backend()

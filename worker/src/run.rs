@@ -2,7 +2,6 @@
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -20,7 +19,7 @@ use tracing::Instrument;
 use crate::config::Settings;
 use crate::context::JobContext;
 use crate::jobs::{self, Job, JobError};
-use crate::queues::{self, Queues};
+use crate::queues;
 
 /// Connect to Redis and the database, failing fast with a one-line message.
 pub async fn connect(settings: &Settings) -> anyhow::Result<JobContext> {
@@ -35,12 +34,7 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<JobContext> {
                 redact(&settings.database_url)
             )
         })?;
-    Ok(JobContext {
-        queues: Queues::new(redis.clone(), settings),
-        db,
-        redis,
-        settings: Arc::new(settings.clone()),
-    })
+    Ok(JobContext::new(db, redis, settings.clone()))
 }
 
 /// A URL without its password, for messages.

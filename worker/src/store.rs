@@ -1,9 +1,12 @@
-//! SQL writes several jobs share: upserting an anonymous session from its Redis document.
+//! SQL writes several jobs share: upserting anonymous sessions from their Redis documents, batched.
+
+use std::sync::Arc;
 
 use redis::AsyncCommands;
-use sea_orm::{DbErr, Value};
+use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr, Value};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 
-use crate::context::JobContext;
+use crate::context::{JobContext, statement};
 use crate::hot::{AnonSessionDoc, anon_session_key};
 
 /// Why a session document could not be used.
@@ -30,39 +33,142 @@ pub async fn read_anon_session(
         .transpose()
 }
 
-/// Insert or update the session row from its document. Never moves `pages_visited` or
-/// `last_activity` backwards, never reopens a finalized session, so replays are harmless.
-pub async fn upsert_anon_session(ctx: &JobContext, doc: &AnonSessionDoc) -> Result<(), DbErr> {
-    let ip_cast = match ctx.backend() {
-        sea_orm::DatabaseBackend::Postgres => "CAST($7 AS inet)",
-        _ => "$7",
+/// Insert or update the session row from its document, through the process's batching writer.
+/// Never moves `pages_visited` or `last_activity` backwards, never reopens a finalized session,
+/// so replays are harmless.
+pub async fn upsert_anon_session(ctx: &JobContext, doc: &AnonSessionDoc) -> Result<(), StoreError> {
+    ctx.sessions.upsert(doc.clone()).await
+}
+
+/// Rows per upsert statement at most (13 parameters each, far below either database's limit).
+const MAX_BATCH: usize = 256;
+/// Statements in flight at once.
+const WRITERS: usize = 4;
+
+type Reply = oneshot::Sender<Result<(), String>>;
+
+/// Group commit for session upserts: concurrent jobs' rows are written together in one
+/// multi-row statement (one round trip and one commit for up to 256 rows), each job still
+/// waiting for its own row to be durable before it is acknowledged. Under light load a batch is
+/// one row, written at once; batches grow only while earlier statements are in flight.
+#[derive(Clone, Debug)]
+pub struct SessionWriter {
+    tx: mpsc::Sender<(AnonSessionDoc, Reply)>,
+}
+
+impl SessionWriter {
+    /// Start the writer over `db` (needs a tokio runtime).
+    pub fn spawn(db: DatabaseConnection) -> Self {
+        let (tx, mut rx) = mpsc::channel::<(AnonSessionDoc, Reply)>(MAX_BATCH * WRITERS * 2);
+        tokio::spawn(async move {
+            let slots = Arc::new(Semaphore::new(WRITERS));
+            let mut buf = Vec::with_capacity(MAX_BATCH);
+            loop {
+                let Ok(permit) = slots.clone().acquire_owned().await else {
+                    return;
+                };
+                if rx.recv_many(&mut buf, MAX_BATCH).await == 0 {
+                    return;
+                }
+                let batch = std::mem::replace(&mut buf, Vec::with_capacity(MAX_BATCH));
+                let db = db.clone();
+                tokio::spawn(async move {
+                    let docs: Vec<&AnonSessionDoc> = batch.iter().map(|(d, _)| d).collect();
+                    let result = upsert_many(&db, &docs).await.map_err(|e| e.to_string());
+                    for (_, reply) in batch {
+                        let _ = reply.send(result.clone());
+                    }
+                    drop(permit);
+                });
+            }
+        });
+        Self { tx }
+    }
+
+    /// Upsert one document; resolves once its statement has committed.
+    pub async fn upsert(&self, doc: AnonSessionDoc) -> Result<(), StoreError> {
+        let (reply, done) = oneshot::channel();
+        self.tx
+            .send((doc, reply))
+            .await
+            .map_err(|_| StoreError::Db(DbErr::Custom("session writer stopped".into())))?;
+        done.await
+            .map_err(|_| StoreError::Db(DbErr::Custom("session writer stopped".into())))?
+            .map_err(|e| StoreError::Db(DbErr::Custom(e)))
+    }
+}
+
+/// One statement upserting every document (several documents of one session are merged first:
+/// PostgreSQL refuses to update a row twice in one statement).
+pub async fn upsert_many(db: &DatabaseConnection, docs: &[&AnonSessionDoc]) -> Result<(), DbErr> {
+    let mut merged: Vec<AnonSessionDoc> = Vec::with_capacity(docs.len());
+    let mut index = std::collections::HashMap::with_capacity(docs.len());
+    for d in docs {
+        match index.get(&d.session_id) {
+            Some(&i) => {
+                let m: &mut AnonSessionDoc = &mut merged[i];
+                m.pages_visited = m.pages_visited.max(d.pages_visited);
+                m.last_activity = m.last_activity.max(d.last_activity);
+            }
+            None => {
+                index.insert(d.session_id, merged.len());
+                merged.push((*d).clone());
+            }
+        }
+    }
+    let backend = db.get_database_backend();
+    let ip = |n: usize| match backend {
+        DatabaseBackend::Postgres => format!("CAST(${n} AS inet)"),
+        _ => format!("${n}"),
     };
-    let sql = format!(
+    let mut sql = String::from(
         "INSERT INTO analytics_anonymoussession AS s (id, device_fingerprint, session_start, session_end, \
          last_activity, pages_visited, ip_address, user_agent, device_type, browser, os, landing_page, \
-         referrer, is_active, is_bot) VALUES ($1, $2, $3, NULL, $4, $5, {ip_cast}, $6, $8, $9, $10, $11, $12, TRUE, $13) \
-         ON CONFLICT (id) DO UPDATE SET \
-         last_activity = GREATEST(s.last_activity, excluded.last_activity), \
-         pages_visited = GREATEST(s.pages_visited, excluded.pages_visited)"
+         referrer, is_active, is_bot) VALUES ",
     );
-    ctx.execute(
-        &sql,
-        vec![
+    let mut values: Vec<Value> = Vec::with_capacity(merged.len() * 13);
+    for (i, doc) in merged.iter().enumerate() {
+        let b = i * 13;
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&format!(
+            "(${}, ${}, ${}, NULL, ${}, ${}, {}, ${}, ${}, ${}, ${}, ${}, ${}, TRUE, ${})",
+            b + 1,
+            b + 2,
+            b + 3,
+            b + 4,
+            b + 5,
+            ip(b + 6),
+            b + 7,
+            b + 8,
+            b + 9,
+            b + 10,
+            b + 11,
+            b + 12,
+            b + 13
+        ));
+        values.extend([
             doc.session_id.into(),
             doc.device_fingerprint.clone().into(),
             doc.started_at.into(),
             doc.last_activity.into(),
             doc.pages_visited.into(),
-            doc.user_agent.clone().into(),
             Value::String(doc.ip_address.clone()),
+            doc.user_agent.clone().into(),
             doc.device_type.clone().into(),
             doc.browser.clone().into(),
             doc.os.clone().into(),
             doc.landing_page.clone().into(),
             doc.referrer.clone().into(),
             doc.is_bot.into(),
-        ],
-    )
-    .await?;
+        ]);
+    }
+    sql.push_str(
+        " ON CONFLICT (id) DO UPDATE SET \
+         last_activity = GREATEST(s.last_activity, excluded.last_activity), \
+         pages_visited = GREATEST(s.pages_visited, excluded.pages_visited)",
+    );
+    db.execute_raw(statement(backend, &sql, values)).await?;
     Ok(())
 }

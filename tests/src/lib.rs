@@ -65,6 +65,29 @@ impl TestDb {
         }
     }
 
+    /// A fresh, empty PostgreSQL database (no migrations run).
+    pub async fn empty_postgres() -> Self {
+        let name = format!("celeriac_test_{}", uuid::Uuid::new_v4().simple());
+        let admin = Database::connect(pg_admin_url())
+            .await
+            .expect("PostgreSQL is running");
+        admin
+            .execute_unprepared(&format!("CREATE DATABASE {name}"))
+            .await
+            .expect("create test database");
+        admin.close().await.ok();
+        let url = pg_url(&name);
+        let conn = Database::connect(&url)
+            .await
+            .expect("connect test database");
+        Self {
+            url,
+            conn,
+            name: Some(name),
+            file: None,
+        }
+    }
+
     /// A fresh SQLite file, migrated up.
     pub async fn sqlite() -> Self {
         let file = std::env::temp_dir().join(format!(
@@ -201,6 +224,44 @@ pub fn job_context(db: &TestDb, redis: &TestRedis, extra: &[(&str, &str)]) -> Jo
         redis.conn.clone(),
         settings(db, redis, extra),
     )
+}
+
+/// One HTTP/1.1 request over a fresh connection (`Connection: close`): the status and the JSON body
+/// (`Value::Null` when the body is not JSON).
+pub async fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&serde_json::Value>,
+) -> std::io::Result<(u16, serde_json::Value)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\n{auth}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(req.as_bytes()).await?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await?;
+    let text = String::from_utf8_lossy(&raw);
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let payload = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b)
+        .unwrap_or_default();
+    Ok((
+        status,
+        serde_json::from_str(payload).unwrap_or(serde_json::Value::Null),
+    ))
 }
 
 /// A Python with `celery[redis]` 5.7 installed, made once under `target/` and reused.

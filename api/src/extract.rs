@@ -3,7 +3,8 @@
 //! Use [`Json`] (not `axum::Json`) for request bodies. It reads the body under the configured
 //! limit (413 `payload_too_large` past it), refuses a declared non-JSON `Content-Type` (415),
 //! answers 400 `bad_json` for text that is not JSON and 422 `invalid_argument` naming the field
-//! for JSON of the wrong shape. A missing `Content-Type` is accepted, so `curl -d` works.
+//! for JSON of the wrong shape. A missing `Content-Type` is accepted (`curl -d` sends a form type,
+//! so add `-H 'Content-Type: application/json'`).
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection};

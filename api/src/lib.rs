@@ -2,6 +2,8 @@
 //!
 //! [`app::build`] makes the router from an [`AppState`]; [`serve`] runs it on a listener until a
 //! shutdown future resolves. `src/main.rs` only reads configuration, connects and calls [`serve`].
+//!
+#![doc = include_str!("../README.md")]
 
 pub mod app;
 pub mod auth;

@@ -328,7 +328,11 @@ async fn bodies_over_the_limit_are_413_with_the_envelope() {
     let big = json!({"fingerprint": "x".repeat(2048)}).to_string();
     let chunks: Vec<Result<String, std::io::Error>> = (0..8).map(|_| Ok("x".repeat(256))).collect();
 
-    let sized = app.send(json_request(&uri, big)).await;
+    let mut sized = json_request(&uri, big.clone());
+    sized
+        .headers_mut()
+        .insert(header::CONTENT_LENGTH, big.len().into());
+    let sized = app.send(sized).await;
     let chunked = app
         .send(json_request(
             &uri,

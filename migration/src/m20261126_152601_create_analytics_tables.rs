@@ -163,13 +163,19 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        create_index(
-            manager,
-            "analytics_anonymouspageview_session_id_idx",
-            AnalyticsAnonymouspageview::Table,
-            [AnalyticsAnonymouspageview::SessionId],
-        )
-        .await?;
+        // One row per view: a flush that runs twice inserts nothing new (and it serves
+        // session_id lookups, as Django's FK index would).
+        manager
+            .create_index(
+                Index::create()
+                    .name("analytics_anonymouspageview_session_viewed_uniq")
+                    .table(AnalyticsAnonymouspageview::Table)
+                    .col(AnalyticsAnonymouspageview::SessionId)
+                    .col(AnalyticsAnonymouspageview::ViewedAt)
+                    .unique()
+                    .to_owned(),
+            )
+            .await?;
         create_index(
             manager,
             "analytics_anonymouspageview_viewed_at_idx",

@@ -1,6 +1,8 @@
 //! The Celery drop-in with the real Celery 5.7 client: send_task and apply_async (args, kwargs,
 //! countdown, expires, priority) feed Celeriac's worker, rows appear, and AsyncResult.get() returns.
 
+#![allow(clippy::unwrap_used)] // In tests a failed unwrap is a failed assertion.
+
 use std::time::Duration;
 
 use celeriac_tests::{TestDb, TestRedis, celery_python, eventually, job_context, redis_url};

@@ -2,6 +2,8 @@
 //! against the real PostgreSQL and Redis; a job enqueued over HTTP becomes a row; SIGTERM stops
 //! every process with exit 0.
 
+#![allow(clippy::unwrap_used)] // In tests a failed unwrap is a failed assertion.
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;

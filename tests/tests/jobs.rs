@@ -1,6 +1,8 @@
 //! Every job against the real PostgreSQL and Redis: run it, run it again, run two at once, and the
 //! rows are the same.
 
+#![allow(clippy::unwrap_used)] // In tests a failed unwrap is a failed assertion.
+
 use std::time::Duration;
 
 use celeriac_tests::{TestDb, TestRedis, job_context};

@@ -1,6 +1,8 @@
 //! The scheduler against the real Redis: three copies enqueue each tick once; a tick missed while
 //! no scheduler ran is enqueued once at start.
 
+#![allow(clippy::unwrap_used)] // In tests a failed unwrap is a failed assertion.
+
 use std::collections::HashMap;
 use std::time::Duration;
 

@@ -23,6 +23,28 @@ pub enum EnqueueError {
     Queue(#[from] celeriac_queue::QueueError),
 }
 
+/// One job to enqueue: its arguments, when it may run, and an optional uniqueness key and TTL.
+#[derive(Debug, Clone)]
+pub struct EnqueueItem {
+    /// The job's arguments (validated before anything is pushed).
+    pub args: serde_json::Value,
+    /// When it may run.
+    pub when: When,
+    /// Drop a duplicate pushed with this key within this TTL.
+    pub unique: Option<(String, Duration)>,
+}
+
+impl EnqueueItem {
+    /// Arguments to run now, without uniqueness.
+    pub fn now(args: serde_json::Value) -> Self {
+        Self {
+            args,
+            when: When::Now,
+            unique: None,
+        }
+    }
+}
+
 /// Open a self-healing Redis connection with production timeouts (not redis-rs' 500 ms default).
 pub async fn connect(url: &str) -> Result<ConnectionManager, redis::RedisError> {
     let client = redis::Client::open(url)?;
@@ -85,7 +107,12 @@ impl Queues {
         args: serde_json::Value,
         when: When,
     ) -> Result<Pushed, EnqueueError> {
-        let mut out = self.enqueue_many(name, vec![(args, when, None)]).await?;
+        let item = EnqueueItem {
+            args,
+            when,
+            unique: None,
+        };
+        let mut out = self.enqueue_many(name, vec![item]).await?;
         out.pop()
             .ok_or_else(|| EnqueueError::UnknownJob(name.to_owned()))
     }
@@ -96,7 +123,7 @@ impl Queues {
     pub async fn enqueue_many(
         &self,
         name: &str,
-        items: Vec<(serde_json::Value, When, Option<(String, Duration)>)>,
+        items: Vec<EnqueueItem>,
     ) -> Result<Vec<Pushed>, EnqueueError> {
         let spec = registry::find(name).ok_or_else(|| EnqueueError::UnknownJob(name.to_owned()))?;
         let queue = self
@@ -104,7 +131,7 @@ impl Queues {
             .ok_or_else(|| EnqueueError::UnknownJob(name.to_owned()))?;
         let many = items.len() > 1;
         let mut jobs = Vec::with_capacity(items.len());
-        for (i, (args, when, unique)) in items.into_iter().enumerate() {
+        for (i, EnqueueItem { args, when, unique }) in items.into_iter().enumerate() {
             let args = (spec.check)(args).map_err(|mut e| {
                 if many {
                     e.field = if e.field.is_empty() {

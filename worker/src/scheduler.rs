@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use redis::aio::ConnectionManager;
 
 use crate::config::ConfigError;
-use crate::queues::Queues;
+use crate::queues::{EnqueueItem, Queues};
 
 /// How long a tick's uniqueness key lives: far longer than any clock skew between copies.
 const TICK_UNIQUE_TTL: Duration = Duration::from_secs(24 * 3600);
@@ -92,11 +92,11 @@ async fn enqueue_due(
     let pushed = queues
         .enqueue_many(
             entry.job,
-            vec![(
-                serde_json::json!({}),
-                When::Now,
-                Some((key, TICK_UNIQUE_TTL)),
-            )],
+            vec![EnqueueItem {
+                args: serde_json::json!({}),
+                when: When::Now,
+                unique: Some((key, TICK_UNIQUE_TTL)),
+            }],
         )
         .await?;
     if let Some(p) = pushed.first().filter(|p| p.created) {

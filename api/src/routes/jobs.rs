@@ -92,7 +92,11 @@ async fn enqueue(
                     ));
                 };
                 let (args, when) = split_timing(map, &format!("[{i}]."))?;
-                batch.push((args, when, None));
+                batch.push(worker::queues::EnqueueItem {
+                    args,
+                    when,
+                    unique: None,
+                });
             }
             let job_ids = if batch.is_empty() {
                 Vec::new()

@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use super::{Job, JobError, check_fingerprint};
 use crate::context::JobContext;
+use crate::queues::EnqueueItem;
 use crate::registry::{ArgError, JobArgs};
 use crate::store;
 
@@ -46,8 +47,11 @@ impl Job for FinalizeAnonymousSession {
         let timeout = chrono::Duration::from_std(ctx.settings.anon_session_timeout)
             .map_err(|e| JobError::Permanent(e.to_string()))?;
         let grace = chrono::Duration::from_std(FINALIZE_GRACE).unwrap_or_default();
-        if let Some(doc) = store::read_anon_session(ctx, &self.fingerprint).await? {
-            if doc.session_id == self.session_id {
+        let live = store::read_anon_session(ctx, &self.fingerprint)
+            .await?
+            .filter(|doc| doc.session_id == self.session_id);
+        if let Some(doc) = live {
+            {
                 let due = doc.last_activity + timeout - grace;
                 if due > Utc::now() {
                     let due_ms = due.timestamp_millis();
@@ -55,14 +59,14 @@ impl Job for FinalizeAnonymousSession {
                     ctx.queues
                         .enqueue_many(
                             Self::NAME,
-                            vec![(
+                            vec![EnqueueItem {
                                 args,
-                                celeriac_queue::When::At(due_ms),
-                                Some((
+                                when: celeriac_queue::When::At(due_ms),
+                                unique: Some((
                                     Self::unique_key(self.session_id, due_ms),
                                     ctx.settings.anon_session_timeout * 2,
                                 )),
-                            )],
+                            }],
                         )
                         .await?;
                     tracing::debug!(due_ms, "session still active; finalize rescheduled");

@@ -43,10 +43,9 @@ impl Job for FinalizeIdleSessions {
             after = Some(last.id);
             for row in &rows {
                 // A document that is still live and newer belongs to a session that is not idle.
-                if let Some(doc) = store::read_anon_session(ctx, &row.device_fingerprint).await? {
-                    if doc.session_id == row.id && doc.last_activity >= cutoff {
-                        continue;
-                    }
+                let live = store::read_anon_session(ctx, &row.device_fingerprint).await?;
+                if live.is_some_and(|doc| doc.session_id == row.id && doc.last_activity >= cutoff) {
+                    continue;
                 }
                 ended += end_session(ctx, row.id).await?;
             }

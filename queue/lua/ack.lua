@@ -31,8 +31,9 @@ for i = 0, n - 1 do
       local at = now + tonumber(ARGV[b + 3])
       local v = redis.call('HGET', KEYS[4], id)
       if v then
-        local p = string.find(v, '|', 1, true)
-        redis.call('HSET', KEYS[4], id, string.format('%d', at) .. string.sub(v, p))
+        -- Keep the payload whole; a value without the '<ms>|' header is all payload.
+        local h = string.match(v, '^%d+|')
+        redis.call('HSET', KEYS[4], id, string.format('%d|', at) .. (h and string.sub(v, #h + 1) or v))
       end
       redis.call('HSET', KEYS[6], id, ARGV[b + 4])
       redis.call('ZADD', KEYS[2], at, id)

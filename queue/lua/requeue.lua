@@ -6,8 +6,9 @@ local id = ARGV[1]
 if redis.call('ZREM', KEYS[4], id) == 0 then return 0 end
 local v = redis.call('HGET', KEYS[2], id)
 if not v then return 0 end
-local p = string.find(v, '|', 1, true)
-redis.call('HSET', KEYS[2], id, string.format('%d', now) .. string.sub(v, p))
+-- Keep the payload whole; a value without the '<ms>|' header is all payload.
+local h = string.match(v, '^%d+|')
+redis.call('HSET', KEYS[2], id, string.format('%d|', now) .. (h and string.sub(v, #h + 1) or v))
 redis.call('HDEL', KEYS[3], id)
 redis.call('RPUSH', KEYS[1], id)
 if ARGV[2] ~= '' then redis.call('PUBLISH', ARGV[2], '1') end

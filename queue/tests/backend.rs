@@ -1,6 +1,8 @@
 //! The apalis backend against the real Redis: jobs run, bad payloads die alone, retries stop at
 //! max attempts, idle workers wake at once, and a stop hands back what was not started.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::sync::Arc;

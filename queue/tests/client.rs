@@ -1,5 +1,7 @@
 //! The queue client against the real Redis: push, lease, fence, retry, dead, stats, retention.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::time::Duration;

@@ -33,8 +33,14 @@ struct Job {
 #[derive(Clone, Default)]
 struct Runs(Arc<Mutex<HashMap<u64, u32>>>);
 
+impl Runs {
+    fn record(&self, n: u64) {
+        *self.0.lock().unwrap().entry(n).or_default() += 1;
+    }
+}
+
 async fn handle(job: Job, runs: Data<Runs>) -> Result<(), BoxDynError> {
-    *runs.0.lock().unwrap().entry(job.n).or_default() += 1;
+    runs.record(job.n);
     tokio::time::sleep(Duration::from_millis(15)).await;
     Ok(())
 }

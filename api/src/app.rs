@@ -32,6 +32,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// The API's own settings.
     pub api: Arc<ApiConfig>,
+    /// The tracking rules (page views, sessions, events, visitors, analytics, erasure).
+    pub tracker: tracking::Tracker,
 }
 
 impl AppState {
@@ -42,12 +44,20 @@ impl AppState {
         settings: Settings,
         api: ApiConfig,
     ) -> Self {
+        let queues = Queues::new(redis.clone(), &settings);
+        let tracker = tracking::Tracker::new(
+            redis.clone(),
+            db.clone(),
+            queues.clone(),
+            tracking::TrackingConfig::from_settings(&settings),
+        );
         Self {
-            queues: Queues::new(redis.clone(), &settings),
+            queues,
             db,
             redis,
             settings: Arc::new(settings),
             api: Arc::new(api),
+            tracker,
         }
     }
 }

@@ -203,6 +203,19 @@ impl From<EnqueueError> for ApiError {
     }
 }
 
+impl From<tracking::TrackError> for ApiError {
+    fn from(e: tracking::TrackError) -> Self {
+        use tracking::TrackError as T;
+        match e {
+            T::Invalid(arg) => Self::invalid_argument(arg.field, arg.message),
+            T::NotFound(what) => Self::not_found(format!("{what} not found")),
+            T::Redis(r) => QueueError::Redis(r).into(),
+            T::Db(d) => d.into(),
+            T::Enqueue(q) => q.into(),
+        }
+    }
+}
+
 impl From<QueueError> for ApiError {
     fn from(e: QueueError) -> Self {
         match &e {

@@ -156,6 +156,14 @@ impl TestRedis {
         }
     }
 
+    /// Remove keys matching `*{fragment}*` at the end too (community ids, paths).
+    pub fn track(&self, fragment: &str) {
+        self.extra
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(fragment.to_owned());
+    }
+
     /// A fresh token (fingerprint, session id) unique to this test; keys named after it are removed at the end.
     pub fn token(&self, what: &str) -> String {
         let t = format!("{what}-{}", uuid::Uuid::new_v4().simple());
@@ -224,6 +232,58 @@ pub fn job_context(db: &TestDb, redis: &TestRedis, extra: &[(&str, &str)]) -> Jo
         redis.conn.clone(),
         settings(db, redis, extra),
     )
+}
+
+/// A running API over `db` and `redis` on a free loopback port; stops when dropped.
+pub struct TestApi {
+    /// `127.0.0.1:<port>`.
+    pub addr: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl TestApi {
+    /// Serve the real router (`api::serve`) with these settings on top of the test's.
+    pub async fn start(db: &TestDb, redis: &TestRedis, extra: &[(&str, &str)]) -> Self {
+        let settings = settings(db, redis, extra);
+        let vars: HashMap<String, String> = extra
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect();
+        let api_config = api::ApiConfig::from_vars(&vars).expect("api config");
+        let state = api::AppState::new(redis.conn.clone(), db.conn.clone(), settings, api_config);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr").to_string();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(api::serve(listener, state, async move {
+            let _ = rx.await;
+        }));
+        Self {
+            addr,
+            stop: Some(tx),
+        }
+    }
+
+    /// A request with no token.
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        http(&self.addr, method, path, None, body)
+            .await
+            .expect("http")
+    }
+}
+
+impl Drop for TestApi {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
 }
 
 /// One HTTP/1.1 request over a fresh connection (`Connection: close`): the status and the JSON body

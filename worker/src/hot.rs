@@ -9,6 +9,47 @@ pub fn anon_session_key(fingerprint: &str) -> String {
     format!("anon_session:{fingerprint}")
 }
 
+/// `anon_session:{fingerprint}:views`: views not yet written to the database.
+pub fn anon_views_key(fingerprint: &str) -> String {
+    format!("anon_session:{fingerprint}:views")
+}
+
+/// `pageviews:{date}:paths`: the paths viewed that UTC day.
+pub fn pageview_paths_key(day: chrono::NaiveDate) -> String {
+    format!("pageviews:{day}:paths")
+}
+
+/// `pageviews:{date}:{path}`: the day's counters of one path.
+pub fn pageview_counters_key(day: chrono::NaiveDate, path: &str) -> String {
+    format!("pageviews:{day}:{path}")
+}
+
+/// `pageviews:{date}:{path}:visitors`: the day's unique visitors of one path.
+pub fn pageview_visitors_key(day: chrono::NaiveDate, path: &str) -> String {
+    format!("pageviews:{day}:{path}:visitors")
+}
+
+/// One buffered anonymous page view (an element of the views list).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BufferedView {
+    /// The session it belongs to.
+    pub session_id: Uuid,
+    /// The page (as sent, path or URL).
+    pub url: String,
+    /// Django URL name, if sent.
+    #[serde(default)]
+    pub url_name: String,
+    /// Page type, if sent.
+    #[serde(default)]
+    pub page_type: String,
+    /// When.
+    #[serde(deserialize_with = "timestamp")]
+    pub viewed_at: DateTime<Utc>,
+    /// Referrer, if any.
+    #[serde(default)]
+    pub referrer: String,
+}
+
 /// `session:{session_id}`.
 pub fn session_key(session_id: &str) -> String {
     format!("session:{session_id}")

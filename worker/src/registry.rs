@@ -43,7 +43,14 @@ pub trait JobArgs: Serialize + DeserializeOwned + Send + Sync + 'static {
 
 /// Decode and validate arguments, naming the field that fails.
 pub fn decode<T: JobArgs>(value: serde_json::Value) -> Result<T, ArgError> {
-    let args: T = serde_path_to_error::deserialize(value).map_err(|e| {
+    let args: T = decode_value(value)?;
+    args.validate()?;
+    Ok(args)
+}
+
+/// Decode any JSON value into `T`, naming the field that fails (`fingerprint`, `items.3.url`).
+pub fn decode_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ArgError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner().to_string();
         // serde names a missing field only in its message: "missing field `x`".
@@ -53,9 +60,7 @@ pub fn decode<T: JobArgs>(value: serde_json::Value) -> Result<T, ArgError> {
             None => path,
         };
         ArgError::new(field, inner)
-    })?;
-    args.validate()?;
-    Ok(args)
+    })
 }
 
 /// What the registry knows of one job.

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use redis::AsyncCommands;
-use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr, Value};
+use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr, EntityTrait, Value};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use crate::context::{JobContext, statement};
@@ -38,6 +38,105 @@ pub async fn read_anon_session(
 /// so replays are harmless.
 pub async fn upsert_anon_session(ctx: &JobContext, doc: &AnonSessionDoc) -> Result<(), StoreError> {
     ctx.sessions.upsert(doc.clone()).await
+}
+
+/// Drops the first `ARGV[1]` elements of list `KEYS[1]` only if element `ARGV[1] - 1` is still
+/// `ARGV[2]`: a second flush of the same views (a job run twice) cannot drop newer ones.
+static TRIM_FLUSHED: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+    redis::Script::new(
+        "if redis.call('LINDEX', KEYS[1], tonumber(ARGV[1]) - 1) == ARGV[2] then \
+           redis.call('LTRIM', KEYS[1], tonumber(ARGV[1]), -1) return 1 end return 0",
+    )
+});
+
+/// Write the views buffered in `anon_session:{fingerprint}:views` for `session_id` into
+/// `analytics_anonymouspageview` (one row per view; a replay inserts nothing new), with each
+/// view's time on page where the next view is known, then drop them from the buffer.
+/// Returns the rows inserted. Views of other sessions are left for their own finalize.
+pub async fn flush_page_views(
+    ctx: &JobContext,
+    fingerprint: &str,
+    session_id: uuid::Uuid,
+) -> Result<u64, StoreError> {
+    let key = crate::hot::anon_views_key(fingerprint);
+    let raw: Vec<String> = ctx.redis.clone().lrange(&key, 0, 999).await?;
+    if raw.is_empty() {
+        return Ok(0);
+    }
+    let views: Vec<crate::hot::BufferedView> = raw
+        .iter()
+        .filter_map(|r| serde_json::from_str(r).ok())
+        .filter(|v: &crate::hot::BufferedView| v.session_id == session_id)
+        .collect();
+    let mut inserted = 0;
+    // Without its session row (never persisted, and its document gone) a view has nowhere to go.
+    let has_row = !views.is_empty()
+        && entity::anonymous_session::Entity::find_by_id(session_id)
+            .one(&ctx.db)
+            .await?
+            .is_some();
+    if has_row {
+        let backend = ctx.backend();
+        let mut sql = String::from(
+            "INSERT INTO analytics_anonymouspageview (session_id, url, url_name, page_type, viewed_at, \
+             time_on_page_seconds, referrer) VALUES ",
+        );
+        let mut values: Vec<Value> = Vec::with_capacity(views.len() * 7);
+        for (i, v) in views.iter().enumerate() {
+            let b = i * 7;
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!(
+                "(${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                b + 1,
+                b + 2,
+                b + 3,
+                b + 4,
+                b + 5,
+                b + 6,
+                b + 7
+            ));
+            let on_page = views.get(i + 1).map(|next| {
+                (next.viewed_at - v.viewed_at)
+                    .num_seconds()
+                    .clamp(0, i64::from(i32::MAX)) as i32
+            });
+            values.extend([
+                v.session_id.into(),
+                v.url.clone().into(),
+                v.url_name.clone().into(),
+                v.page_type.clone().into(),
+                v.viewed_at.into(),
+                on_page.into(),
+                v.referrer.clone().into(),
+            ]);
+        }
+        sql.push_str(" ON CONFLICT (session_id, viewed_at) DO NOTHING");
+        inserted = ctx
+            .db
+            .execute_raw(statement(backend, &sql, values))
+            .await?
+            .rows_affected();
+    }
+    // Only the views of this session that were read are dropped; a view of another session at
+    // the head keeps the whole buffer (its own finalize flushes it).
+    let leading = raw
+        .iter()
+        .take_while(|r| {
+            serde_json::from_str::<crate::hot::BufferedView>(r)
+                .is_ok_and(|v| v.session_id == session_id)
+        })
+        .count();
+    if leading > 0 {
+        let _: i64 = TRIM_FLUSHED
+            .key(&key)
+            .arg(leading)
+            .arg(&raw[leading - 1])
+            .invoke_async(&mut ctx.redis.clone())
+            .await?;
+    }
+    Ok(inserted)
 }
 
 /// Rows per upsert statement at most (13 parameters each, far below either database's limit).

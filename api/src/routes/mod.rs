@@ -7,14 +7,28 @@ use axum::Router;
 
 use crate::app::AppState;
 
+pub mod analytics;
+pub mod anonymous;
+pub mod communities;
+pub mod events;
 pub mod health;
 pub mod jobs;
 pub mod metrics;
 pub mod queues;
+pub mod sessions;
+pub mod track;
 
 /// Every `/v1` route (the caller adds authentication).
 pub fn v1() -> Router<AppState> {
-    Router::new().merge(jobs::router()).merge(queues::router())
+    Router::new()
+        .merge(jobs::router())
+        .merge(queues::router())
+        .merge(track::router())
+        .merge(sessions::router())
+        .merge(events::router())
+        .merge(communities::router())
+        .merge(analytics::router())
+        .merge(anonymous::router())
 }
 
 /// The unauthenticated operational routes: `/healthz`, `/readyz`, `/metrics`.

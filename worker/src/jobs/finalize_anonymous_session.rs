@@ -30,9 +30,11 @@ impl JobArgs for FinalizeAnonymousSession {
     }
 }
 
-/// Sessions count as idle this long before the timeout, so the document is read before Redis
-/// expires it (its TTL equals the timeout).
-pub const FINALIZE_GRACE: Duration = Duration::from_secs(5);
+/// Sessions count as idle this long before the timeout (5 s, or a tenth of a short timeout), so
+/// the document is read before Redis expires it (its TTL equals the timeout).
+pub fn finalize_grace(timeout: Duration) -> Duration {
+    (timeout / 10).min(Duration::from_secs(5))
+}
 
 impl FinalizeAnonymousSession {
     /// The uniqueness key that keeps one finalize pending per session and due time.
@@ -46,7 +48,8 @@ impl Job for FinalizeAnonymousSession {
     async fn run(self, ctx: &JobContext) -> Result<(), JobError> {
         let timeout = chrono::Duration::from_std(ctx.settings.anon_session_timeout)
             .map_err(|e| JobError::Permanent(e.to_string()))?;
-        let grace = chrono::Duration::from_std(FINALIZE_GRACE).unwrap_or_default();
+        let grace = chrono::Duration::from_std(finalize_grace(ctx.settings.anon_session_timeout))
+            .unwrap_or_default();
         let live = store::read_anon_session(ctx, &self.fingerprint)
             .await?
             .filter(|doc| doc.session_id == self.session_id);
@@ -75,6 +78,7 @@ impl Job for FinalizeAnonymousSession {
                 store::upsert_anon_session(ctx, &doc).await?;
             }
         }
+        store::flush_page_views(ctx, &self.fingerprint, self.session_id).await?;
         end_session(ctx, self.session_id).await?;
         Ok(())
     }

@@ -13,7 +13,7 @@ mod persist_anonymous_session;
 pub use aggregate_page_analytics::AggregatePageAnalytics;
 pub use cleanup_old_anonymous_data::CleanupOldAnonymousData;
 pub use enhance_session_async::{EnhanceSessionAsync, parse_user_agent};
-pub use finalize_anonymous_session::FinalizeAnonymousSession;
+pub use finalize_anonymous_session::{FinalizeAnonymousSession, finalize_grace};
 pub use finalize_idle_sessions::FinalizeIdleSessions;
 pub use link_anonymous_conversion::LinkAnonymousConversion;
 pub use persist_anonymous_session::PersistAnonymousSession;

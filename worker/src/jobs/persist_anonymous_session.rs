@@ -30,6 +30,7 @@ impl Job for PersistAnonymousSession {
             return Ok(());
         };
         store::upsert_anon_session(ctx, &doc).await?;
+        store::flush_page_views(ctx, &self.fingerprint, doc.session_id).await?;
         Ok(())
     }
 }

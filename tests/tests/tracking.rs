@@ -1,0 +1,574 @@
+//! Tracking through the HTTP API against the real Redis and PostgreSQL (SPEC §3, §5, §7).
+
+#![allow(clippy::unwrap_used)] // In tests a failed unwrap is a failed assertion.
+
+use std::time::Duration;
+
+use celeriac_tests::{TestApi, TestDb, TestRedis, eventually, job_context};
+use chrono::Utc;
+use entity::{anonymous_page_view, anonymous_session, page_analytics, user_event, user_session};
+use redis::AsyncCommands;
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+use serde_json::{Value, json};
+use uuid::Uuid;
+use worker::context::JobContext;
+use worker::jobs::{AggregatePageAnalytics, Job};
+
+const CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36";
+const BOT: &str = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
+
+/// Run the worker in-process until `done` says so.
+async fn with_worker<F, Fut>(ctx: &JobContext, done: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<()>>,
+{
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let run_ctx = ctx.clone();
+    let worker = std::thread::spawn(move || {
+        tokio::runtime::Runtime::new()
+            .unwrap()
+            .block_on(worker::run::run(run_ctx, async move {
+                let _ = stop_rx.await;
+            }))
+    });
+    eventually(Duration::from_secs(30), "the worker's effect", done).await;
+    let _ = stop_tx.send(());
+    tokio::task::spawn_blocking(move || worker.join().unwrap().unwrap())
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anonymous_views_keep_a_live_session_persist_every_fifth_and_end_idle_in_the_database() {
+    let (db, redis) = (TestDb::postgres().await, TestRedis::new().await);
+    let extra = [("ANON_SESSION_TIMEOUT_SECONDS", "4")];
+    let api = TestApi::start(&db, &redis, &extra).await;
+    let ctx = job_context(&db, &redis, &extra);
+    let fp = redis.token("fp");
+    let page = format!("/t/{}", redis.token("page"));
+    let mut session = None;
+    for i in 1..=6 {
+        let (s, b) = api
+            .call("POST", "/v1/track/pageview", Some(&json!({"fingerprint": fp, "url": format!("{page}/{i}"), "referrer": "https://google.com/", "user_agent": CHROME, "ip": "203.0.113.45"})))
+            .await;
+        assert_eq!(s, 202, "{b}");
+        assert_eq!(b["pages_visited"], i);
+        assert_eq!(b["new_session"], i == 1);
+        assert_eq!(b["persist_enqueued"], i == 5);
+        session.get_or_insert(b["session_id"].clone());
+        assert_eq!(b["session_id"], session.clone().unwrap());
+    }
+    let doc: String = redis
+        .conn
+        .clone()
+        .get(format!("anon_session:{fp}"))
+        .await
+        .unwrap();
+    let doc: Value = serde_json::from_str(&doc).unwrap();
+    assert_eq!(doc["pages_visited"], 6);
+    assert_eq!(doc["landing_page"], format!("{page}/1"));
+    assert_eq!(doc["current_page"], format!("{page}/6"));
+    assert_eq!(doc["referrer"], "https://google.com/");
+    let ttl: i64 = redis
+        .conn
+        .clone()
+        .ttl(format!("anon_session:{fp}"))
+        .await
+        .unwrap();
+    assert!(ttl > 0 && ttl <= 4);
+    let persist = ctx
+        .queues
+        .get("persist_anonymous_session")
+        .unwrap()
+        .stats()
+        .await
+        .unwrap();
+    let finalize = ctx
+        .queues
+        .get("finalize_anonymous_session")
+        .unwrap()
+        .stats()
+        .await
+        .unwrap();
+    assert_eq!(persist.queued, 1, "every 5th page");
+    assert_eq!(
+        finalize.scheduled, 1,
+        "one finalize per live session, not one per view"
+    );
+
+    // Idle past the timeout, the session ends in the database with its views.
+    let sid: Uuid = serde_json::from_value(session.unwrap()).unwrap();
+    let conn = db.conn.clone();
+    with_worker(&ctx, || {
+        let conn = conn.clone();
+        async move {
+            let row = anonymous_session::Entity::find_by_id(sid)
+                .one(&conn)
+                .await
+                .ok()??;
+            (!row.is_active).then_some(())
+        }
+    })
+    .await;
+    let row = anonymous_session::Entity::find_by_id(sid)
+        .one(&db.conn)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.pages_visited, 6);
+    assert_eq!(row.browser, "Chrome");
+    assert_eq!(row.ip_address.as_deref(), Some("203.0.113.45"));
+    assert_eq!(row.session_end, Some(row.last_activity));
+    assert!(row.duration_seconds.is_some());
+    let views = anonymous_page_view::Entity::find()
+        .filter(anonymous_page_view::Column::SessionId.eq(sid))
+        .count(&db.conn)
+        .await
+        .unwrap();
+    assert_eq!(views, 6);
+    // No database row ever records an anonymous visitor's events.
+    assert_eq!(user_event::Entity::find().count(&db.conn).await.unwrap(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_authenticated_views_events_logout() {
+    let (db, redis) = (TestDb::postgres().await, TestRedis::new().await);
+    let api = TestApi::start(&db, &redis, &[]).await;
+    let ctx = job_context(&db, &redis, &[]);
+    let user = Uuid::new_v4();
+    let fp = redis.token("fp");
+    let (s, b) = api
+        .call("POST", "/v1/sessions", Some(&json!({"user_id": user, "username": format!("u-{fp}"), "user_agent": CHROME, "device_fingerprint": fp, "remember_me": true})))
+        .await;
+    assert_eq!(s, 201, "{b}");
+    let session_id = b["session_id"].as_str().unwrap().to_owned();
+    redis.track(&session_id);
+    let ttl: i64 = redis
+        .conn
+        .clone()
+        .ttl(format!("session:{session_id}"))
+        .await
+        .unwrap();
+    assert!(ttl > 29 * 86_400, "remember-me keeps 30 days, got {ttl}");
+
+    let page = format!("/t/{}", redis.token("page"));
+    for _ in 0..2 {
+        let (s, b) = api
+            .call("POST", "/v1/track/pageview", Some(&json!({"fingerprint": fp, "url": page, "user_id": user, "session_id": session_id, "user_agent": CHROME})))
+            .await;
+        assert_eq!(s, 202, "{b}");
+    }
+    let row = user_session::Entity::find()
+        .one(&db.conn)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.pages_visited, 2);
+    assert_ne!(row.session_id, session_id, "only the hash is stored");
+    let doc: String = redis
+        .conn
+        .clone()
+        .get(format!("session:{session_id}"))
+        .await
+        .unwrap();
+    assert_eq!(
+        serde_json::from_str::<Value>(&doc).unwrap()["pages_visited"],
+        2
+    );
+    let views = user_event::Entity::find()
+        .filter(user_event::Column::EventType.eq("page_view"))
+        .count(&db.conn)
+        .await
+        .unwrap();
+    assert_eq!(views, 2);
+
+    // enhance_session_async fills device_info.
+    let conn = db.conn.clone();
+    with_worker(&ctx, || {
+        let conn = conn.clone();
+        async move {
+            let row = user_session::Entity::find().one(&conn).await.ok()??;
+            (row.device_info["browser"] == "Chrome").then_some(())
+        }
+    })
+    .await;
+
+    let (s, b) = api
+        .call(
+            "POST",
+            "/v1/events",
+            Some(&json!({"user_id": user, "event_type": "rsvp", "metadata": {"event": 42}})),
+        )
+        .await;
+    assert_eq!(s, 201, "{b}");
+    let (s, b) = api
+        .call(
+            "POST",
+            "/v1/events",
+            Some(&json!({"event_type": "rsvp", "fingerprint": fp})),
+        )
+        .await;
+    assert_eq!(
+        (s, b["error"]["field"].as_str()),
+        (422, Some("user_id")),
+        "{b}"
+    );
+    assert_eq!(user_event::Entity::find().count(&db.conn).await.unwrap(), 3);
+
+    let (s, _) = api
+        .call("DELETE", &format!("/v1/sessions/{session_id}"), None)
+        .await;
+    assert_eq!(s, 204);
+    let row = user_session::Entity::find()
+        .one(&db.conn)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!row.is_active && row.ended_at.is_some());
+    let gone: bool = redis
+        .conn
+        .clone()
+        .exists(format!("session:{session_id}"))
+        .await
+        .unwrap();
+    assert!(!gone);
+    let (s, _) = api
+        .call("DELETE", "/v1/sessions/no-such-session", None)
+        .await;
+    assert_eq!(s, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn community_visitors_count_each_visitor_on_its_own_clock_and_only_users_get_events() {
+    let (db, redis) = (TestDb::postgres().await, TestRedis::new().await);
+    let api = TestApi::start(&db, &redis, &[]).await;
+    let community = Uuid::new_v4();
+    redis.track(&community.to_string());
+    let user = Uuid::new_v4();
+    let (_, b) = api
+        .call("POST", "/v1/sessions", Some(&json!({"user_id": user})))
+        .await;
+    let session_id = b["session_id"].as_str().unwrap().to_owned();
+    redis.track(&session_id);
+    let (anon_fp, user_fp, gone_fp) = (redis.token("fp"), redis.token("fp"), redis.token("fp"));
+    let url = format!("/c/{}/", redis.token("page"));
+    for body in [
+        json!({"fingerprint": anon_fp, "url": url, "community_id": community}),
+        json!({"fingerprint": user_fp, "url": url, "community_id": community, "user_id": user, "session_id": session_id}),
+        json!({"fingerprint": gone_fp, "url": url, "community_id": community}),
+    ] {
+        let (s, b) = api.call("POST", "/v1/track/pageview", Some(&body)).await;
+        assert_eq!(s, 202, "{b}");
+    }
+    // One visitor left six minutes ago: a busy visitor must not keep it counted.
+    let seen = format!("community:{community}:visitors:seen");
+    let old = Utc::now().timestamp_millis() - 6 * 60 * 1000;
+    let _: () = redis
+        .conn
+        .clone()
+        .zadd(&seen, format!("anon:{gone_fp}"), old)
+        .await
+        .unwrap();
+    let (s, stats) = api
+        .call(
+            "GET",
+            &format!("/v1/communities/{community}/visitors"),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        stats,
+        json!({"total_visitors": 2, "authenticated_visitors": 1, "anonymous_visitors": 1,
+               "authenticated_percentage": 50.0, "anonymous_percentage": 50.0})
+    );
+    let visitors: std::collections::HashMap<String, String> = redis
+        .conn
+        .clone()
+        .hgetall(format!("community:{community}:visitors"))
+        .await
+        .unwrap();
+    assert_eq!(visitors.len(), 3);
+    let events = user_event::Entity::find()
+        .filter(user_event::Column::EventType.eq("community_visit"))
+        .all(&db.conn)
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 1, "anonymous visits write no events");
+    let m = &events[0].metadata;
+    assert_eq!(m["is_authenticated"], true);
+    assert_eq!(m["device_fingerprint"], user_fp.as_str());
+    assert_eq!(m["is_cross_division"], false);
+    for k in [
+        "community_slug",
+        "visitor_division_id",
+        "community_division_id",
+        "url",
+        "referrer",
+    ] {
+        assert!(m.get(k).is_some(), "metadata lacks {k}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_view_is_counted_in_page_analytics_bots_left_out_and_recounting_changes_nothing() {
+    let (db, redis) = (TestDb::postgres().await, TestRedis::new().await);
+    let api = TestApi::start(&db, &redis, &[]).await;
+    let ctx = job_context(&db, &redis, &[]);
+    let base = format!("/t/{}", redis.token("page"));
+    let user = Uuid::new_v4();
+    let (_, b) = api
+        .call("POST", "/v1/sessions", Some(&json!({"user_id": user})))
+        .await;
+    let session_id = b["session_id"].as_str().unwrap().to_owned();
+    redis.track(&session_id);
+    let (v1, v2, bot) = (redis.token("fp"), redis.token("fp"), redis.token("fp"));
+    let views = [
+        (format!("{base}/a"), v1.clone(), None, CHROME),
+        (format!("{base}/a"), v1.clone(), None, CHROME),
+        (format!("{base}/a"), v2.clone(), None, CHROME),
+        (format!("{base}/a"), v2.clone(), Some(user), CHROME),
+        (format!("{base}/b?x=1"), v1.clone(), None, CHROME),
+        (format!("{base}/b"), bot.clone(), None, BOT),
+    ];
+    for (url, fp, user_id, ua) in &views {
+        let mut body =
+            json!({"fingerprint": fp, "url": url, "user_agent": ua, "page_type": "page"});
+        if let Some(u) = user_id {
+            body["user_id"] = json!(u);
+            body["session_id"] = json!(session_id);
+        }
+        let (s, b) = api.call("POST", "/v1/track/pageview", Some(&body)).await;
+        assert_eq!(s, 202, "{b}");
+    }
+    let today = Utc::now().date_naive();
+    let job = AggregatePageAnalytics { date: Some(today) };
+    job.clone().run(&ctx).await.unwrap();
+    let read = || async {
+        let mut rows: Vec<_> = page_analytics::Entity::find()
+            .filter(page_analytics::Column::UrlPath.starts_with(&base))
+            .all(&db.conn)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| {
+                (
+                    r.url_path,
+                    r.total_views,
+                    r.anonymous_views,
+                    r.authenticated_views,
+                    r.unique_visitors,
+                )
+            })
+            .collect();
+        rows.sort();
+        rows
+    };
+    let first = read().await;
+    assert_eq!(
+        first,
+        vec![
+            (format!("{base}/a"), 4, 3, 1, 3),
+            (format!("{base}/b"), 1, 1, 0, 1)
+        ],
+        "5 human views; the bot's is left out"
+    );
+    job.run(&ctx).await.unwrap();
+    assert_eq!(read().await, first);
+    let (s, top) = api
+        .call("GET", "/v1/analytics/top-pages?days=1&limit=100", None)
+        .await;
+    assert_eq!(s, 200);
+    assert!(
+        top["pages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["url_path"] == format!("{base}/a") && p["total_views"] == 4)
+    );
+    let anon_rows = anonymous_session::Entity::find()
+        .count(&db.conn)
+        .await
+        .unwrap();
+    assert_eq!(
+        anon_rows, 0,
+        "nothing persisted yet: fewer than 5 views per visitor"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conversion_links_the_anonymous_session_and_analytics_report_it() {
+    let (db, redis) = (TestDb::postgres().await, TestRedis::new().await);
+    let api = TestApi::start(&db, &redis, &[]).await;
+    let ctx = job_context(&db, &redis, &[]);
+    let fp = redis.token("fp");
+    let page = format!("/t/{}", redis.token("page"));
+    for i in 0..3 {
+        api.call("POST", "/v1/track/pageview", Some(&json!({"fingerprint": fp, "url": format!("{page}/{i}"), "referrer": "https://news.example/", "user_agent": CHROME}))).await;
+    }
+    let user = Uuid::new_v4();
+    let (s, b) = api
+        .call(
+            "POST",
+            "/v1/conversions",
+            Some(&json!({"user_id": user, "fingerprint": fp})),
+        )
+        .await;
+    assert_eq!(s, 202, "{b}");
+    let conn = db.conn.clone();
+    with_worker(&ctx, || {
+        let conn = conn.clone();
+        async move {
+            let n = user_event::Entity::find()
+                .filter(user_event::Column::EventType.eq("account_created"))
+                .count(&conn)
+                .await
+                .ok()?;
+            (n == 1).then_some(())
+        }
+    })
+    .await;
+    let e = user_event::Entity::find()
+        .one(&db.conn)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(e.metadata["pages_visited"], 3);
+    assert_eq!(e.metadata["landing_page"], format!("{page}/0"));
+    let (s, c) = api
+        .call("GET", "/v1/analytics/conversions?days=7", None)
+        .await;
+    assert_eq!(s, 200, "{c}");
+    assert_eq!(c["conversions"], 1);
+    assert_eq!(c["average_pages_before_signup"], 3.0);
+    assert_eq!(c["top_referrers"][0]["key"], "https://news.example/");
+    let (s, d) = api
+        .call("GET", "/v1/analytics/session-durations?days=7", None)
+        .await;
+    assert_eq!(s, 200, "{d}");
+    assert!(d.get("anonymous_average_seconds").is_some());
+    let (s, d) = api
+        .call("GET", "/v1/analytics/session-durations?days=0", None)
+        .await;
+    assert_eq!((s, d["error"]["field"].as_str()), (422, Some("days")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn erasing_a_visitor_removes_every_trace_in_redis_and_the_database() {
+    let (db, redis) = (TestDb::postgres().await, TestRedis::new().await);
+    let api = TestApi::start(&db, &redis, &[]).await;
+    let ctx = job_context(&db, &redis, &[]);
+    let fp = redis.token("fp");
+    let community = Uuid::new_v4();
+    redis.track(&community.to_string());
+    let page = format!("/t/{}", redis.token("page"));
+    for i in 0..5 {
+        api.call("POST", "/v1/track/pageview", Some(&json!({"fingerprint": fp, "url": format!("{page}/{i}"), "community_id": community}))).await;
+    }
+    // Persisted (the 5th view enqueued it).
+    worker::jobs::PersistAnonymousSession {
+        fingerprint: fp.clone(),
+    }
+    .run(&ctx)
+    .await
+    .unwrap();
+    assert_eq!(
+        anonymous_session::Entity::find()
+            .count(&db.conn)
+            .await
+            .unwrap(),
+        1
+    );
+    let (s, b) = api
+        .call("DELETE", &format!("/v1/anonymous/{fp}"), None)
+        .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(
+        anonymous_session::Entity::find()
+            .count(&db.conn)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        anonymous_page_view::Entity::find()
+            .count(&db.conn)
+            .await
+            .unwrap(),
+        0
+    );
+    let keys: Vec<String> = redis.conn.clone().keys(format!("*{fp}*")).await.unwrap();
+    assert!(keys.is_empty(), "{keys:?}");
+    let mut conn = redis.conn.clone();
+    for k in [
+        format!("community:{community}:visitors"),
+        format!("community:{community}:visitors:seen"),
+    ] {
+        let t: String = redis::cmd("TYPE")
+            .arg(&k)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let holds: bool = match t.as_str() {
+            "hash" => conn.hexists(&k, format!("anon:{fp}")).await.unwrap(),
+            "zset" => conn
+                .zscore::<_, _, Option<f64>>(&k, format!("anon:{fp}"))
+                .await
+                .unwrap()
+                .is_some(),
+            _ => false,
+        };
+        assert!(!holds, "{k} still holds the visitor");
+    }
+    let (_, stats) = api
+        .call(
+            "GET",
+            &format!("/v1/communities/{community}/visitors"),
+            None,
+        )
+        .await;
+    assert_eq!(stats["total_visitors"], 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_tracking_input_gets_a_4xx_naming_the_field() {
+    let (db, redis) = (TestDb::postgres().await, TestRedis::new().await);
+    let api = TestApi::start(&db, &redis, &[]).await;
+    let fp = redis.token("fp");
+    let future = (Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+    for (body, field) in [
+        (json!({"url": "/a"}), "fingerprint"),
+        (
+            json!({"fingerprint": fp, "url": "javascript:alert(1)"}),
+            "url",
+        ),
+        (
+            json!({"fingerprint": fp, "url": "/a", "timestamp": future}),
+            "timestamp",
+        ),
+        (
+            json!({"fingerprint": fp, "url": "/a", "ip": "not-an-ip"}),
+            "ip",
+        ),
+        (
+            json!({"fingerprint": fp, "url": "/a", "user_id": Uuid::new_v4()}),
+            "session_id",
+        ),
+        (
+            json!({"fingerprint": fp, "url": "/a", "community_id": "nope"}),
+            "community_id",
+        ),
+    ] {
+        let (s, b) = api.call("POST", "/v1/track/pageview", Some(&body)).await;
+        assert_eq!(
+            (s, b["error"]["field"].as_str()),
+            (422, Some(field)),
+            "{body} -> {b}"
+        );
+    }
+    let (s, b) = celeriac_tests::http(&api.addr, "POST", "/v1/track/pageview", None, None)
+        .await
+        .unwrap();
+    assert!(s == 400 || s == 422, "{s} {b}");
+}

@@ -1,0 +1,21 @@
+-- One authenticated page view: the session document's pages_visited and last_activity (its TTL
+-- kept), and the day's counters.
+-- KEYS: 1 session:{id}, 2 paths, 3 counters, 4 visitors, 5 footprint.
+-- ARGV: 1 now (RFC 3339), 2 url path, 3 page type, 4 visitor key, 5 counters ttl s, 6 is bot (1/0).
+-- Returns pages visited per the document, or -1 when the session key is gone.
+local pages = -1
+local raw = redis.call('GET', KEYS[1])
+if raw then
+  local ok, doc = pcall(cjson.decode, raw)
+  if ok and type(doc) == 'table' then
+    doc.pages_visited = (tonumber(doc.pages_visited) or 0) + 1
+    doc.last_activity = ARGV[1]
+    redis.call('SET', KEYS[1], cjson.encode(doc), 'KEEPTTL')
+    pages = doc.pages_visited
+  end
+end
+if ARGV[6] ~= '1' then
+  count_view({paths = KEYS[2], counters = KEYS[3], visitors = KEYS[4], footprint = KEYS[5],
+              path = ARGV[2], page_type = ARGV[3], visitor = ARGV[4], kind = 'authenticated', ttl = tonumber(ARGV[5])})
+end
+return pages

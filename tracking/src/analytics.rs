@@ -1,0 +1,239 @@
+//! The seed's analytics use cases 2–4: conversions, top pages, session durations. Bots are left out.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use sea_orm::{DatabaseBackend, FromQueryResult, Value};
+use serde::{Deserialize, Serialize};
+use worker::context::statement;
+
+use crate::Tracker;
+use crate::validate::{TrackError, invalid};
+
+/// A period: the last `days` days (default 30, at most 3650).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Period {
+    /// How many days back from now.
+    #[serde(default = "thirty")]
+    pub days: u32,
+    /// How many rows in top lists (default 10, at most 100).
+    #[serde(default = "ten")]
+    pub limit: u32,
+}
+
+fn thirty() -> u32 {
+    30
+}
+fn ten() -> u32 {
+    10
+}
+
+impl Period {
+    fn check(&self) -> Result<(DateTime<Utc>, u64), TrackError> {
+        if self.days == 0 || self.days > 3650 {
+            return Err(invalid("days", "must be between 1 and 3650"));
+        }
+        if self.limit == 0 || self.limit > 100 {
+            return Err(invalid("limit", "must be between 1 and 100"));
+        }
+        Ok((
+            Utc::now() - chrono::Duration::days(i64::from(self.days)),
+            u64::from(self.limit),
+        ))
+    }
+}
+
+/// A labelled count.
+#[derive(Debug, Clone, Serialize, FromQueryResult, PartialEq)]
+pub struct Ranked {
+    /// The landing page, referrer or path.
+    pub key: String,
+    /// How many.
+    pub count: i64,
+}
+
+/// Use case 2: which anonymous visitors sign up.
+#[derive(Debug, Clone, Serialize)]
+pub struct Conversions {
+    /// Period length in days.
+    pub days: u32,
+    /// Anonymous sessions started in the period (bots excluded).
+    pub anonymous_sessions: i64,
+    /// Of which converted to a user.
+    pub conversions: i64,
+    /// conversions / anonymous_sessions, in percent.
+    pub conversion_rate: f64,
+    /// Mean pages viewed before signing up.
+    pub average_pages_before_signup: f64,
+    /// Landing pages of converted sessions.
+    pub top_landing_pages: Vec<Ranked>,
+    /// Referrers of converted sessions.
+    pub top_referrers: Vec<Ranked>,
+}
+
+/// Use case 3: the most viewed pages.
+#[derive(Debug, Clone, Serialize)]
+pub struct TopPages {
+    /// First day counted.
+    pub from: NaiveDate,
+    /// The pages.
+    pub pages: Vec<PageRow>,
+}
+
+/// One page's totals over a period.
+#[derive(Debug, Clone, Serialize, FromQueryResult, PartialEq)]
+pub struct PageRow {
+    /// The path.
+    pub url_path: String,
+    /// All views.
+    pub total_views: i64,
+    /// Anonymous views.
+    pub anonymous_views: i64,
+    /// Signed-in views.
+    pub authenticated_views: i64,
+    /// Sum of daily unique visitors.
+    pub unique_visitors: i64,
+}
+
+/// Use case 4: how long sessions last.
+#[derive(Debug, Clone, Serialize)]
+pub struct SessionDurations {
+    /// Period length in days.
+    pub days: u32,
+    /// Mean length of ended signed-in sessions, seconds.
+    pub authenticated_average_seconds: f64,
+    /// How many were averaged.
+    pub authenticated_sessions: i64,
+    /// Mean length of ended anonymous sessions (bots excluded), seconds.
+    pub anonymous_average_seconds: f64,
+    /// How many were averaged.
+    pub anonymous_sessions: i64,
+}
+
+#[derive(FromQueryResult)]
+struct Pair {
+    n: i64,
+    avg: Option<f64>,
+}
+
+impl Tracker {
+    async fn one<T: FromQueryResult>(
+        &self,
+        sql: &str,
+        values: Vec<Value>,
+    ) -> Result<Option<T>, TrackError> {
+        let stmt = statement(self.db.get_database_backend(), sql, values);
+        Ok(T::find_by_statement(stmt).one(&self.db).await?)
+    }
+
+    async fn all<T: FromQueryResult>(
+        &self,
+        sql: &str,
+        values: Vec<Value>,
+    ) -> Result<Vec<T>, TrackError> {
+        let stmt = statement(self.db.get_database_backend(), sql, values);
+        Ok(T::find_by_statement(stmt).all(&self.db).await?)
+    }
+
+    /// Use case 2.
+    pub async fn conversions(&self, p: Period) -> Result<Conversions, TrackError> {
+        let (since, limit) = p.check()?;
+        let totals: Option<Pair> = self
+            .one(
+                "SELECT COUNT(*) AS n, CAST(AVG(CASE WHEN converted_to_user_id IS NOT NULL THEN pages_visited END) AS DOUBLE PRECISION) AS avg \
+                 FROM analytics_anonymoussession WHERE session_start >= $1 AND NOT is_bot",
+                vec![since.into()],
+            )
+            .await?;
+        let converted: Option<Pair> = self
+            .one(
+                "SELECT COUNT(*) AS n, NULL AS avg FROM analytics_anonymoussession \
+                 WHERE session_start >= $1 AND NOT is_bot AND converted_to_user_id IS NOT NULL",
+                vec![since.into()],
+            )
+            .await?;
+        let ranked = |col: &str| {
+            format!(
+                "SELECT {col} AS key, COUNT(*) AS count FROM analytics_anonymoussession \
+                 WHERE session_start >= $1 AND NOT is_bot AND converted_to_user_id IS NOT NULL AND {col} <> '' \
+                 GROUP BY {col} ORDER BY count DESC, key LIMIT $2"
+            )
+        };
+        let top_landing_pages = self
+            .all(
+                &ranked("landing_page"),
+                vec![since.into(), (limit as i64).into()],
+            )
+            .await?;
+        let top_referrers = self
+            .all(
+                &ranked("referrer"),
+                vec![since.into(), (limit as i64).into()],
+            )
+            .await?;
+        let total = totals.as_ref().map_or(0, |t| t.n);
+        let conversions = converted.map_or(0, |c| c.n);
+        Ok(Conversions {
+            days: p.days,
+            anonymous_sessions: total,
+            conversions,
+            conversion_rate: if total == 0 {
+                0.0
+            } else {
+                (conversions as f64 * 1000.0 / total as f64).round() / 10.0
+            },
+            average_pages_before_signup: totals.and_then(|t| t.avg).unwrap_or(0.0),
+            top_landing_pages,
+            top_referrers,
+        })
+    }
+
+    /// Use case 3 (from `analytics_pageanalytics`, which the aggregate job keeps; bots never counted).
+    pub async fn top_pages(&self, p: Period) -> Result<TopPages, TrackError> {
+        let (since, limit) = p.check()?;
+        let from = since.date_naive();
+        let pages = self
+            .all(
+                "SELECT url_path, CAST(SUM(total_views) AS BIGINT) AS total_views, \
+                 CAST(SUM(anonymous_views) AS BIGINT) AS anonymous_views, \
+                 CAST(SUM(authenticated_views) AS BIGINT) AS authenticated_views, \
+                 CAST(SUM(unique_visitors) AS BIGINT) AS unique_visitors \
+                 FROM analytics_pageanalytics WHERE date >= $1 GROUP BY url_path \
+                 ORDER BY total_views DESC, url_path LIMIT $2",
+                vec![from.into(), (limit as i64).into()],
+            )
+            .await?;
+        Ok(TopPages { from, pages })
+    }
+
+    /// Use case 4.
+    pub async fn session_durations(&self, p: Period) -> Result<SessionDurations, TrackError> {
+        let (since, _) = p.check()?;
+        let auth_len = match self.db.get_database_backend() {
+            DatabaseBackend::Postgres => "EXTRACT(EPOCH FROM (ended_at - started_at))",
+            _ => "(julianday(ended_at) - julianday(started_at)) * 86400",
+        };
+        let auth: Option<Pair> = self
+            .one(
+                &format!(
+                    "SELECT COUNT(*) AS n, CAST(AVG({auth_len}) AS DOUBLE PRECISION) AS avg FROM accounts_usersession \
+                     WHERE started_at >= $1 AND ended_at IS NOT NULL"
+                ),
+                vec![since.into()],
+            )
+            .await?;
+        let anon: Option<Pair> = self
+            .one(
+                "SELECT COUNT(*) AS n, CAST(AVG(duration_seconds) AS DOUBLE PRECISION) AS avg FROM analytics_anonymoussession \
+                 WHERE session_start >= $1 AND duration_seconds IS NOT NULL AND NOT is_bot",
+                vec![since.into()],
+            )
+            .await?;
+        let round = |x: Option<f64>| (x.unwrap_or(0.0) * 10.0).round() / 10.0;
+        Ok(SessionDurations {
+            days: p.days,
+            authenticated_average_seconds: round(auth.as_ref().and_then(|a| a.avg)),
+            authenticated_sessions: auth.map_or(0, |a| a.n),
+            anonymous_average_seconds: round(anon.as_ref().and_then(|a| a.avg)),
+            anonymous_sessions: anon.map_or(0, |a| a.n),
+        })
+    }
+}

@@ -1,0 +1,110 @@
+//! User events (`POST /v1/events`) and sign-up conversions (`POST /v1/conversions`). Events are for
+//! authenticated users only: an anonymous visitor's events are never stored (privacy).
+
+use chrono::Utc;
+use entity::user_event;
+use sea_orm::{ActiveModelTrait, Set};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+use worker::jobs::LinkAnonymousConversion;
+use worker::registry::JobArgs;
+
+use crate::Tracker;
+use crate::sessions::ensure_profile;
+use crate::validate::{self, TrackError, clip, invalid};
+
+/// An event to record.
+#[derive(Debug, Clone, Deserialize)]
+pub struct NewEvent {
+    /// The user; required (anonymous events are refused).
+    #[serde(default)]
+    pub user_id: Option<Uuid>,
+    /// `[a-z0-9_]`, 1 to 50 characters.
+    pub event_type: String,
+    /// Free text.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// A JSON object.
+    #[serde(default)]
+    pub metadata: Option<serde_json::Value>,
+    /// Client address.
+    #[serde(default)]
+    pub ip: Option<String>,
+    /// Raw `User-Agent`.
+    #[serde(default)]
+    pub user_agent: Option<String>,
+}
+
+/// A recorded event.
+#[derive(Debug, Clone, Serialize)]
+pub struct EventRecorded {
+    /// Its row id.
+    pub id: i64,
+}
+
+/// A sign-up to link to the visitor's anonymous session.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Conversion {
+    /// The new user.
+    pub user_id: Uuid,
+    /// The device fingerprint they browsed with.
+    pub fingerprint: String,
+}
+
+impl Tracker {
+    /// Record an authenticated user's event.
+    pub async fn record_event(&self, e: NewEvent) -> Result<EventRecorded, TrackError> {
+        let user_id = e.user_id.ok_or_else(|| {
+            invalid(
+                "user_id",
+                "is required: anonymous visitors' events are not stored",
+            )
+        })?;
+        if e.event_type.is_empty()
+            || e.event_type.len() > 50
+            || !e
+                .event_type
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        {
+            return Err(invalid(
+                "event_type",
+                "must be 1 to 50 characters of a-z, 0-9 and _",
+            ));
+        }
+        let metadata = match e.metadata {
+            None | Some(serde_json::Value::Null) => serde_json::json!({}),
+            Some(m @ serde_json::Value::Object(_)) => m,
+            Some(_) => return Err(invalid("metadata", "must be a JSON object")),
+        };
+        let ip = validate::ip("ip", e.ip.as_deref())?;
+        ensure_profile(self, user_id, None).await?;
+        let row = user_event::ActiveModel {
+            user_id: Set(user_id),
+            event_type: Set(e.event_type),
+            description: Set(clip(e.description.as_deref().unwrap_or_default(), 2000)),
+            metadata: Set(metadata),
+            ip_address: Set(ip),
+            user_agent: Set(clip(e.user_agent.as_deref().unwrap_or_default(), 1024)),
+            created_at: Set(Utc::now()),
+            ..Default::default()
+        }
+        .insert(&self.db)
+        .await?;
+        Ok(EventRecorded { id: row.id })
+    }
+
+    /// Enqueue `link_anonymous_conversion`; returns the job id.
+    pub async fn convert(&self, c: Conversion) -> Result<String, TrackError> {
+        validate::fingerprint("fingerprint", &c.fingerprint)?;
+        let pushed = self
+            .queues
+            .enqueue(
+                LinkAnonymousConversion::NAME,
+                serde_json::json!({"user_id": c.user_id, "fingerprint": c.fingerprint}),
+                celeriac_queue::When::Now,
+            )
+            .await?;
+        Ok(pushed.id)
+    }
+}

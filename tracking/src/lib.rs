@@ -1,0 +1,89 @@
+//! The web tier's tracking work (SPEC §3, §5, §7), done in one call per page view: anonymous and
+//! authenticated sessions in Redis, the jobs that persist them, community visitors, user events,
+//! sign-up conversions, page analytics counters, the analytics use cases and erasure.
+//!
+//! Hot-path writes are single Lua scripts (one round trip per view); SQL is touched only where an
+//! authenticated user's history must be recorded.
+
+pub mod analytics;
+pub mod community;
+pub mod erase;
+pub mod events;
+pub mod keys;
+pub mod pageview;
+mod scripts;
+pub mod sessions;
+pub mod validate;
+
+use std::time::Duration;
+
+use redis::aio::ConnectionManager;
+use sea_orm::DatabaseConnection;
+use worker::config::Settings;
+use worker::queues::Queues;
+
+pub use validate::TrackError;
+
+/// Tunables of the tracking rules.
+#[derive(Debug, Clone)]
+pub struct TrackingConfig {
+    /// Idle time that ends an anonymous session (`ANON_SESSION_TIMEOUT_SECONDS`, 30 min).
+    pub anon_timeout: Duration,
+    /// Every n-th anonymous page view enqueues `persist_anonymous_session` (5).
+    pub persist_every: u32,
+    /// A community visitor counts this long after its last view (5 min).
+    pub visitor_window: Duration,
+    /// Authenticated session lifetime (4 h).
+    pub session_ttl: Duration,
+    /// With remember-me (30 d).
+    pub remember_ttl: Duration,
+    /// How long the day's analytics counters stay in Redis (3 days).
+    pub counters_ttl: Duration,
+    /// How far in the future a client timestamp may be (clock skew, 2 min).
+    pub max_skew: Duration,
+}
+
+impl TrackingConfig {
+    /// The defaults, with the session timeout from `settings`.
+    pub fn from_settings(settings: &Settings) -> Self {
+        Self {
+            anon_timeout: settings.anon_session_timeout,
+            persist_every: 5,
+            visitor_window: Duration::from_secs(300),
+            session_ttl: Duration::from_secs(4 * 3600),
+            remember_ttl: Duration::from_secs(30 * 86_400),
+            counters_ttl: Duration::from_secs(3 * 86_400),
+            max_skew: Duration::from_secs(120),
+        }
+    }
+}
+
+/// Everything the tracking calls need. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Tracker {
+    /// Redis (hot data).
+    pub redis: ConnectionManager,
+    /// The SQL database.
+    pub db: DatabaseConnection,
+    /// Queue handles (persist, finalize, enhance, link jobs).
+    pub queues: Queues,
+    /// The rules' tunables.
+    pub config: TrackingConfig,
+}
+
+impl Tracker {
+    /// A tracker over these connections.
+    pub fn new(
+        redis: ConnectionManager,
+        db: DatabaseConnection,
+        queues: Queues,
+        config: TrackingConfig,
+    ) -> Self {
+        Self {
+            redis,
+            db,
+            queues,
+            config,
+        }
+    }
+}

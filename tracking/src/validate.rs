@@ -1,0 +1,161 @@
+//! The tracking error type and input checks that name the offending field.
+
+use chrono::{DateTime, Utc};
+use worker::registry::ArgError;
+
+/// What can go wrong in a tracking call.
+#[derive(Debug, thiserror::Error)]
+pub enum TrackError {
+    /// Input that does not validate (422, naming the field).
+    #[error("{0}")]
+    Invalid(#[from] ArgError),
+    /// The thing addressed does not exist (404).
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// Redis failed (503).
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    /// The database failed.
+    #[error("database: {0}")]
+    Db(#[from] sea_orm::DbErr),
+    /// A follow-up job could not be enqueued.
+    #[error(transparent)]
+    Enqueue(#[from] worker::queues::EnqueueError),
+}
+
+/// An invalid-input error.
+pub fn invalid(field: &str, message: impl Into<String>) -> TrackError {
+    TrackError::Invalid(ArgError::new(field, message))
+}
+
+/// A device fingerprint: 1 to 128 printable characters without spaces.
+pub fn fingerprint(field: &str, fp: &str) -> Result<(), TrackError> {
+    if fp.is_empty() || fp.len() > 128 || fp.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(invalid(field, "must be 1 to 128 characters without spaces"));
+    }
+    Ok(())
+}
+
+/// A page address: a path (`/communities/montreal/?tab=events`) or an absolute http(s) URL.
+/// Returns the path alone (no query, no fragment), which is what analytics group by.
+pub fn url_path(field: &str, url: &str) -> Result<String, TrackError> {
+    if url.len() > 2048 || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(invalid(
+            field,
+            "must be at most 2048 characters without spaces",
+        ));
+    }
+    let rest = if url.starts_with('/') && !url.starts_with("//") {
+        url
+    } else if let Some(after) = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+    {
+        let host_end = after.find(['/', '?', '#']).unwrap_or(after.len());
+        if host_end == 0 {
+            return Err(invalid(field, "absolute URL has no host"));
+        }
+        match &after[host_end..] {
+            "" => "/",
+            p if p.starts_with('/') => p,
+            _ => "/",
+        }
+    } else {
+        return Err(invalid(
+            field,
+            "must be a path starting with / or an absolute http(s) URL",
+        ));
+    };
+    let end = rest.find(['?', '#']).unwrap_or(rest.len());
+    Ok(rest[..end].to_owned())
+}
+
+/// An optional referrer: empty, or an absolute http(s) URL or path.
+pub fn referrer(field: &str, r: &str) -> Result<(), TrackError> {
+    if r.is_empty() {
+        return Ok(());
+    }
+    url_path(field, r).map(|_| ())
+}
+
+/// An optional IP address (v4 or v6).
+pub fn ip(field: &str, ip: Option<&str>) -> Result<Option<String>, TrackError> {
+    match ip.filter(|s| !s.is_empty()) {
+        None => Ok(None),
+        Some(s) => s
+            .parse::<std::net::IpAddr>()
+            .map(|a| Some(a.to_string()))
+            .map_err(|_| invalid(field, "is not an IP address")),
+    }
+}
+
+/// An optional client time: not further in the future than the allowed skew.
+pub fn timestamp(
+    field: &str,
+    at: Option<DateTime<Utc>>,
+    max_skew: std::time::Duration,
+) -> Result<DateTime<Utc>, TrackError> {
+    let now = Utc::now();
+    match at {
+        None => Ok(now),
+        Some(t) if t > now + chrono::Duration::from_std(max_skew).unwrap_or_default() => {
+            Err(invalid(field, "is in the future"))
+        }
+        Some(t) => Ok(t),
+    }
+}
+
+/// Shorten free text to `max` bytes on a character boundary.
+pub fn clip(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_become_paths_and_bad_ones_name_the_field() {
+        assert_eq!(
+            url_path("url", "/c/montreal/?tab=1#x").unwrap(),
+            "/c/montreal/"
+        );
+        assert_eq!(
+            url_path("url", "https://example.org/a/b?q").unwrap(),
+            "/a/b"
+        );
+        assert_eq!(url_path("url", "http://example.org").unwrap(), "/");
+        for bad in [
+            "",
+            "ftp://x/y",
+            "javascript:alert(1)",
+            "//evil",
+            "/a b",
+            "example.org/x",
+        ] {
+            let e = url_path("url", bad).unwrap_err();
+            assert!(
+                matches!(e, TrackError::Invalid(ref a) if a.field == "url"),
+                "{bad}"
+            );
+        }
+        assert!(ip("ip", Some("203.0.113.45")).unwrap().is_some());
+        assert!(ip("ip", Some("nope")).is_err());
+        let future = Utc::now() + chrono::Duration::hours(1);
+        assert!(
+            timestamp(
+                "timestamp",
+                Some(future),
+                std::time::Duration::from_secs(120)
+            )
+            .is_err()
+        );
+    }
+}

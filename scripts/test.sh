@@ -5,4 +5,4 @@ cd "$(dirname "$0")/.."
 scripts/services.sh
 # The end-to-end test starts the Procfile's processes from target/debug.
 cargo build --workspace --bins --locked
-exec cargo test --workspace --locked "$@"
+exec cargo test --workspace --locked --no-fail-fast "$@"

@@ -303,11 +303,11 @@ async fn deletes_follow_foreign_keys(test_db: &TestDb) -> Result<(), DbErr> {
     .await?;
     assert_eq!(anonymous.pages_visited, 0);
     assert!(anonymous.is_active && !anonymous.is_bot);
-    for url in ["/a", "/b"] {
+    for (i, url) in ["/a", "/b"].into_iter().enumerate() {
         anonymous_page_view::ActiveModel {
             session_id: Set(anonymous.id),
             url: Set(url.to_owned()),
-            viewed_at: Set(timestamp(0)),
+            viewed_at: Set(timestamp(i as i64)),
             ..Default::default()
         }
         .insert(db)

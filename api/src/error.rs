@@ -23,6 +23,7 @@ use axum::response::{IntoResponse, Response};
 use celeriac_queue::QueueError;
 use sea_orm::{DbErr, RuntimeErr, SqlErr};
 use serde::Serialize;
+use utoipa::ToSchema;
 use worker::queues::EnqueueError;
 
 /// An error answered to the client as the JSON envelope.
@@ -38,18 +39,29 @@ pub struct ApiError {
     pub field: Option<String>,
 }
 
-/// The envelope's wire shape.
-#[derive(Serialize)]
-struct Envelope<'a> {
-    error: Body<'a>,
+/// Every error response's body: `{"error": {"code", "message", "field"?}}`.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"error": {"code": "invalid_argument", "message": "must be 1 to 128 characters without spaces", "field": "fingerprint"}}))]
+pub struct ErrorEnvelope {
+    /// What went wrong.
+    pub error: ErrorBody,
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
-    code: &'a str,
-    message: &'a str,
+/// The error inside [`ErrorEnvelope`].
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// A stable, machine-readable code: `bad_json`, `bad_request`, `unauthorized`, `not_found`,
+    /// `method_not_allowed`, `conflict`, `payload_too_large`, `unsupported_media_type`,
+    /// `invalid_argument`, `unavailable` or `internal`.
+    #[schema(value_type = String, example = "invalid_argument")]
+    pub code: &'static str,
+    /// A human-readable explanation.
+    pub message: String,
+    /// The request field at fault, as a dotted path (`fingerprint`, `[3].fingerprint`); present
+    /// only when one field is at fault.
     #[serde(skip_serializing_if = "Option::is_none")]
-    field: Option<&'a str>,
+    #[schema(required = false, nullable = false)]
+    pub field: Option<String>,
 }
 
 impl ApiError {
@@ -168,15 +180,16 @@ impl std::error::Error for ApiError {}
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = Envelope {
-            error: Body {
+        let status = self.status;
+        let body = ErrorEnvelope {
+            error: ErrorBody {
                 code: self.code,
-                message: &self.message,
-                field: self.field.as_deref(),
+                message: self.message,
+                field: self.field,
             },
         };
-        let mut response = (self.status, Json(body)).into_response();
-        match self.status {
+        let mut response = (status, Json(body)).into_response();
+        match status {
             StatusCode::SERVICE_UNAVAILABLE => {
                 response
                     .headers_mut()

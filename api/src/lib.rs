@@ -10,6 +10,7 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod openapi;
 pub mod prometheus;
 pub mod routes;
 
@@ -20,6 +21,11 @@ use tokio::net::TcpListener;
 pub use app::{AppState, build};
 pub use config::ApiConfig;
 pub use error::ApiError;
+
+/// Connect to Redis the way the API does (the `api` binary and the tests call this).
+pub async fn connect_redis(url: &str) -> redis::RedisResult<redis::aio::ConnectionManager> {
+    worker::queues::connect(url).await
+}
 
 /// Serve the API on `listener` until `shutdown` resolves, then stop accepting connections and
 /// let in-flight requests finish, for at most `SHUTDOWN_TIMEOUT_SECONDS`.

@@ -17,8 +17,9 @@ use worker::run::{redact, shutdown_signal};
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    let shutdown = shutdown_signal();
     worker::telemetry::init();
-    match run().await {
+    match run(shutdown).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("api: {}", one_line(&e));
@@ -44,7 +45,9 @@ fn one_line(e: &anyhow::Error) -> String {
     line
 }
 
-async fn run() -> anyhow::Result<()> {
+async fn run(
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let settings = Settings::from_env()?;
     let api = ApiConfig::from_env()?;
 
@@ -74,7 +77,7 @@ async fn run() -> anyhow::Result<()> {
     tracing::info!(addr = %api.addr, "api listening");
 
     let state = AppState::new(redis, db, settings, api);
-    api::serve(listener, state, shutdown_signal()).await?;
+    api::serve(listener, state, shutdown).await?;
     tracing::info!("api stopped");
     Ok(())
 }

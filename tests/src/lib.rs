@@ -4,6 +4,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+pub mod servers;
+
 use migration::{Migrator, MigratorTrait};
 use redis::aio::ConnectionManager;
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
@@ -234,6 +236,28 @@ pub fn job_context(db: &TestDb, redis: &TestRedis, extra: &[(&str, &str)]) -> Jo
     )
 }
 
+/// Path of a workspace binary: `$CELERIAC_BIN_DIR/<name>`, else `target/debug/<name>`
+/// (`scripts/test.sh` builds them; long fault runs point `CELERIAC_BIN_DIR` at `target/release`).
+pub fn bin_path(name: &str) -> std::path::PathBuf {
+    let dir = std::env::var("CELERIAC_BIN_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| {
+            std::env::var("CARGO_TARGET_DIR")
+                .map(std::path::PathBuf::from)
+                .unwrap_or_else(|_| {
+                    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target")
+                })
+                .join("debug")
+        });
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build the workspace binaries first (scripts/test.sh does)",
+        path.display()
+    );
+    path
+}
+
 /// A running API over `db` and `redis` on a free loopback port; stops when dropped.
 pub struct TestApi {
     /// `127.0.0.1:<port>`.
@@ -394,4 +418,157 @@ where
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// API-level support (issue 6, items 4 and 5): an API over a private Redis, an HTTP call that
+// returns headers, and the schemathesis venv.
+// ---------------------------------------------------------------------------------------------
+
+impl TestApi {
+    /// Serve the real router over `db` and the Redis at `redis_url` (a private server, so the test
+    /// may cut it), connected the way the `api` binary connects ([`api::connect_redis`]). Queue
+    /// keys go to a fresh namespace; `extra` adds settings (`API_TOKEN`, ...).
+    pub async fn start_on(db: &TestDb, redis_url: &str, extra: &[(&str, &str)]) -> Self {
+        let namespace = format!("test-{}", uuid::Uuid::new_v4().simple());
+        let mut vars: HashMap<String, String> = HashMap::from([
+            ("DATABASE_URL".into(), db.url.clone()),
+            ("REDIS_URL".into(), redis_url.to_owned()),
+            ("CELERIAC_NAMESPACE".into(), namespace.clone()),
+            ("CELERY_QUEUES".into(), format!("{namespace}-celery")),
+        ]);
+        for (k, v) in extra {
+            vars.insert((*k).into(), (*v).into());
+        }
+        let settings = Settings::from_vars(&vars).expect("test settings");
+        let api_config = api::ApiConfig::from_vars(&vars).expect("api config");
+        let redis = api::connect_redis(redis_url)
+            .await
+            .expect("the private Redis is up");
+        let state = api::AppState::new(redis, db.conn.clone(), settings, api_config);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr").to_string();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(api::serve(listener, state, async move {
+            let _ = rx.await;
+        }));
+        Self {
+            addr,
+            stop: Some(tx),
+        }
+    }
+}
+
+/// An HTTP answer with its headers (names lower-cased).
+#[derive(Debug, Clone)]
+pub struct HttpAnswer {
+    /// The status code.
+    pub status: u16,
+    /// Every header, in order, name lower-cased.
+    pub headers: Vec<(String, String)>,
+    /// The body as JSON (`Value::Null` when it is not JSON).
+    pub body: serde_json::Value,
+}
+
+impl HttpAnswer {
+    /// The first header named `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Like [`http`], but the answer keeps its headers.
+pub async fn http_full(
+    addr: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&serde_json::Value>,
+) -> std::io::Result<HttpAnswer> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\n{auth}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(req.as_bytes()).await?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await?;
+    let text = String::from_utf8_lossy(&raw);
+    let (head, payload) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    Ok(HttpAnswer {
+        status,
+        headers,
+        body: serde_json::from_str(payload).unwrap_or(serde_json::Value::Null),
+    })
+}
+
+/// The `schemathesis` command of a venv made once under `target/` (pinned version), reused by
+/// later runs; concurrent first runs wait for the one that builds it.
+pub fn schemathesis_bin() -> std::path::PathBuf {
+    static BIN: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        const PINNED: &str = "schemathesis==4.32.5";
+        let target = std::env::var("CARGO_TARGET_DIR")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|_| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+        let venv = target.join("schemathesis-venv");
+        let bin = venv.join("bin/schemathesis");
+        let ready = venv.join(".ready");
+        let marker = format!("{PINNED}\n");
+        if std::fs::read_to_string(&ready).ok().as_deref() != Some(marker.as_str()) {
+            let lock = target.join("schemathesis-venv.lock");
+            if std::fs::create_dir(&lock).is_ok() {
+                let python = venv.join("bin/python");
+                let ok = std::process::Command::new("python3")
+                    .args(["-m", "venv", "--clear"])
+                    .arg(&venv)
+                    .status()
+                    .is_ok_and(|s| s.success())
+                    && std::process::Command::new(&python)
+                        .args([
+                            "-m",
+                            "pip",
+                            "install",
+                            "--quiet",
+                            "--disable-pip-version-check",
+                            PINNED,
+                        ])
+                        .status()
+                        .is_ok_and(|s| s.success());
+                let _ = std::fs::remove_dir(&lock);
+                assert!(ok, "could not install {PINNED} into {}", venv.display());
+                std::fs::write(&ready, &marker).expect("marker");
+            } else {
+                for _ in 0..3000 {
+                    if ready.exists() {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+        }
+        bin
+    })
+    .clone()
 }

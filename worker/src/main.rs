@@ -28,8 +28,9 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
+    let shutdown = worker::run::shutdown_signal();
     worker::telemetry::init();
-    match run(Cli::parse()).await {
+    match run(Cli::parse(), shutdown).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("worker: {e:#}");
@@ -38,12 +39,15 @@ async fn main() -> std::process::ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
+async fn run(
+    cli: Cli,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let settings = worker::config::Settings::from_env()?;
     match cli.command.unwrap_or(Command::Run) {
         Command::Run => {
             let ctx = worker::run::connect(&settings).await?;
-            worker::run::run(ctx, worker::run::shutdown_signal()).await
+            worker::run::run(ctx, shutdown).await
         }
         Command::Scheduler => {
             let schedule = worker::scheduler::Schedule::from_env()?;
@@ -56,14 +60,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     )
                 })?;
             let queues = worker::queues::Queues::new(conn.clone(), &settings);
-            worker::scheduler::run(
-                conn,
-                queues,
-                &settings.namespace,
-                schedule,
-                worker::run::shutdown_signal(),
-            )
-            .await
+            worker::scheduler::run(conn, queues, &settings.namespace, schedule, shutdown).await
         }
         Command::Enqueue { name, args } => {
             let args: serde_json::Value = serde_json::from_str(&args)

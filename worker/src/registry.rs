@@ -30,8 +30,9 @@ impl ArgError {
 pub trait JobArgs: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// The job's name: the Celery task name it replaces, and its queue's name.
     const NAME: &'static str;
-    /// Attempts before the job is dead (crashes included).
-    const MAX_ATTEMPTS: u32 = 5;
+    /// Attempts before the job is dead (crashes included). Ten attempts with the default
+    /// backoff (1 s doubling, capped at 10 min) ride out a database outage of several minutes.
+    const MAX_ATTEMPTS: u32 = 10;
     /// Field names of the Celery task's positional arguments, in order.
     const POSITIONAL: &'static [&'static str] = &[];
 

@@ -26,7 +26,7 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<JobContext> {
     let redis = queues::connect(&settings.redis_url)
         .await
         .with_context(|| format!("Redis is unreachable at {}", redact(&settings.redis_url)))?;
-    let db = sea_orm::Database::connect(&settings.database_url)
+    let db = sea_orm::Database::connect(db_options(&settings.database_url))
         .await
         .with_context(|| {
             format!(
@@ -35,6 +35,16 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<JobContext> {
             )
         })?;
     Ok(JobContext::new(db, redis, settings.clone()))
+}
+
+/// Pool settings: a database outage fails jobs in seconds (to be retried), not after sqlx's 30 s.
+pub fn db_options(url: &str) -> sea_orm::ConnectOptions {
+    let mut o = sea_orm::ConnectOptions::new(url.to_owned());
+    o.connect_timeout(Duration::from_secs(3))
+        .acquire_timeout(Duration::from_secs(5))
+        .max_connections(16)
+        .sqlx_logging(false);
+    o
 }
 
 /// A URL without its password, for messages.
@@ -242,18 +252,32 @@ pub async fn run(ctx: JobContext, shutdown: impl Future<Output = ()>) -> anyhow:
     Ok(())
 }
 
-/// Resolves on SIGTERM or Ctrl-C.
-pub async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+/// Install the SIGTERM and Ctrl-C handlers now (so a signal during start-up is not fatal) and
+/// return a future that resolves on the first of them. Call it first thing in `main`.
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).ok();
+    let mut int = signal(SignalKind::interrupt()).ok();
+    async move {
+        let term = async {
+            match term.as_mut() {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
             }
-            Err(_) => std::future::pending::<()>().await,
+        };
+        let int = async {
+            match int.as_mut() {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            () = term => {}
+            () = int => {}
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = term => {}
     }
 }

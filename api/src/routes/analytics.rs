@@ -8,6 +8,7 @@ use tracking::analytics::{Conversions, Period, SessionDurations, TopPages};
 
 use crate::app::AppState;
 use crate::error::ApiError;
+use crate::openapi::responses as r;
 
 /// The analytics routes.
 pub fn router() -> Router<AppState> {
@@ -29,21 +30,66 @@ fn period(q: Result<Query<Period>, QueryRejection>) -> Result<Period, ApiError> 
     })
 }
 
-async fn conversions(
+/// Which anonymous visitors sign up, over the last `days` days (bots excluded).
+#[utoipa::path(
+    get,
+    path = "/v1/analytics/conversions",
+    tag = "analytics",
+    params(Period),
+    responses(
+        (status = 200, description = "Conversions in the period", body = Conversions),
+        (status = 401, response = r::Unauthorized),
+        (status = 422, response = r::Unprocessable),
+        (status = 500, response = r::Internal),
+        (status = 503, response = r::Unavailable),
+    ),
+    security(("bearer" = [])),
+)]
+pub async fn conversions(
     State(state): State<AppState>,
     q: Result<Query<Period>, QueryRejection>,
 ) -> Result<JsonResponse<Conversions>, ApiError> {
     Ok(JsonResponse(state.tracker.conversions(period(q)?).await?))
 }
 
-async fn top_pages(
+/// The most viewed pages over the last `days` days.
+#[utoipa::path(
+    get,
+    path = "/v1/analytics/top-pages",
+    tag = "analytics",
+    params(Period),
+    responses(
+        (status = 200, description = "The most viewed pages", body = TopPages),
+        (status = 401, response = r::Unauthorized),
+        (status = 422, response = r::Unprocessable),
+        (status = 500, response = r::Internal),
+        (status = 503, response = r::Unavailable),
+    ),
+    security(("bearer" = [])),
+)]
+pub async fn top_pages(
     State(state): State<AppState>,
     q: Result<Query<Period>, QueryRejection>,
 ) -> Result<JsonResponse<TopPages>, ApiError> {
     Ok(JsonResponse(state.tracker.top_pages(period(q)?).await?))
 }
 
-async fn durations(
+/// How long signed-in and anonymous sessions last, over the last `days` days.
+#[utoipa::path(
+    get,
+    path = "/v1/analytics/session-durations",
+    tag = "analytics",
+    params(Period),
+    responses(
+        (status = 200, description = "Mean session lengths", body = SessionDurations),
+        (status = 401, response = r::Unauthorized),
+        (status = 422, response = r::Unprocessable),
+        (status = 500, response = r::Internal),
+        (status = 503, response = r::Unavailable),
+    ),
+    security(("bearer" = [])),
+)]
+pub async fn durations(
     State(state): State<AppState>,
     q: Result<Query<Period>, QueryRejection>,
 ) -> Result<JsonResponse<SessionDurations>, ApiError> {

@@ -5,10 +5,12 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
-use serde_json::{Value, json};
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::app::AppState;
 use crate::error::ApiError;
+use crate::openapi::responses as r;
 
 /// How long a readiness probe waits for each dependency.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -20,12 +22,50 @@ pub fn router() -> Router<AppState> {
         .route("/readyz", get(readyz))
 }
 
-async fn healthz() -> Json<Value> {
-    Json(json!({"status": "ok"}))
+/// `GET /healthz` answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// Always `ok`.
+    #[schema(value_type = String, example = "ok")]
+    pub status: &'static str,
+}
+
+/// `GET /readyz` answer when everything answers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Ready {
+    /// `ok`.
+    #[schema(value_type = String, example = "ok")]
+    pub status: &'static str,
+    /// `ok`: Redis answered PING.
+    #[schema(value_type = String, example = "ok")]
+    pub redis: &'static str,
+    /// `ok`: the database answered a ping.
+    #[schema(value_type = String, example = "ok")]
+    pub database: &'static str,
+}
+
+/// The process answers.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "operations",
+    responses((status = 200, description = "The process runs", body = Health)),
+)]
+pub async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok" })
 }
 
 /// 200 when Redis answers PING and the database answers a ping; 503 naming what failed.
-async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Redis and the database answer", body = Ready),
+        (status = 503, response = r::Unavailable),
+    ),
+)]
+pub async fn readyz(State(state): State<AppState>) -> Result<Json<Ready>, ApiError> {
     let mut conn = state.redis.clone();
     let redis = async move {
         match tokio::time::timeout(
@@ -57,9 +97,11 @@ async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> 
         failed.push("database");
     }
     if failed.is_empty() {
-        Ok(Json(
-            json!({"status": "ok", "redis": "ok", "database": "ok"}),
-        ))
+        Ok(Json(Ready {
+            status: "ok",
+            redis: "ok",
+            database: "ok",
+        }))
     } else {
         Err(ApiError::unavailable(format!(
             "not ready: {} unreachable",

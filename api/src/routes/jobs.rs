@@ -15,11 +15,13 @@ use axum::{Json, Router};
 use celeriac_queue::{JobStatus, When};
 use serde::Serialize;
 use serde_json::{Map, Value};
+use utoipa::ToSchema;
 use worker::queues::EnqueueError;
 
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::extract::{self, Path};
+use crate::openapi::responses as r;
 
 /// The longest `delay_seconds` accepted: ten years.
 pub const MAX_DELAY: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
@@ -31,29 +33,89 @@ pub fn router() -> Router<AppState> {
         .route("/v1/jobs/{name}/{id}", get(status))
 }
 
+/// One job's arguments (see the job's documentation) plus two optional timing keys, which are
+/// removed before the arguments are validated.
+#[derive(Debug, ToSchema)]
+pub struct JobArguments {
+    /// Run this many seconds from now (at most ten years); not with `run_at`.
+    #[schema(minimum = 0, maximum = 315_360_000)]
+    pub delay_seconds: Option<f64>,
+    /// Run at this time (RFC 3339); not with `delay_seconds`.
+    pub run_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// `POST /v1/jobs/{name}` body: one job's arguments, or an array of them (all or nothing).
+#[derive(Debug, ToSchema)]
+#[serde(untagged)]
+pub enum EnqueueBody {
+    /// One job.
+    One(JobArguments),
+    /// Several jobs of the same name, validated whole before any is pushed.
+    Many(Vec<JobArguments>),
+}
+
 /// `202` answer to a single enqueue.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Enqueued {
     /// The new job's id.
     pub job_id: String,
 }
 
 /// `202` answer to an array enqueue, ids in the order of the items.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct EnqueuedMany {
     /// The new jobs' ids.
     pub job_ids: Vec<String>,
 }
 
+/// `202` answer to `POST /v1/jobs/{name}`: [`Enqueued`] for an object body, [`EnqueuedMany`] for
+/// an array.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum EnqueueAnswer {
+    /// For an object body.
+    One(Enqueued),
+    /// For an array body.
+    Many(EnqueuedMany),
+}
+
+/// Where a job stands (the wire form of [`JobStatus`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum JobState {
+    /// Ready to run.
+    Queued,
+    /// Waiting for its time (a delay or a retry's backoff).
+    Scheduled,
+    /// Leased by a worker.
+    Running,
+    /// Finished.
+    Done,
+    /// Failed for good.
+    Dead,
+}
+
+impl From<JobStatus> for JobState {
+    fn from(s: JobStatus) -> Self {
+        match s {
+            JobStatus::Queued => Self::Queued,
+            JobStatus::Scheduled => Self::Scheduled,
+            JobStatus::Running => Self::Running,
+            JobStatus::Done => Self::Done,
+            JobStatus::Dead => Self::Dead,
+        }
+    }
+}
+
 /// `GET /v1/jobs/{name}/{id}` answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct JobView {
     /// The job id.
     pub id: String,
     /// The job name.
     pub name: &'static str,
     /// queued, scheduled, running, done or dead.
-    pub status: JobStatus,
+    pub status: JobState,
     /// Attempts started so far.
     pub attempts: u32,
     /// The last failed attempt's error, if any.
@@ -67,7 +129,31 @@ fn unknown_job(name: &str) -> ApiError {
 /// Enqueue one job (object body) or many (array body).
 ///
 /// The name is checked before the body, so an unknown job is 404 whatever was sent.
-async fn enqueue(
+#[utoipa::path(
+    post,
+    path = "/v1/jobs/{name}",
+    tag = "jobs",
+    params(("name" = String, Path, description = "The job's name (see the registry)")),
+    request_body(content = EnqueueBody, description = "The job's arguments, or an array of them"),
+    responses(
+        (status = 202, description = "Enqueued", body = EnqueueAnswer, links(
+            ("JobStatus" = (operation_id = "status", parameters(
+                ("name" = "$request.path.name"),
+                ("id" = "$response.body#/job_id"),
+            ))),
+        )),
+        (status = 400, response = r::BadRequest),
+        (status = 401, response = r::Unauthorized),
+        (status = 404, response = r::NotFound),
+        (status = 413, response = r::PayloadTooLarge),
+        (status = 415, response = r::UnsupportedMediaType),
+        (status = 422, response = r::Unprocessable),
+        (status = 500, response = r::Internal),
+        (status = 503, response = r::Unavailable),
+    ),
+    security(("bearer" = [])),
+)]
+pub async fn enqueue(
     State(state): State<AppState>,
     Path(name): Path<String>,
     body: Result<extract::Json<Value>, ApiError>,
@@ -80,7 +166,8 @@ async fn enqueue(
         Value::Object(map) => {
             let (args, when) = split_timing(map, "")?;
             let pushed = state.queues.enqueue(&name, args, when).await?;
-            Ok((StatusCode::ACCEPTED, Json(Enqueued { job_id: pushed.id })).into_response())
+            let answer = EnqueueAnswer::One(Enqueued { job_id: pushed.id });
+            Ok((StatusCode::ACCEPTED, Json(answer)).into_response())
         }
         Value::Array(items) => {
             let mut batch = Vec::with_capacity(items.len());
@@ -109,7 +196,8 @@ async fn enqueue(
                     .map_err(|e| index_single_item(e, single))?;
                 pushed.into_iter().map(|p| p.id).collect()
             };
-            Ok((StatusCode::ACCEPTED, Json(EnqueuedMany { job_ids })).into_response())
+            let answer = EnqueueAnswer::Many(EnqueuedMany { job_ids });
+            Ok((StatusCode::ACCEPTED, Json(answer)).into_response())
         }
         _ => Err(ApiError::invalid_argument(
             "",
@@ -185,7 +273,25 @@ fn split_timing(mut args: Map<String, Value>, prefix: &str) -> Result<(Value, Wh
 }
 
 /// One job's status. Unknown job names and unknown or malformed ids are 404.
-async fn status(
+#[utoipa::path(
+    get,
+    path = "/v1/jobs/{name}/{id}",
+    tag = "jobs",
+    params(
+        ("name" = String, Path, description = "The job's name"),
+        ("id" = String, Path, description = "The job id returned at enqueue"),
+    ),
+    responses(
+        (status = 200, description = "The job", body = JobView),
+        (status = 400, response = r::BadRequest),
+        (status = 401, response = r::Unauthorized),
+        (status = 404, response = r::NotFound),
+        (status = 500, response = r::Internal),
+        (status = 503, response = r::Unavailable),
+    ),
+    security(("bearer" = [])),
+)]
+pub async fn status(
     State(state): State<AppState>,
     Path((name, id)): Path<(String, String)>,
 ) -> Result<Json<JobView>, ApiError> {
@@ -202,7 +308,7 @@ async fn status(
     Ok(Json(JobView {
         id: info.id,
         name: spec.name,
-        status: info.status,
+        status: info.status.into(),
         attempts: info.attempts,
         last_error: info.last_error,
     }))

@@ -14,7 +14,20 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/metrics", get(scrape))
 }
 
-async fn scrape(State(state): State<AppState>) -> impl IntoResponse {
+/// Prometheus text exposition; queue gauges are read from Redis at each scrape (a Redis failure
+/// keeps their last values, so a scrape never fails).
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    responses((
+        status = 200,
+        description = "Prometheus text format 0.0.4",
+        body = String,
+        content_type = "text/plain; version=0.0.4; charset=utf-8",
+    )),
+)]
+pub async fn scrape(State(state): State<AppState>) -> impl IntoResponse {
     let handle = prometheus::handle();
     prometheus::refresh_queue_gauges(&state.queues).await;
     handle.run_upkeep();

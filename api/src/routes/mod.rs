@@ -31,9 +31,10 @@ pub fn v1() -> Router<AppState> {
         .merge(anonymous::router())
 }
 
-/// The unauthenticated operational routes: `/healthz`, `/readyz`, `/metrics`.
+/// The unauthenticated operational routes: `/healthz`, `/readyz`, `/metrics`, `/openapi.json`.
 pub fn ops() -> Router<AppState> {
     Router::new()
         .merge(health::router())
         .merge(metrics::router())
+        .merge(crate::openapi::router())
 }

@@ -9,6 +9,7 @@ use tracking::sessions::{LoggedIn, Login};
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::extract::{Json, Path};
+use crate::openapi::responses as r;
 
 /// The session routes.
 pub fn router() -> Router<AppState> {
@@ -17,7 +18,30 @@ pub fn router() -> Router<AppState> {
         .route("/v1/sessions/{session_id}", delete(logout))
 }
 
-async fn login(
+/// Log a user in: a session row, its Redis document and the enhance job.
+#[utoipa::path(
+    post,
+    path = "/v1/sessions",
+    tag = "sessions",
+    request_body = Login,
+    responses(
+        (status = 201, description = "Logged in", body = LoggedIn, links(
+            ("Logout" = (operation_id = "logout", parameters(
+                ("session_id" = "$response.body#/session_id"),
+            ))),
+        )),
+        (status = 400, response = r::BadRequest),
+        (status = 401, response = r::Unauthorized),
+        (status = 409, response = r::Conflict),
+        (status = 413, response = r::PayloadTooLarge),
+        (status = 415, response = r::UnsupportedMediaType),
+        (status = 422, response = r::Unprocessable),
+        (status = 500, response = r::Internal),
+        (status = 503, response = r::Unavailable),
+    ),
+    security(("bearer" = [])),
+)]
+pub async fn login(
     State(state): State<AppState>,
     Json(body): Json<Login>,
 ) -> Result<(StatusCode, JsonResponse<LoggedIn>), ApiError> {
@@ -25,7 +49,24 @@ async fn login(
     Ok((StatusCode::CREATED, JsonResponse(session)))
 }
 
-async fn logout(
+/// Log a session out. Repeating it is harmless; an unknown session is 404.
+#[utoipa::path(
+    delete,
+    path = "/v1/sessions/{session_id}",
+    tag = "sessions",
+    params(("session_id" = String, Path, description = "The id `POST /v1/sessions` returned")),
+    responses(
+        (status = 204, description = "Logged out"),
+        (status = 400, response = r::BadRequest),
+        (status = 401, response = r::Unauthorized),
+        (status = 404, response = r::NotFound),
+        (status = 422, response = r::Unprocessable),
+        (status = 500, response = r::Internal),
+        (status = 503, response = r::Unavailable),
+    ),
+    security(("bearer" = [])),
+)]
+pub async fn logout(
     State(state): State<AppState>,
     Path(session_id): Path<String>,
 ) -> Result<StatusCode, ApiError> {

@@ -1,0 +1,247 @@
+//! The OpenAPI 3.1 document, generated from the code: each handler's `#[utoipa::path]`, the request
+//! and response types' `ToSchema`, and the reusable error responses below. Served at
+//! `GET /openapi.json` without authentication.
+//!
+//! A handler's `responses(...)` lists every status it can answer. Errors always carry the
+//! [`ErrorEnvelope`]; the reusable responses in [`responses`] add the headers that go with them
+//! (`Retry-After` on 503, `WWW-Authenticate` on 401). Adding a route means annotating its handler
+//! and adding it to [`ApiDoc`]'s `paths(...)`.
+
+use std::sync::LazyLock;
+
+use axum::routing::get;
+use axum::{Json, Router};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ObjectBuilder, OpenApi as Document, RefOr, Schema, Type};
+use utoipa::{Modify, OpenApi};
+
+use crate::app::AppState;
+use crate::error::{ErrorBody, ErrorEnvelope};
+use crate::routes;
+
+/// The bearer security scheme's name in the document.
+pub const BEARER: &str = "bearer";
+
+/// The document's source: every route, schema and reusable response.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Celeriac API",
+        description = "Enqueue and inspect jobs, track page views and sessions, read analytics. \
+            Every error is `{\"error\": {\"code\", \"message\", \"field\"?}}`.",
+    ),
+    paths(
+        routes::jobs::enqueue,
+        routes::jobs::status,
+        routes::queues::list,
+        routes::track::pageview,
+        routes::sessions::login,
+        routes::sessions::logout,
+        routes::events::event,
+        routes::events::conversion,
+        routes::communities::visitors,
+        routes::analytics::conversions,
+        routes::analytics::top_pages,
+        routes::analytics::durations,
+        routes::anonymous::erase,
+        routes::health::healthz,
+        routes::health::readyz,
+        routes::metrics::scrape,
+        openapi_json,
+    ),
+    components(
+        schemas(ErrorEnvelope, ErrorBody),
+        responses(
+            responses::BadRequest,
+            responses::Unauthorized,
+            responses::NotFound,
+            responses::Conflict,
+            responses::PayloadTooLarge,
+            responses::UnsupportedMediaType,
+            responses::Unprocessable,
+            responses::Internal,
+            responses::Unavailable,
+        ),
+    ),
+    modifiers(&BearerScheme, &JobNames),
+    tags(
+        (name = "jobs", description = "Enqueue jobs and read their status"),
+        (name = "queues", description = "Queue counts"),
+        (name = "tracking", description = "Page views, community visitors, erasure"),
+        (name = "sessions", description = "Login and logout"),
+        (name = "events", description = "User events and sign-up conversions"),
+        (name = "analytics", description = "Conversions, top pages, session durations"),
+        (name = "operations", description = "Health, readiness, metrics, this document"),
+    ),
+)]
+pub struct ApiDoc;
+
+/// The reusable error responses, each the [`ErrorEnvelope`] with its status's meaning.
+pub mod responses {
+    use utoipa::ToResponse;
+
+    use crate::error::ErrorEnvelope;
+
+    /// 400 `bad_json` or `bad_request`.
+    #[derive(ToResponse)]
+    #[response(
+        description = "`bad_json`: the body is not JSON; `bad_request`: the request is malformed \
+            (e.g. a path segment that does not decode)"
+    )]
+    pub struct BadRequest(pub ErrorEnvelope);
+
+    /// 401 `unauthorized`.
+    #[derive(ToResponse)]
+    #[response(
+        description = "`unauthorized`: `API_TOKEN` is set and the bearer token is missing or wrong",
+        headers(("WWW-Authenticate" = String, description = "`Bearer`"))
+    )]
+    pub struct Unauthorized(pub ErrorEnvelope);
+
+    /// 404 `not_found`.
+    #[derive(ToResponse)]
+    #[response(description = "`not_found`: no such job name, job, session or route")]
+    pub struct NotFound(pub ErrorEnvelope);
+
+    /// 409 `conflict`.
+    #[derive(ToResponse)]
+    #[response(description = "`conflict`: a record with the same key already exists")]
+    pub struct Conflict(pub ErrorEnvelope);
+
+    /// 413 `payload_too_large`.
+    #[derive(ToResponse)]
+    #[response(description = "`payload_too_large`: the body is over `API_MAX_BODY_BYTES`")]
+    pub struct PayloadTooLarge(pub ErrorEnvelope);
+
+    /// 415 `unsupported_media_type`.
+    #[derive(ToResponse)]
+    #[response(description = "`unsupported_media_type`: the body declares a type other than JSON")]
+    pub struct UnsupportedMediaType(pub ErrorEnvelope);
+
+    /// 422 `invalid_argument`.
+    #[derive(ToResponse)]
+    #[response(
+        description = "`invalid_argument`: JSON of the wrong shape or value; `field` names it"
+    )]
+    pub struct Unprocessable(pub ErrorEnvelope);
+
+    /// 500 `internal`.
+    #[derive(ToResponse)]
+    #[response(description = "`internal`: a bug; the cause is logged, never sent")]
+    pub struct Internal(pub ErrorEnvelope);
+
+    /// 503 `unavailable`.
+    #[derive(ToResponse)]
+    #[response(
+        description = "`unavailable`: Redis or the database is unreachable; retry after the delay",
+        headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))
+    )]
+    pub struct Unavailable(pub ErrorEnvelope);
+}
+
+/// Declares the bearer scheme that the `/v1` operations require.
+struct BearerScheme;
+
+impl Modify for BearerScheme {
+    fn modify(&self, doc: &mut Document) {
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            BEARER,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "`API_TOKEN`; required when the server sets it".to_owned(),
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// Narrows every `{name}` job path parameter to the registry's job names.
+struct JobNames;
+
+impl Modify for JobNames {
+    fn modify(&self, doc: &mut Document) {
+        let names = worker::registry::JOBS.iter().map(|spec| spec.name);
+        let schema: RefOr<Schema> = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(names))
+            .into();
+        for (path, item) in doc.paths.paths.iter_mut() {
+            if !path.starts_with("/v1/jobs/") {
+                continue;
+            }
+            let operations = [&mut item.get, &mut item.post, &mut item.delete];
+            for operation in operations.into_iter().flatten() {
+                let params = operation.parameters.iter_mut().flatten();
+                for param in params {
+                    if let RefOr::T(p) = param
+                        && p.name == "name"
+                    {
+                        p.schema = Some(schema.clone());
+                    }
+                }
+            }
+        }
+    }
+}
+
+static DOCUMENT: LazyLock<Document> = LazyLock::new(ApiDoc::openapi);
+
+/// The document, built once.
+pub fn document() -> &'static Document {
+    &DOCUMENT
+}
+
+/// The `GET /openapi.json` route (unauthenticated).
+pub fn router() -> Router<AppState> {
+    Router::new().route("/openapi.json", get(openapi_json))
+}
+
+/// This document.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "operations",
+    responses((status = 200, description = "The OpenAPI document", body = Object)),
+)]
+pub async fn openapi_json() -> Json<&'static Document> {
+    Json(document())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn v1_operations_require_the_bearer_scheme_and_others_do_not() {
+        let doc = document();
+        let mut seen = 0;
+        for (path, item) in &doc.paths.paths {
+            for op in [&item.get, &item.post, &item.delete].into_iter().flatten() {
+                seen += 1;
+                let secured = op.security.as_ref().is_some_and(|s| !s.is_empty());
+                assert_eq!(secured, path.starts_with("/v1/"), "{path}");
+                let codes: Vec<&str> = op.responses.responses.keys().map(String::as_str).collect();
+                if path.starts_with("/v1/") {
+                    for code in ["401", "500", "503"] {
+                        assert!(codes.contains(&code), "{path} lacks {code}: {codes:?}");
+                    }
+                }
+            }
+        }
+        assert_eq!(seen, 17);
+    }
+
+    #[test]
+    fn job_names_are_enumerated_from_the_registry() {
+        let json = serde_json::to_value(document()).expect("serializable");
+        let param = &json["paths"]["/v1/jobs/{name}"]["post"]["parameters"][0];
+        assert_eq!(param["name"], "name");
+        let names = param["schema"]["enum"].as_array().expect("enum");
+        assert_eq!(names.len(), worker::registry::JOBS.len());
+        assert!(names.iter().any(|n| n == "persist_anonymous_session"));
+    }
+}

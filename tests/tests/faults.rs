@@ -1,0 +1,467 @@
+//! Proof under faults (issue 6, items 1–3): jobs fed through the API and as Celery messages
+//! survive kill -9 of workers, a PostgreSQL outage and cut Redis connections; schedulers killed at
+//! random still enqueue every tick once; SIGTERM mid-work loses nothing.
+//!
+//! CI runs the short form. The long form is one command (`scripts/faults.sh`):
+//! `FAULT_JOBS=100000 FAULT_PG_STOP_SECONDS=20 FAULT_TICKS=200` with release binaries.
+
+#![allow(clippy::unwrap_used)] // In tests a failed unwrap is a failed assertion.
+
+use std::collections::HashMap;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use celeriac_queue::{Queue, QueueConfig};
+use celeriac_tests::servers::{PrivatePostgres, PrivateRedis, free_port};
+use celeriac_tests::{TestDb, TestRedis, bin_path, eventually, http};
+use redis::AsyncCommands;
+use sea_orm::{ConnectionTrait, Database, FromQueryResult, Statement};
+use serde_json::json;
+use tokio::process::{Child, Command};
+use uuid::Uuid;
+
+fn env_num(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn spawn(bin: &str, args: &[&str], env: &HashMap<String, String>) -> Child {
+    Command::new(bin_path(bin))
+        .args(args)
+        .envs(env)
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn")
+}
+
+async fn sigterm(child: &mut Child) -> std::process::ExitStatus {
+    let pid = child.id().expect("running").to_string();
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status();
+    tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .expect("stopped within its shutdown timeout")
+        .expect("wait")
+}
+
+/// A Celery protocol-2 message as `.delay(fingerprint)` writes it.
+fn celery_message(fingerprint: &str) -> String {
+    let body = json!([[fingerprint], {}, {"callbacks": null, "errbacks": null, "chain": null, "chord": null}]);
+    let id = Uuid::new_v4().to_string();
+    json!({
+        "body": base64::engine::general_purpose::STANDARD.encode(body.to_string()),
+        "content-encoding": "utf-8", "content-type": "application/json",
+        "headers": {"lang": "py", "task": "analytics.tasks.persist_anonymous_session", "id": id,
+                    "eta": null, "expires": null, "retries": 0, "root_id": id, "parent_id": null},
+        "properties": {"correlation_id": id, "delivery_mode": 2, "priority": 0, "body_encoding": "base64",
+                       "delivery_info": {"exchange": "", "routing_key": "celery"},
+                       "delivery_tag": Uuid::new_v4().to_string()}
+    })
+    .to_string()
+}
+
+#[derive(FromQueryResult)]
+struct Row {
+    device_fingerprint: String,
+    pages_visited: i32,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_survive_worker_kills_a_postgres_outage_and_cut_redis_connections() {
+    let n = env_num("FAULT_JOBS", 2000) as usize;
+    let pg_stop = Duration::from_secs(env_num("FAULT_PG_STOP_SECONDS", 3));
+    let started = Instant::now();
+    let redis_server = PrivateRedis::start(false);
+    let pg = PrivatePostgres::start();
+    let admin = Database::connect(pg.url("postgres")).await.unwrap();
+    admin
+        .execute_unprepared("CREATE DATABASE faults")
+        .await
+        .unwrap();
+    let db_url = pg.url("faults");
+    let api_addr = format!("127.0.0.1:{}", free_port());
+    let env: HashMap<String, String> = HashMap::from([
+        ("DATABASE_URL".into(), db_url.clone()),
+        ("REDIS_URL".into(), redis_server.url()),
+        ("CELERY_QUEUES".into(), "celery".into()),
+        ("JOB_LEASE_SECONDS".into(), "3".into()),
+        ("SHUTDOWN_TIMEOUT_SECONDS".into(), "5".into()),
+        ("API_ADDR".into(), api_addr.clone()),
+    ]);
+    let migrated = spawn("migration", &["up"], &env).wait().await.unwrap();
+    assert!(migrated.success());
+
+    // N live session documents, each with its own page count.
+    // A self-healing connection: the chaos below cuts every client connection, ours included.
+    let mut conn = worker::queues::connect(&redis_server.url()).await.unwrap();
+    let mut expected = HashMap::with_capacity(n);
+    for chunk in (0..n).collect::<Vec<_>>().chunks(1000) {
+        let mut pipe = redis::pipe();
+        for &i in chunk {
+            let fp = format!("fault-{i:06}");
+            let pages = (i % 47 + 1) as i32;
+            let doc = json!({"session_id": Uuid::new_v4(), "device_fingerprint": fp,
+                             "started_at": "2026-11-26T10:00:00Z", "last_activity": "2026-11-26T10:20:00Z",
+                             "pages_visited": pages, "landing_page": "/", "referrer": "", "is_active": true});
+            pipe.set_ex(format!("anon_session:{fp}"), doc.to_string(), 7200)
+                .ignore();
+            expected.insert(fp, pages);
+        }
+        let _: () = pipe.query_async(&mut conn).await.unwrap();
+    }
+
+    // Half through the API, half as Celery messages.
+    let mut api = spawn("api", &[], &env);
+    eventually(Duration::from_secs(30), "the API", || {
+        let a = api_addr.clone();
+        async move {
+            http(&a, "GET", "/readyz", None, None)
+                .await
+                .ok()
+                .filter(|(s, _)| *s == 200)
+        }
+    })
+    .await;
+    // Two workers, and the faults.
+    let workers = Arc::new(tokio::sync::Mutex::new(vec![
+        spawn("worker", &["run"], &env),
+        spawn("worker", &["run"], &env),
+    ]));
+    let done = Arc::new(AtomicBool::new(false));
+    let kills = Arc::new(AtomicU64::new(0));
+    let connection_cuts = Arc::new(AtomicU64::new(0));
+    let chaos = {
+        let (workers, done, kills, cuts, env) = (
+            workers.clone(),
+            done.clone(),
+            kills.clone(),
+            connection_cuts.clone(),
+            env.clone(),
+        );
+        let redis_url = redis_server.url();
+        tokio::spawn(async move {
+            let mut tick = 0u64;
+            while !done.load(Ordering::SeqCst) {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                tick += 1;
+                if tick % 2 == 0 {
+                    let mut w = workers.lock().await;
+                    let victim = (tick / 2) as usize % w.len();
+                    let _ = w[victim].start_kill();
+                    let _ = w[victim].wait().await;
+                    w[victim] = spawn("worker", &["run"], &env);
+                    kills.fetch_add(1, Ordering::SeqCst);
+                }
+                if tick % 3 == 0 {
+                    if let Ok(c) = redis::Client::open(redis_url.as_str()) {
+                        if let Ok(mut c) = c.get_multiplexed_async_connection().await {
+                            let _: Result<i64, _> = redis::cmd("CLIENT")
+                                .arg(&["KILL", "TYPE", "normal", "SKIPME", "yes"][..])
+                                .query_async(&mut c)
+                                .await;
+                            cuts.fetch_add(1, Ordering::SeqCst);
+                        }
+                    }
+                }
+            }
+        })
+    };
+    // Once the workers run, the database goes down and the jobs arrive: every job meets the outage.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    pg.stop();
+    let outage = Instant::now();
+    let half = n / 2;
+    for chunk in (0..half).collect::<Vec<_>>().chunks(500) {
+        let body: Vec<_> = chunk
+            .iter()
+            .map(|i| json!({"fingerprint": format!("fault-{i:06}")}))
+            .collect();
+        let (s, b) = http(
+            &api_addr,
+            "POST",
+            "/v1/jobs/persist_anonymous_session",
+            None,
+            Some(&json!(body)),
+        )
+        .await
+        .unwrap();
+        assert_eq!(s, 202, "{b}");
+    }
+    for chunk in (half..n).collect::<Vec<_>>().chunks(1000) {
+        let msgs: Vec<String> = chunk
+            .iter()
+            .map(|i| celery_message(&format!("fault-{i:06}")))
+            .collect();
+        let _: () = conn.lpush("celery", msgs).await.unwrap();
+    }
+
+    tokio::time::sleep(pg_stop.saturating_sub(outage.elapsed())).await;
+    pg.up();
+    assert!(sigterm(&mut api).await.success(), "api exits 0 on SIGTERM");
+
+    let persist = Queue::new(
+        conn.clone(),
+        QueueConfig::new("celeriac", "persist_anonymous_session"),
+    );
+    let intake = Queue::new(conn.clone(), QueueConfig::new("celeriac", "celery.celery"));
+    let timeout = Duration::from_secs(120 + n as u64 / 100);
+    let db = Database::connect(&db_url).await.unwrap();
+    let last_report = Arc::new(std::sync::Mutex::new(Instant::now()));
+    eventually(timeout, "every job processed", || {
+        let (persist, intake, db, last_report) = (
+            persist.clone(),
+            intake.clone(),
+            db.clone(),
+            last_report.clone(),
+        );
+        async move {
+            let (p, i) = (persist.stats().await.ok()?, intake.stats().await.ok()?);
+            let report = {
+                let mut last = last_report.lock().unwrap();
+                let due = last.elapsed() > Duration::from_secs(10);
+                if due {
+                    *last = Instant::now();
+                }
+                due
+            };
+            if report {
+                eprintln!("fault run progress: persist {p:?} celery {i:?}");
+            }
+            let idle = |s: &celeriac_queue::QueueStats| s.queued + s.scheduled + s.running == 0;
+            if !(idle(&p) && idle(&i)) {
+                return None;
+            }
+            let rows = db
+                .query_one_raw(Statement::from_string(
+                    db.get_database_backend(),
+                    "SELECT COUNT(*) AS n FROM analytics_anonymoussession",
+                ))
+                .await
+                .ok()??
+                .try_get::<i64>("", "n")
+                .ok()?;
+            (rows as usize == n).then_some(())
+        }
+    })
+    .await;
+    done.store(true, Ordering::SeqCst);
+    let _ = chaos.await;
+    let elapsed = started.elapsed();
+    // The last cut may have hit our connection: the first call after it fails and reconnects.
+    let _: Result<String, _> = redis::cmd("PING").query_async(&mut conn).await;
+
+    // Exactly one row per session, with the right page count.
+    let rows = Row::find_by_statement(Statement::from_string(
+        db.get_database_backend(),
+        "SELECT device_fingerprint, pages_visited FROM analytics_anonymoussession",
+    ))
+    .all(&db)
+    .await
+    .unwrap();
+    assert_eq!(rows.len(), n);
+    for r in &rows {
+        assert_eq!(
+            expected.get(&r.device_fingerprint),
+            Some(&r.pages_visited),
+            "{}",
+            r.device_fingerprint
+        );
+    }
+    let (p, i) = (
+        persist.stats().await.unwrap(),
+        intake.stats().await.unwrap(),
+    );
+    assert_eq!(p.dead + i.dead, 0, "no job died that should have lived");
+    assert_eq!(p.done + i.done, n as u64);
+    let celery_left: i64 = conn.llen("celery").await.unwrap();
+    assert_eq!(celery_left, 0);
+
+    // Summary: attempts beyond the first, split by cause.
+    let mut redeliveries = 0u64;
+    let mut retries = 0u64;
+    for q in [&persist, &intake] {
+        let attempts: HashMap<String, u32> = conn.hgetall(&q.keys().attempts).await.unwrap();
+        let errors: HashMap<String, String> = conn.hgetall(&q.keys().errors).await.unwrap();
+        for (id, a) in attempts {
+            if a > 1 {
+                if errors.get(&id).is_some_and(|e| e.contains("lease expired")) {
+                    redeliveries += u64::from(a - 1);
+                } else {
+                    retries += u64::from(a - 1);
+                }
+            }
+        }
+    }
+    println!(
+        "fault run: jobs={n} (api={half}, celery={}) worker_kills={} redis_connection_cuts={} \
+         postgres_outage_s={} redeliveries={redeliveries} retries={retries} dead=0 wall_s={:.1}",
+        n - half,
+        kills.load(Ordering::SeqCst),
+        connection_cuts.load(Ordering::SeqCst),
+        pg_stop.as_secs(),
+        elapsed.as_secs_f64()
+    );
+    let mut w = workers.lock().await;
+    for child in w.iter_mut() {
+        assert!(sigterm(child).await.success(), "workers exit 0 on SIGTERM");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schedulers_killed_at_random_still_enqueue_every_tick_once() {
+    let ticks = env_num("FAULT_TICKS", 20);
+    let redis = TestRedis::new().await;
+    let db = TestDb::sqlite().await;
+    let env: HashMap<String, String> = HashMap::from([
+        ("DATABASE_URL".into(), db.url.clone()),
+        ("REDIS_URL".into(), celeriac_tests::redis_url()),
+        ("CELERIAC_NAMESPACE".into(), redis.namespace.clone()),
+        (
+            "SCHEDULE_FINALIZE_IDLE_SESSIONS".into(),
+            "* * * * * *".into(),
+        ),
+        ("SCHEDULE_CLEANUP_OLD_ANONYMOUS_DATA".into(), "off".into()),
+        ("SCHEDULE_AGGREGATE_PAGE_ANALYTICS".into(), "off".into()),
+    ]);
+    let mut copies: Vec<Child> = (0..3)
+        .map(|_| spawn("worker", &["scheduler"], &env))
+        .collect();
+    let mut kills = 0;
+    let start = Instant::now();
+    let mut i = 0usize;
+    while start.elapsed() < Duration::from_secs(ticks) {
+        // Kill one copy at a time at random moments (two always run), restart it at once.
+        tokio::time::sleep(Duration::from_millis(700 + (i as u64 * 389) % 900)).await;
+        let victim = i % 3;
+        let _ = copies[victim].start_kill();
+        let _ = copies[victim].wait().await;
+        copies[victim] = spawn("worker", &["scheduler"], &env);
+        kills += 1;
+        i += 1;
+    }
+    // Let the last restarted copy install its handlers (a signal before exec completes kills any process).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for c in copies.iter_mut() {
+        let status = sigterm(c).await;
+        assert!(
+            status.success(),
+            "scheduler exits 0 on SIGTERM, got {status}"
+        );
+    }
+    let pattern = format!(
+        "{}:{{finalize_idle_sessions}}:unique:cron:finalize_idle_sessions:*",
+        redis.namespace
+    );
+    let keys: Vec<String> = redis.conn.clone().keys(pattern).await.unwrap();
+    let mut seen: Vec<i64> = keys
+        .iter()
+        .filter_map(|k| k.rsplit(':').next()?.parse().ok())
+        .collect();
+    seen.sort();
+    let q = Queue::new(
+        redis.conn.clone(),
+        QueueConfig::new(redis.namespace.clone(), "finalize_idle_sessions"),
+    );
+    let queued = q.stats().await.unwrap().queued;
+    println!(
+        "scheduler faults: ticks={} kills={kills} jobs={queued}",
+        seen.len()
+    );
+    assert!(
+        seen.len() as u64 >= ticks.saturating_sub(3),
+        "ticks {seen:?}"
+    );
+    assert_eq!(queued, seen.len() as u64, "each tick enqueued exactly once");
+    assert!(
+        seen.windows(2).all(|w| w[1] - w[0] == 1),
+        "no tick skipped: {seen:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_mid_work_exits_zero_and_a_restart_finishes_the_rest() {
+    let n = 3000usize;
+    let (db, redis) = (TestDb::postgres().await, TestRedis::new().await);
+    let mut conn = redis.conn.clone();
+    let tag = redis.token("sig");
+    for chunk in (0..n).collect::<Vec<_>>().chunks(1000) {
+        let mut pipe = redis::pipe();
+        for &i in chunk {
+            let fp = format!("{tag}-{i}");
+            let doc = json!({"session_id": Uuid::new_v4(), "device_fingerprint": fp,
+                             "started_at": "2026-11-26T10:00:00Z", "last_activity": "2026-11-26T10:20:00Z",
+                             "pages_visited": 3, "landing_page": "/", "referrer": "", "is_active": true});
+            pipe.set_ex(format!("anon_session:{fp}"), doc.to_string(), 600)
+                .ignore();
+        }
+        let _: () = pipe.query_async(&mut conn).await.unwrap();
+    }
+    let ctx = celeriac_tests::job_context(&db, &redis, &[]);
+    let items = (0..n)
+        .map(|i| worker::queues::EnqueueItem::now(json!({"fingerprint": format!("{tag}-{i}")})))
+        .collect();
+    ctx.queues
+        .enqueue_many("persist_anonymous_session", items)
+        .await
+        .unwrap();
+    let env: HashMap<String, String> = HashMap::from([
+        ("DATABASE_URL".into(), db.url.clone()),
+        ("REDIS_URL".into(), celeriac_tests::redis_url()),
+        ("CELERIAC_NAMESPACE".into(), redis.namespace.clone()),
+        (
+            "CELERY_QUEUES".into(),
+            format!("{}-celery", redis.namespace),
+        ),
+        ("SHUTDOWN_TIMEOUT_SECONDS".into(), "10".into()),
+        ("WORKER_CONCURRENCY".into(), "4".into()),
+    ]);
+    let q = ctx.queues.get("persist_anonymous_session").unwrap().clone();
+    let mut a = spawn("worker", &["run"], &env);
+    let mut b = spawn("worker", &["run"], &env);
+    eventually(Duration::from_secs(30), "work under way", || {
+        let q = q.clone();
+        async move { q.stats().await.ok().filter(|s| s.done > 0) }
+    })
+    .await;
+    let (sa, sb) = tokio::join!(sigterm(&mut a), sigterm(&mut b));
+    assert!(sa.success() && sb.success(), "both exit 0 mid-work");
+    let mid = q.stats().await.unwrap();
+    assert_eq!(
+        mid.running, 0,
+        "nothing left leased after a clean stop: {mid:?}"
+    );
+    let mut c = spawn("worker", &["run"], &env);
+    eventually(Duration::from_secs(60), "the restart to finish", || {
+        let q = q.clone();
+        async move { q.stats().await.ok().filter(|s| s.done == n as u64) }
+    })
+    .await;
+    assert!(sigterm(&mut c).await.success());
+    let end = q.stats().await.unwrap();
+    assert_eq!((end.dead, end.queued, end.running), (0, 0, 0));
+    let rows = db
+        .conn
+        .query_one_raw(Statement::from_string(
+            db.conn.get_database_backend(),
+            "SELECT COUNT(*) AS n FROM analytics_anonymoussession",
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get::<i64>("", "n")
+        .unwrap();
+    assert_eq!(rows as usize, n);
+    println!(
+        "shutdown: {n} jobs, {} done before SIGTERM, finished after restart",
+        mid.done
+    );
+}

@@ -1,0 +1,167 @@
+//! The API under bad input (issue 6, item 4): schemathesis, from PyPI, reads `GET /openapi.json`
+//! of a real API (a private redis-server, a PostgreSQL database of the test's own) and sends
+//! generated valid and invalid requests to every operation. No answer may be a 5xx, none may hang,
+//! and every status, header and body must match the document.
+//!
+//! Short form (CI): `SCHEMATHESIS_EXAMPLES` (default 50) generated cases per operation, about a
+//! minute. Long form: `SCHEMATHESIS_SECONDS=1800 cargo test -p celeriac-tests --test openapi --
+//! --nocapture` fuzzes until that many seconds are spent. `SCHEMATHESIS_SEED` changes the seed.
+
+#![allow(clippy::unwrap_used)] // In tests a failed unwrap is a failed assertion.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use celeriac_tests::servers::PrivateRedis;
+use celeriac_tests::{TestApi, TestDb, http_full, schemathesis_bin};
+
+const TOKEN: &str = "openapi-test-token";
+
+fn env_num(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_document_is_served_without_a_token_and_names_every_route() {
+    let redis = PrivateRedis::start(false);
+    let db = TestDb::postgres().await;
+    let api = TestApi::start_on(&db, &redis.url(), &[("API_TOKEN", TOKEN)]).await;
+    let answer = http_full(&api.addr, "GET", "/openapi.json", None, None)
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 200);
+    assert!(
+        answer
+            .header("content-type")
+            .is_some_and(|t| t.starts_with("application/json"))
+    );
+    let doc = answer.body;
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
+    let paths = doc["paths"].as_object().unwrap();
+    for path in [
+        "/v1/jobs/{name}",
+        "/v1/jobs/{name}/{id}",
+        "/v1/queues",
+        "/v1/track/pageview",
+        "/v1/sessions",
+        "/v1/sessions/{session_id}",
+        "/v1/events",
+        "/v1/conversions",
+        "/v1/communities/{id}/visitors",
+        "/v1/analytics/conversions",
+        "/v1/analytics/top-pages",
+        "/v1/analytics/session-durations",
+        "/v1/anonymous/{fingerprint}",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/openapi.json",
+    ] {
+        assert!(paths.contains_key(path), "{path} is not documented");
+    }
+    assert_eq!(paths.len(), 17, "an undocumented path: {:?}", paths.keys());
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+    let unavailable = &doc["components"]["responses"]["Unavailable"];
+    assert!(unavailable["headers"]["Retry-After"].is_object());
+    // Every documented operation exists on the router: it never answers "no such route" or 405.
+    for (path, item) in paths {
+        for method in item.as_object().unwrap().keys() {
+            let concrete = path
+                .replace("{name}", "persist_anonymous_session")
+                .replace("{id}", "00000000-0000-0000-0000-000000000000")
+                .replace("{session_id}", "nope")
+                .replace("{fingerprint}", "fp");
+            let a = http_full(
+                &api.addr,
+                &method.to_uppercase(),
+                &concrete,
+                Some(TOKEN),
+                None,
+            )
+            .await
+            .unwrap();
+            assert_ne!(a.status, 405, "{method} {path}");
+            assert_ne!(
+                a.body["error"]["message"], "no such route",
+                "{method} {path}"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schemathesis_finds_no_server_error_no_hang_and_no_mismatch() {
+    let examples = env_num("SCHEMATHESIS_EXAMPLES", 50);
+    // 0: stop after `examples` cases per operation; else fuzz until this many seconds are spent.
+    let seconds = env_num("SCHEMATHESIS_SECONDS", 0);
+    let bin = tokio::task::spawn_blocking(schemathesis_bin).await.unwrap();
+    let redis = PrivateRedis::start(false);
+    let db = TestDb::postgres().await;
+    let api = TestApi::start_on(&db, &redis.url(), &[("API_TOKEN", TOKEN)]).await;
+    let started = Instant::now();
+    let mut command = tokio::process::Command::new(&bin);
+    command
+        .arg("run")
+        .arg(format!("http://{}/openapi.json", api.addr))
+        .args([
+            "--checks",
+            "not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance",
+            "--mode",
+            "all",
+            "--phases",
+            "examples,coverage,fuzzing,stateful",
+            "--max-examples",
+            &examples.to_string(),
+            // A hang is a failure: no answer may take this long.
+            "--request-timeout",
+            "5",
+            "--max-response-time",
+            "5",
+            "--workers",
+            "2",
+            "--seed",
+            &env_num("SCHEMATHESIS_SEED", 6).to_string(),
+            "--suppress-health-check",
+            "all",
+            // Nothing is written to disk: no example database, no report.
+            "--generation-database",
+            "none",
+            "--no-color",
+        ])
+        .arg("--header")
+        .arg(format!("Authorization: Bearer {TOKEN}"))
+        .current_dir(std::env::temp_dir())
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    if seconds > 0 {
+        command.args(["--max-time", &seconds.to_string()]);
+    }
+    let limit = Duration::from_secs(seconds.max(300) + 120);
+    let out = tokio::time::timeout(limit, command.output())
+        .await
+        .expect("schemathesis finished in time")
+        .expect("schemathesis ran");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("{stdout}\n{stderr}");
+    println!(
+        "schemathesis: {} in {:.1} s",
+        if seconds > 0 {
+            format!("fuzzing for {seconds} s")
+        } else {
+            format!("{examples} examples per operation")
+        },
+        started.elapsed().as_secs_f64()
+    );
+    assert!(
+        out.status.success(),
+        "schemathesis found problems (exit {:?}); see its report above",
+        out.status.code()
+    );
+}

@@ -69,6 +69,21 @@ fn celery_message(fingerprint: &str) -> String {
     .to_string()
 }
 
+/// `CLIENT KILL TYPE normal`: every client connection but the one asking is cut.
+async fn cut_connections(url: &str) -> bool {
+    let Ok(client) = redis::Client::open(url) else {
+        return false;
+    };
+    let Ok(mut c) = client.get_multiplexed_async_connection().await else {
+        return false;
+    };
+    redis::cmd("CLIENT")
+        .arg(&["KILL", "TYPE", "normal", "SKIPME", "yes"][..])
+        .query_async::<i64>(&mut c)
+        .await
+        .is_ok()
+}
+
 #[derive(FromQueryResult)]
 struct Row {
     device_fingerprint: String,
@@ -161,16 +176,8 @@ async fn jobs_survive_worker_kills_a_postgres_outage_and_cut_redis_connections()
                     w[victim] = spawn("worker", &["run"], &env);
                     kills.fetch_add(1, Ordering::SeqCst);
                 }
-                if tick % 3 == 0 {
-                    if let Ok(c) = redis::Client::open(redis_url.as_str()) {
-                        if let Ok(mut c) = c.get_multiplexed_async_connection().await {
-                            let _: Result<i64, _> = redis::cmd("CLIENT")
-                                .arg(&["KILL", "TYPE", "normal", "SKIPME", "yes"][..])
-                                .query_async(&mut c)
-                                .await;
-                            cuts.fetch_add(1, Ordering::SeqCst);
-                        }
-                    }
+                if tick.is_multiple_of(3) && cut_connections(&redis_url).await {
+                    cuts.fetch_add(1, Ordering::SeqCst);
                 }
             }
         })

@@ -168,7 +168,7 @@ async fn jobs_survive_worker_kills_a_postgres_outage_and_cut_redis_connections()
             while !done.load(Ordering::SeqCst) {
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 tick += 1;
-                if tick % 2 == 0 {
+                if tick.is_multiple_of(2) {
                     let mut w = workers.lock().await;
                     let victim = (tick / 2) as usize % w.len();
                     let _ = w[victim].start_kill();

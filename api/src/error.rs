@@ -8,6 +8,7 @@
 //! | [`EnqueueError::InvalidArgs`] | 422 `invalid_argument` with `field` |
 //! | [`QueueError`] from a connection, timeout or I/O failure | 503 `unavailable` + `Retry-After: 1` |
 //! | [`QueueError`] otherwise (a Redis reply we did not expect) | 500 `internal`, logged once |
+//! | [`tracking::TrackError`] | as its variant: 422 with `field`, 404, 409 with `field`, or as the Redis, database or queue error below |
 //! | [`DbErr::RecordNotFound`] | 404 `not_found` |
 //! | [`DbErr`] unique violation | 409 `conflict` |
 //! | [`DbErr`] pool, connection or I/O failure | 503 `unavailable` + `Retry-After: 1` |
@@ -222,6 +223,7 @@ impl From<tracking::TrackError> for ApiError {
         match e {
             T::Invalid(arg) => Self::invalid_argument(arg.field, arg.message),
             T::NotFound(what) => Self::not_found(format!("{what} not found")),
+            T::Conflict(arg) => Self::conflict(arg.message).with_field(arg.field),
             T::Redis(r) => QueueError::Redis(r).into(),
             T::Db(d) => d.into(),
             T::Enqueue(q) => q.into(),

@@ -22,7 +22,12 @@ pub use app::{AppState, build};
 pub use config::ApiConfig;
 pub use error::ApiError;
 
-/// Connect to Redis the way the API does (the `api` binary and the tests call this).
+/// Connect to Redis the way the API does (the `api` binary and the tests call this): the worker's
+/// settings ([`worker::queues::connect`]: connect timeout 2 s, response timeout 10 s, 2 reconnect
+/// retries). While Redis is down a request waits for at most the reconnect cycle in progress
+/// (refused connections fail at once; the retries back off about 0.1-0.2 s and 0.2-0.4 s), so it
+/// gets its 503 in about half a second, and the first cycle after Redis returns succeeds.
+/// `tests/tests/redis_cut.rs` holds both to a second.
 pub async fn connect_redis(url: &str) -> redis::RedisResult<redis::aio::ConnectionManager> {
     worker::queues::connect(url).await
 }

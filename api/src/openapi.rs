@@ -76,8 +76,9 @@ pub const BEARER: &str = "bearer";
 )]
 pub struct ApiDoc;
 
-/// The reusable error responses, each the [`ErrorEnvelope`] with its status's meaning.
 pub mod responses {
+    //! The reusable error responses, each the [`ErrorEnvelope`] with its status's meaning.
+
     use utoipa::ToResponse;
 
     use crate::error::ErrorEnvelope;

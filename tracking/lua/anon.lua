@@ -2,7 +2,7 @@
 -- its TTL renewed by each), the view buffered for the database, and the day's counters.
 -- KEYS: 1 anon_session:{fp}, 2 its views list, 3 paths, 4 counters, 5 visitors, 6 footprint.
 -- ARGV: 1 new session id, 2 now (RFC 3339), 3 url, 4 referrer, 5 session ttl s, 6 fingerprint,
---   7 ip, 8 user agent, 9 device type, 10 browser, 11 os, 12 is bot (1/0), 13 view JSON,
+--   7 ip, 8 user agent, 9 device type, 10 browser, 11 os, 12 is bot (1/0), 13 view JSON (an object, not empty),
 --   14 url path, 15 page type, 16 visitor key, 17 counters ttl s.
 -- Returns {session id, pages visited, 1 when the session is new}.
 local doc = nil
@@ -26,9 +26,9 @@ doc.last_activity = ARGV[2]
 doc.current_page = ARGV[3]
 local ttl = tonumber(ARGV[5])
 redis.call('SET', KEYS[1], cjson.encode(doc), 'EX', ttl)
-local view = cjson.decode(ARGV[13])
-view.session_id = doc.session_id
-redis.call('RPUSH', KEYS[2], cjson.encode(view))
+-- ARGV[13] is a JSON object with at least one field: splice the session id in as text (no
+-- decode and encode per view).
+redis.call('RPUSH', KEYS[2], '{"session_id":' .. cjson.encode(doc.session_id) .. ',' .. string.sub(ARGV[13], 2))
 redis.call('EXPIRE', KEYS[2], ttl * 2)
 if ARGV[12] ~= '1' then
   count_view({paths = KEYS[3], counters = KEYS[4], visitors = KEYS[5], footprint = KEYS[6],

@@ -1,12 +1,18 @@
 -- One authenticated page view: the session document's pages_visited and last_activity (its TTL
 -- kept), and the day's counters.
 -- KEYS: 1 session:{id}, 2 paths, 3 counters, 4 visitors, 5 footprint.
--- ARGV: 1 now (RFC 3339), 2 url path, 3 page type, 4 visitor key, 5 counters ttl s, 6 is bot (1/0).
--- Returns pages visited per the document, or -1 when the session key is gone.
+-- ARGV: 1 now (RFC 3339), 2 url path, 3 page type, 4 visitor key, 5 counters ttl s, 6 is bot (1/0),
+-- 7 user id.
+-- Returns pages visited per the document, -1 when the session key is gone, or -2 (and changes
+-- nothing) when the document names another user.
 local pages = -1
 local raw = redis.call('GET', KEYS[1])
 if raw then
   local ok, doc = pcall(cjson.decode, raw)
+  if ok and type(doc) == 'table' and doc.user_id ~= nil and doc.user_id ~= cjson.null
+      and string.lower(tostring(doc.user_id)) ~= ARGV[7] then
+    return -2
+  end
   if ok and type(doc) == 'table' then
     doc.pages_visited = (tonumber(doc.pages_visited) or 0) + 1
     doc.last_activity = ARGV[1]

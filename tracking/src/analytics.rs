@@ -3,19 +3,23 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use sea_orm::{DatabaseBackend, FromQueryResult, Value};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use worker::context::statement;
 
 use crate::Tracker;
 use crate::validate::{TrackError, invalid};
 
 /// A period: the last `days` days (default 30, at most 3650).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Period {
-    /// How many days back from now.
+    /// How many days back from now (1 to 3650).
     #[serde(default = "thirty")]
+    #[param(minimum = 1, maximum = 3650)]
     pub days: u32,
-    /// How many rows in top lists (default 10, at most 100).
+    /// How many rows in top lists (1 to 100).
     #[serde(default = "ten")]
+    #[param(minimum = 1, maximum = 100)]
     pub limit: u32,
 }
 
@@ -42,7 +46,7 @@ impl Period {
 }
 
 /// A labelled count.
-#[derive(Debug, Clone, Serialize, FromQueryResult, PartialEq)]
+#[derive(Debug, Clone, Serialize, FromQueryResult, PartialEq, ToSchema)]
 pub struct Ranked {
     /// The landing page, referrer or path.
     pub key: String,
@@ -51,7 +55,7 @@ pub struct Ranked {
 }
 
 /// Use case 2: which anonymous visitors sign up.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Conversions {
     /// Period length in days.
     pub days: u32,
@@ -70,7 +74,7 @@ pub struct Conversions {
 }
 
 /// Use case 3: the most viewed pages.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct TopPages {
     /// First day counted.
     pub from: NaiveDate,
@@ -79,7 +83,7 @@ pub struct TopPages {
 }
 
 /// One page's totals over a period.
-#[derive(Debug, Clone, Serialize, FromQueryResult, PartialEq)]
+#[derive(Debug, Clone, Serialize, FromQueryResult, PartialEq, ToSchema)]
 pub struct PageRow {
     /// The path.
     pub url_path: String,
@@ -94,7 +98,7 @@ pub struct PageRow {
 }
 
 /// Use case 4: how long sessions last.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct SessionDurations {
     /// Period length in days.
     pub days: u32,

@@ -5,6 +5,7 @@ use chrono::Utc;
 use entity::{community, user_event, user_profile};
 use sea_orm::{ActiveModelTrait, EntityTrait, Set};
 use serde::Serialize;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::pageview::PageView;
@@ -12,7 +13,7 @@ use crate::validate::TrackError;
 use crate::{Tracker, keys, scripts};
 
 /// The seed's stats shape.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, ToSchema)]
 pub struct VisitorStats {
     /// Visitors seen in the last 5 minutes.
     pub total_visitors: u64,
@@ -52,13 +53,14 @@ pub(crate) async fn visit(
         "division_id": division,
         "last_seen": now.to_rfc3339(),
     });
-    let (hash, auth_set, anon_set, seen) = keys::community_keys(&id);
+    let k = keys::community_keys(&id);
     let _: i64 = scripts::COMMUNITY
-        .key(hash)
-        .key(auth_set)
-        .key(anon_set)
-        .key(seen)
+        .key(k.visitors)
+        .key(k.authenticated)
+        .key(k.anonymous)
+        .key(k.seen)
         .key(keys::footprint(&visitor))
+        .key(k.seen_authenticated)
         .arg(&visitor)
         .arg(doc.to_string())
         .arg(now.timestamp_millis())
@@ -102,9 +104,10 @@ pub(crate) async fn visit(
 impl Tracker {
     /// Visitors of community `id` seen in the last 5 minutes, each on its own clock.
     pub async fn community_visitors(&self, id: Uuid) -> Result<VisitorStats, TrackError> {
-        let (_, _, _, seen) = keys::community_keys(&id);
+        let k = keys::community_keys(&id);
         let (auth, anon): (u64, u64) = scripts::COMMUNITY_STATS
-            .key(seen)
+            .key(k.seen)
+            .key(k.seen_authenticated)
             .arg(Utc::now().timestamp_millis())
             .arg(self.config.visitor_window.as_secs())
             .invoke_async(&mut self.redis.clone())

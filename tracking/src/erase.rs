@@ -4,13 +4,14 @@
 use redis::AsyncCommands;
 use sea_orm::ConnectionTrait;
 use serde::Serialize;
+use utoipa::ToSchema;
 use worker::context::statement;
 
 use crate::validate::{self, TrackError};
 use crate::{Tracker, keys};
 
 /// What was removed.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, ToSchema)]
 pub struct Erased {
     /// Redis keys deleted or entries removed.
     pub redis_entries: u64,

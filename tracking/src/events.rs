@@ -3,31 +3,34 @@
 
 use chrono::Utc;
 use entity::user_event;
-use sea_orm::{ActiveModelTrait, Set};
+use sea_orm::{EntityTrait, Set};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use uuid::Uuid;
 use worker::jobs::LinkAnonymousConversion;
 use worker::registry::JobArgs;
 
 use crate::Tracker;
 use crate::sessions::ensure_profile;
-use crate::validate::{self, TrackError, clip, invalid};
+use crate::validate::{self, TrackError, invalid};
 
 /// An event to record.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 pub struct NewEvent {
     /// The user; required (anonymous events are refused).
     #[serde(default)]
     pub user_id: Option<Uuid>,
     /// `[a-z0-9_]`, 1 to 50 characters.
+    #[schema(pattern = "^[a-z0-9_]{1,50}$")]
     pub event_type: String,
     /// Free text.
     #[serde(default)]
     pub description: Option<String>,
     /// A JSON object.
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub metadata: Option<serde_json::Value>,
-    /// Client address.
+    /// Client address, IPv4 or IPv6 (empty means none).
     #[serde(default)]
     pub ip: Option<String>,
     /// Raw `User-Agent`.
@@ -36,18 +39,23 @@ pub struct NewEvent {
 }
 
 /// A recorded event.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct EventRecorded {
     /// Its row id.
     pub id: i64,
 }
 
 /// A sign-up to link to the visitor's anonymous session.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 pub struct Conversion {
     /// The new user.
     pub user_id: Uuid,
-    /// The device fingerprint they browsed with.
+    /// The device fingerprint they browsed with: 1 to 128 bytes, no spaces or control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[^\s\x00-\x1F\x7F-\x9F]+$"
+    )]
     pub fingerprint: String,
 }
 
@@ -77,21 +85,28 @@ impl Tracker {
             Some(m @ serde_json::Value::Object(_)) => m,
             Some(_) => return Err(invalid("metadata", "must be a JSON object")),
         };
+        validate::json_text("metadata", &metadata)?;
+        let description = validate::text("description", e.description.as_deref(), 2000)?;
+        let user_agent = validate::text("user_agent", e.user_agent.as_deref(), 1024)?;
         let ip = validate::ip("ip", e.ip.as_deref())?;
         ensure_profile(self, user_id, None).await?;
-        let row = user_event::ActiveModel {
+        // Insert without reading the row back: `metadata` is the client's JSON, and PostgreSQL
+        // may return its numbers in a form that does not decode (e.g. 1.8e308 as 309 digits).
+        let inserted = user_event::Entity::insert(user_event::ActiveModel {
             user_id: Set(user_id),
             event_type: Set(e.event_type),
-            description: Set(clip(e.description.as_deref().unwrap_or_default(), 2000)),
+            description: Set(description),
             metadata: Set(metadata),
             ip_address: Set(ip),
-            user_agent: Set(clip(e.user_agent.as_deref().unwrap_or_default(), 1024)),
+            user_agent: Set(user_agent),
             created_at: Set(Utc::now()),
             ..Default::default()
-        }
-        .insert(&self.db)
+        })
+        .exec(&self.db)
         .await?;
-        Ok(EventRecorded { id: row.id })
+        Ok(EventRecorded {
+            id: inserted.last_insert_id,
+        })
     }
 
     /// Enqueue `link_anonymous_conversion`; returns the job id.

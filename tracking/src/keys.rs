@@ -8,10 +8,11 @@
 //! | `community:{id}:visitors` | HASH | visitor key → visitor JSON | 5 min |
 //! | `community:{id}:visitors:authenticated` / `:anonymous` | SET | visitor keys | 5 min |
 //! | `community:{id}:visitors:seen` | ZSET | visitor key → last view (ms): each visitor's own 5-min clock | 5 min |
-//! | `pageviews:{date}:paths` | SET | paths viewed that UTC day | 3 d |
-//! | `pageviews:{date}:{path}` | HASH | `total`, `anonymous`, `authenticated`, `page_type` | 3 d |
-//! | `pageviews:{date}:{path}:visitors` | SET | visitor keys (unique visitors) | 3 d |
-//! | `visitor:{visitor key}:footprint` | SET | keys above holding this visitor (for erasure) | 3 d |
+//! | `community:{id}:visitors:seen:authenticated` | ZSET | the same, signed-in visitors only (stats count both with ZCOUNT) | 5 min |
+//! | `pageviews:{date}:paths` | SET | paths viewed that UTC day | 3 d from the last path added |
+//! | `pageviews:{date}:{path}` | HASH | `total`, `anonymous`, `authenticated`, `page_type` | 3 d from its first view |
+//! | `pageviews:{date}:{path}:visitors` | SET | visitor keys (unique visitors) | 3 d from the last visitor added |
+//! | `visitor:{visitor key}:footprint` | SET | keys above holding this visitor (for erasure) | 4 d (a day past what it lists), renewed when it gains a key |
 //!
 //! Visitor keys are `anon:{fingerprint}` or `user:{user_id}`.
 
@@ -48,13 +49,29 @@ pub fn pageview_keys(day: NaiveDate, path: &str) -> (String, String, String) {
     )
 }
 
-/// The community's keys: (visitors, authenticated, anonymous, seen).
-pub fn community_keys(id: &uuid::Uuid) -> (String, String, String, String) {
+/// A community's visitor keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommunityKeys {
+    /// `community:{id}:visitors` (HASH).
+    pub visitors: String,
+    /// `…:authenticated` (SET).
+    pub authenticated: String,
+    /// `…:anonymous` (SET).
+    pub anonymous: String,
+    /// `…:seen` (ZSET, every visitor).
+    pub seen: String,
+    /// `…:seen:authenticated` (ZSET, signed-in visitors).
+    pub seen_authenticated: String,
+}
+
+/// The community's keys.
+pub fn community_keys(id: &uuid::Uuid) -> CommunityKeys {
     let base = format!("community:{id}:visitors");
-    (
-        base.clone(),
-        format!("{base}:authenticated"),
-        format!("{base}:anonymous"),
-        format!("{base}:seen"),
-    )
+    CommunityKeys {
+        authenticated: format!("{base}:authenticated"),
+        anonymous: format!("{base}:anonymous"),
+        seen: format!("{base}:seen"),
+        seen_authenticated: format!("{base}:seen:authenticated"),
+        visitors: base,
+    }
 }

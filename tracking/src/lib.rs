@@ -7,6 +7,7 @@
 
 pub mod analytics;
 pub mod community;
+mod device;
 pub mod erase;
 pub mod events;
 pub mod keys;

@@ -5,29 +5,39 @@ use chrono::{DateTime, Utc};
 use entity::user_event;
 use sea_orm::{ActiveModelTrait, ConnectionTrait, Set};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use uuid::Uuid;
 use worker::hot::hash_session_id;
-use worker::jobs::{FinalizeAnonymousSession, PersistAnonymousSession, parse_user_agent};
+use worker::jobs::{FinalizeAnonymousSession, PersistAnonymousSession};
 use worker::queues::EnqueueItem;
 use worker::registry::JobArgs;
 
-use crate::validate::{self, TrackError, clip, invalid};
+use crate::device::device;
+use crate::validate::{self, TrackError, invalid};
 use crate::{Tracker, community, keys, scripts};
 
 /// One page view, as the web tier reports it.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 pub struct PageView {
-    /// The device fingerprint (required).
+    /// The device fingerprint (required): 1 to 128 bytes, no spaces or control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[^\s\x00-\x1F\x7F-\x9F]+$"
+    )]
     pub fingerprint: String,
-    /// The page: a path or an absolute http(s) URL.
+    /// The page: a path (`/c/montreal/?tab=1`) or an absolute http(s) URL, at most 2048 bytes
+    /// without spaces. Analytics group by its path.
+    #[schema(max_length = 2048, pattern = r"^(/|/[^/\s]\S*|https?://[^/?#\s]\S*)$")]
     pub url: String,
-    /// Where the visitor came from.
+    /// Where the visitor came from: empty, a path or an absolute http(s) URL.
     #[serde(default)]
+    #[schema(max_length = 2048, pattern = r"^(|/|/[^/\s]\S*|https?://[^/?#\s]\S*)$")]
     pub referrer: Option<String>,
     /// Raw `User-Agent`.
     #[serde(default)]
     pub user_agent: Option<String>,
-    /// Client address.
+    /// Client address, IPv4 or IPv6 (empty means none).
     #[serde(default)]
     pub ip: Option<String>,
     /// Django URL name.
@@ -50,11 +60,21 @@ pub struct PageView {
     pub timestamp: Option<DateTime<Utc>>,
 }
 
+/// Who viewed a page.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Visitor {
+    /// No `user_id`: an anonymous session keyed by the fingerprint.
+    Anonymous,
+    /// A signed-in user's session.
+    Authenticated,
+}
+
 /// What a tracked view changed.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, ToSchema)]
 pub struct Tracked {
     /// `anonymous` or `authenticated`.
-    pub visitor: &'static str,
+    pub visitor: Visitor,
     /// The anonymous session's id (anonymous views only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub session_id: Option<Uuid>,
@@ -66,25 +86,6 @@ pub struct Tracked {
     pub persist_enqueued: bool,
     /// True when this view is a bot's (kept out of analytics).
     pub is_bot: bool,
-}
-
-/// What the user agent says, cut to column sizes.
-struct Device {
-    device_type: String,
-    browser: String,
-    os: String,
-    is_bot: bool,
-}
-
-fn device(ua: &str) -> Device {
-    let info = parse_user_agent(ua);
-    let s = |k: &str| clip(info[k].as_str().unwrap_or_default(), 64);
-    Device {
-        device_type: s("device_type"),
-        browser: s("browser"),
-        os: s("os"),
-        is_bot: info["is_bot"].as_bool().unwrap_or(false),
-    }
 }
 
 /// The fields both kinds of view share, checked.
@@ -108,10 +109,10 @@ fn check(t: &Tracker, v: &PageView) -> Result<Checked, TrackError> {
         path,
         url: v.url.clone(),
         referrer,
-        user_agent: clip(v.user_agent.as_deref().unwrap_or_default(), 1024),
+        user_agent: validate::text("user_agent", v.user_agent.as_deref(), 1024)?,
         ip: validate::ip("ip", v.ip.as_deref())?,
-        url_name: clip(v.url_name.as_deref().unwrap_or_default(), 200),
-        page_type: clip(v.page_type.as_deref().unwrap_or_default(), 50),
+        url_name: validate::text("url_name", v.url_name.as_deref(), 200)?,
+        page_type: validate::text("page_type", v.page_type.as_deref(), 50)?,
         at: validate::timestamp("timestamp", v.timestamp, t.config.max_skew)?,
     })
 }
@@ -156,7 +157,12 @@ impl Tracker {
             .key(counters)
             .key(visitors)
             .key(keys::footprint(&visitor))
-            .arg(Uuid::new_v4().to_string())
+            // A v4 id from the thread's CSPRNG: no system call per view.
+            .arg(
+                uuid::Builder::from_random_bytes(rand::random())
+                    .into_uuid()
+                    .to_string(),
+            )
             .arg(&now)
             .arg(&c.url)
             .arg(&c.referrer)
@@ -217,7 +223,7 @@ impl Tracker {
                 .await?;
         }
         Ok(Tracked {
-            visitor: "anonymous",
+            visitor: Visitor::Anonymous,
             session_id: Some(session_id),
             pages_visited: pages,
             new_session,
@@ -249,8 +255,13 @@ impl Tracker {
             .arg(&visitor)
             .arg(self.config.counters_ttl.as_secs())
             .arg(if d.is_bot { "1" } else { "0" })
+            .arg(user_id.to_string())
             .invoke_async(&mut self.redis.clone())
             .await?;
+        if redis_pages == -2 {
+            // The session is another user's: nothing was counted.
+            return Err(TrackError::NotFound("session"));
+        }
         let backend = self.db.get_database_backend();
         let updated = self
             .db
@@ -281,7 +292,7 @@ impl Tracker {
         .insert(&self.db)
         .await?;
         Ok(Tracked {
-            visitor: "authenticated",
+            visitor: Visitor::Authenticated,
             session_id: None,
             pages_visited: redis_pages.max(0),
             new_session: false,

@@ -6,6 +6,7 @@ use entity::user_session;
 use rand::RngCore;
 use sea_orm::{ActiveModelTrait, ConnectionTrait, Set};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use uuid::Uuid;
 use worker::context::statement;
 use worker::hot::hash_session_id;
@@ -16,21 +17,23 @@ use crate::validate::{self, TrackError, clip, invalid};
 use crate::{Tracker, keys};
 
 /// A login.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 pub struct Login {
     /// The user (`accounts_userprofile.id`).
     pub user_id: Uuid,
-    /// Username, used when the profile does not exist yet (standalone use).
+    /// Username, used when the profile does not exist yet (standalone use): 1 to 150 bytes.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 150)]
     pub username: Option<String>,
-    /// Client address.
+    /// Client address, IPv4 or IPv6 (empty means none).
     #[serde(default)]
     pub ip: Option<String>,
     /// Raw `User-Agent`.
     #[serde(default)]
     pub user_agent: Option<String>,
-    /// Device fingerprint.
+    /// Device fingerprint (empty means none).
     #[serde(default)]
+    #[schema(max_length = 128, pattern = r"^[^\s\x00-\x1F\x7F-\x9F]*$")]
     pub device_fingerprint: Option<String>,
     /// Keep the session 30 days instead of 4 hours.
     #[serde(default)]
@@ -38,7 +41,7 @@ pub struct Login {
 }
 
 /// A new session.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct LoggedIn {
     /// The session id the client keeps (the database stores only its hash).
     pub session_id: String,
@@ -47,7 +50,8 @@ pub struct LoggedIn {
 }
 
 /// Make sure `accounts_userprofile` has the user (Django owns it in production; standalone
-/// deployments get a placeholder row).
+/// deployments get a placeholder row). A new user whose username another user already has is
+/// [`TrackError::Conflict`] on `username`.
 pub(crate) async fn ensure_profile(
     t: &Tracker,
     user_id: Uuid,
@@ -57,14 +61,30 @@ pub(crate) async fn ensure_profile(
     let username = username
         .map(|u| clip(u, 150))
         .unwrap_or_else(|| format!("user-{}", user_id.simple()));
-    t.db.execute_raw(statement(
-        backend,
-        "INSERT INTO accounts_userprofile (id, username, division_id, date_joined) VALUES ($1, $2, NULL, $3) \
-         ON CONFLICT DO NOTHING",
-        vec![user_id.into(), username.into(), Utc::now().into()],
-    ))
-    .await?;
-    Ok(())
+    let inserted = t
+        .db
+        .execute_raw(statement(
+            backend,
+            "INSERT INTO accounts_userprofile (id, username, division_id, date_joined) VALUES ($1, $2, NULL, $3) \
+             ON CONFLICT (id) DO NOTHING",
+            vec![user_id.into(), username.into(), Utc::now().into()],
+        ))
+        .await;
+    match inserted {
+        Ok(_) => Ok(()),
+        Err(e)
+            if matches!(
+                e.sql_err(),
+                Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+            ) =>
+        {
+            Err(TrackError::Conflict(worker::registry::ArgError::new(
+                "username",
+                "another user has this username",
+            )))
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 impl Tracker {
@@ -77,10 +97,14 @@ impl Tracker {
         }
         if l.username
             .as_deref()
-            .is_some_and(|u| u.is_empty() || u.len() > 150)
+            .is_some_and(|u| u.is_empty() || u.len() > 150 || u.contains('\0'))
         {
-            return Err(invalid("username", "must be 1 to 150 characters"));
+            return Err(invalid(
+                "username",
+                "must be 1 to 150 characters, without NUL",
+            ));
         }
+        let user_agent = validate::text("user_agent", l.user_agent.as_deref(), 1024)?;
         ensure_profile(self, l.user_id, l.username.as_deref()).await?;
         let mut raw = [0u8; 32];
         rand::rng().fill_bytes(&mut raw);
@@ -92,7 +116,6 @@ impl Tracker {
             self.config.session_ttl
         };
         let expires_at = now + chrono::Duration::from_std(ttl).unwrap_or_default();
-        let user_agent = clip(l.user_agent.as_deref().unwrap_or_default(), 1024);
         user_session::ActiveModel {
             user_id: Set(l.user_id),
             session_id: Set(hash_session_id(&session_id)),

@@ -12,6 +12,9 @@ pub enum TrackError {
     /// The thing addressed does not exist (404).
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// The write conflicts with another record (409, naming the field).
+    #[error("conflict: {0}")]
+    Conflict(ArgError),
     /// Redis failed (503).
     #[error("redis: {0}")]
     Redis(#[from] redis::RedisError),
@@ -105,6 +108,34 @@ pub fn timestamp(
     }
 }
 
+/// Optional free text bound for a text column: refused when it holds a NUL character (PostgreSQL
+/// cannot store one, so it would fail the write, or a later job's), else clipped to `max` bytes.
+pub fn text(field: &str, s: Option<&str>, max: usize) -> Result<String, TrackError> {
+    let s = s.unwrap_or_default();
+    if s.contains('\0') {
+        return Err(invalid(field, "must not contain NUL (\\u0000) characters"));
+    }
+    Ok(clip(s, max))
+}
+
+/// A JSON value bound for a `jsonb` column: refused when a key or string holds a NUL character
+/// (`jsonb` cannot store `\u0000`).
+pub fn json_text(field: &str, v: &serde_json::Value) -> Result<(), TrackError> {
+    use serde_json::Value;
+    let bad = || invalid(field, "must not contain NUL (\\u0000) characters");
+    match v {
+        Value::String(s) if s.contains('\0') => Err(bad()),
+        Value::Array(items) => items.iter().try_for_each(|i| json_text(field, i)),
+        Value::Object(map) => map.iter().try_for_each(|(k, v)| {
+            if k.contains('\0') {
+                return Err(bad());
+            }
+            json_text(field, v)
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// Shorten free text to `max` bytes on a character boundary.
 pub fn clip(s: &str, max: usize) -> String {
     if s.len() <= max {
@@ -147,6 +178,12 @@ mod tests {
             );
         }
         assert!(ip("ip", Some("203.0.113.45")).unwrap().is_some());
+        assert_eq!(text("user_agent", Some("Mozilla"), 3).unwrap(), "Moz");
+        assert_eq!(text("user_agent", None, 3).unwrap(), "");
+        assert!(text("user_agent", Some("a\0b"), 10).is_err());
+        assert!(json_text("metadata", &serde_json::json!({"a": [1, "x"]})).is_ok());
+        assert!(json_text("metadata", &serde_json::json!({"a": ["\0"]})).is_err());
+        assert!(json_text("metadata", &serde_json::json!({"\0": 1})).is_err());
         assert!(ip("ip", Some("nope")).is_err());
         let future = Utc::now() + chrono::Duration::hours(1);
         assert!(

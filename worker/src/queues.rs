@@ -1,6 +1,7 @@
 //! Redis connections and queue handles for every job, and the one enqueue path all producers use.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use celeriac_queue::{NewJob, Pushed, Queue, QueueConfig, When};
@@ -59,10 +60,11 @@ pub async fn connect(url: &str) -> Result<ConnectionManager, redis::RedisError> 
         .await
 }
 
-/// Queue handles for every registered job over one shared connection.
+/// Queue handles for every registered job over one shared connection. Cheap to clone (the API
+/// clones it into every request's state): the handles are shared, not copied.
 #[derive(Clone, Debug)]
 pub struct Queues {
-    by_name: HashMap<&'static str, Queue<ConnectionManager>>,
+    by_name: Arc<HashMap<&'static str, Queue<ConnectionManager>>>,
     conn: ConnectionManager,
 }
 
@@ -80,7 +82,10 @@ impl Queues {
                 (spec.name, Queue::new(conn.clone(), cfg))
             })
             .collect();
-        Self { by_name, conn }
+        Self {
+            by_name: Arc::new(by_name),
+            conn,
+        }
     }
 
     /// The queue of job `name`.

@@ -37,6 +37,7 @@ pub struct ConversionQueued {
         (status = 201, description = "Recorded", body = EventRecorded),
         (status = 400, response = r::BadRequest),
         (status = 401, response = r::Unauthorized),
+        (status = 409, response = r::Conflict),
         (status = 413, response = r::PayloadTooLarge),
         (status = 415, response = r::UnsupportedMediaType),
         (status = 422, response = r::Unprocessable),

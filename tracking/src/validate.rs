@@ -70,7 +70,9 @@ pub fn url_path(field: &str, url: &str) -> Result<String, TrackError> {
         ));
     };
     let end = rest.find(['?', '#']).unwrap_or(rest.len());
-    Ok(rest[..end].to_owned())
+    // `https://site//evil.example/x` must not become the protocol-relative `//evil.example/x`
+    // (a link to another host wherever the path is rendered): leading slashes collapse to one.
+    Ok(format!("/{}", rest[..end].trim_start_matches('/')))
 }
 
 /// An optional referrer: empty, or an absolute http(s) URL or path.
@@ -163,6 +165,7 @@ mod tests {
             "/a/b"
         );
         assert_eq!(url_path("url", "http://example.org").unwrap(), "/");
+        assert_eq!(url_path("url", "https://example.org//evil.example/x").unwrap(), "/evil.example/x");
         for bad in [
             "",
             "ftp://x/y",

@@ -165,7 +165,10 @@ mod tests {
             "/a/b"
         );
         assert_eq!(url_path("url", "http://example.org").unwrap(), "/");
-        assert_eq!(url_path("url", "https://example.org//evil.example/x").unwrap(), "/evil.example/x");
+        assert_eq!(
+            url_path("url", "https://example.org//evil.example/x").unwrap(),
+            "/evil.example/x"
+        );
         for bad in [
             "",
             "ftp://x/y",

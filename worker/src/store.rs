@@ -142,7 +142,7 @@ pub async fn flush_page_views(
 /// Rows per upsert statement at most (13 parameters each, far below either database's limit).
 const MAX_BATCH: usize = 256;
 /// Statements in flight at once.
-const WRITERS: usize = 4;
+const WRITERS: usize = 2;
 
 type Reply = oneshot::Sender<Result<(), String>>;
 

@@ -45,26 +45,9 @@ pub struct TestDb {
 impl TestDb {
     /// A fresh PostgreSQL database `celeriac_test_<uuid>`, migrated up.
     pub async fn postgres() -> Self {
-        let name = format!("celeriac_test_{}", uuid::Uuid::new_v4().simple());
-        let admin = Database::connect(pg_admin_url())
-            .await
-            .expect("PostgreSQL is running");
-        admin
-            .execute_unprepared(&format!("CREATE DATABASE {name}"))
-            .await
-            .expect("create test database");
-        admin.close().await.ok();
-        let url = pg_url(&name);
-        let conn = Database::connect(&url)
-            .await
-            .expect("connect test database");
-        Migrator::up(&conn, None).await.expect("migrate up");
-        Self {
-            url,
-            conn,
-            name: Some(name),
-            file: None,
-        }
+        let db = Self::empty_postgres().await;
+        Migrator::up(&db.conn, None).await.expect("migrate up");
+        db
     }
 
     /// A fresh, empty PostgreSQL database (no migrations run).

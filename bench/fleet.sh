@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The fleet end to end against Celery (issues 3 and 5) in one command, on this machine, in one run:
-#   a. cargo build --release --bins;
+#   a. cargo build --release --bins (tools) and --profile dist (the worker and migration measured);
 #   b. the Celery peer benchmark (../shared/peer/celery/bench.sh): Celery 5.7, prefork:2;
 #   c. the same script, same workload (N Celery messages on the `celery` list, the Redis document
 #      read, the PostgreSQL upsert), with Celeriac's `worker run` consuming the list through its
@@ -12,6 +12,7 @@
 #   bench/fleet.sh                        # N=20000 RUNS=3
 #   N=5000 RUNS=1 bench/fleet.sh          # quicker
 #   PEER_SRC=/path/to/peer/celery bench/fleet.sh
+#   SKIP_BUILD=1 bench/fleet.sh           # measure the binaries already built
 #
 # bench.sh creates .venv and results/ beside itself, and the shared peer directory must not be
 # written, so it always runs from a copy in $PEER_DIR (default /tmp/celeriac-peer-celery; the
@@ -32,7 +33,10 @@ PEER_SRC=${PEER_SRC:-$(cd "$ROOT/.." && pwd)/shared/peer/celery}
 PEER_DIR=${PEER_DIR:-/tmp/celeriac-peer-celery}
 
 # --- a. build ----------------------------------------------------------------------------------
-cargo build --release --bins
+if [ "${SKIP_BUILD:-0}" != 1 ]; then
+  cargo build --release --bins
+  cargo build --profile dist --bin worker --bin migration
+fi
 
 # --- the peer, copied where it can write -------------------------------------------------------
 if [ ! -x "$PEER_SRC/bench.sh" ]; then
@@ -58,7 +62,7 @@ CELERY_JSONL=$(latest)
 
 # --- c. Celeriac through the Celery bridge -----------------------------------------------------
 echo; echo "== c. Celeriac worker (Celery bridge), N=$N RUNS=$RUNS"
-WORKER_CMD="$ROOT/target/release/worker run" MIGRATE_CMD="$ROOT/target/release/migration up" \
+WORKER_CMD="$ROOT/target/dist/worker run" MIGRATE_CMD="$ROOT/target/dist/migration up" \
   LABEL=celeriac N=$N RUNS=$RUNS "$PEER/bench.sh"
 CELERIAC_JSONL=$(latest)
 if [ "$CELERIAC_JSONL" = "$CELERY_JSONL" ]; then
@@ -99,6 +103,6 @@ echo "results: $CELERY_JSONL $CELERIAC_JSONL"
 
 # --- e. Celeriac natively ----------------------------------------------------------------------
 echo; echo "== e. Celeriac natively (its own queue, scratch PostgreSQL database), N=$N RUNS=$RUNS"
-"$ROOT/target/release/fleet-bench" --n "$N" --runs "$RUNS" --json
+"$ROOT/target/release/fleet-bench" --n "$N" --runs "$RUNS" --worker-bin "$ROOT/target/dist/worker" --json
 echo
 echo "command: bench/fleet.sh (N=$N RUNS=$RUNS)"

@@ -22,7 +22,7 @@ fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// The Procfile's process types and commands, with `./target/release/` pointed at this build.
+/// The Procfile's process types and commands, with `./target/dist/` pointed at this build.
 fn procfile() -> HashMap<String, Vec<String>> {
     let bin_dir = std::env::var("CELERIAC_BIN_DIR")
         .map(PathBuf::from)
@@ -38,7 +38,7 @@ fn procfile() -> HashMap<String, Vec<String>> {
         .map(|(name, cmd)| {
             let cmd = cmd
                 .trim()
-                .replace("./target/release/", &format!("{}/", bin_dir.display()));
+                .replace("./target/dist/", &format!("{}/", bin_dir.display()));
             (
                 name.trim().to_owned(),
                 cmd.split_whitespace().map(str::to_owned).collect(),

@@ -477,3 +477,87 @@ async fn the_worker_runs_queued_jobs_and_kills_invalid_ones_at_once() {
     assert_eq!(info.attempts, 1);
     assert!(info.last_error.unwrap().contains("fingerprint"));
 }
+
+/// A session document as the writer receives it.
+fn doc(fp: &str, pages: i32, user_agent: &str, ip: Option<&str>) -> worker::hot::AnonSessionDoc {
+    let now = Utc::now();
+    worker::hot::AnonSessionDoc {
+        session_id: Uuid::new_v4(),
+        device_fingerprint: fp.to_owned(),
+        started_at: now - ChronoDuration::minutes(5),
+        last_activity: now,
+        pages_visited: pages,
+        current_page: "/c/".into(),
+        landing_page: "/".into(),
+        referrer: String::new(),
+        is_active: true,
+        ip_address: ip.map(str::to_owned),
+        user_agent: user_agent.to_owned(),
+        device_type: "desktop".into(),
+        browser: "Firefox".into(),
+        os: "Linux".into(),
+        is_bot: false,
+    }
+}
+
+/// Group commit: 300 concurrent upserts with 1 KB user agents (many statements' worth of rows,
+/// so batches span several chunks) all land; an address that is not one is stored as NULL; a row
+/// the database refuses (a NUL byte in text) fails only its own upsert.
+async fn session_writer_batches(db: TestDb, nul_fails: bool) {
+    let writer = worker::store::SessionWriter::spawn(db.conn.clone(), 2);
+    let ua = "Mozilla/5.0 ".repeat(85);
+    let mut docs: Vec<_> = (0..300)
+        .map(|i| doc(&format!("fp-{i}"), i, &ua, Some("203.0.113.7")))
+        .collect();
+    docs[7].ip_address = Some("not-an-address".into());
+    let bad = doc("fp-bad", 1, "nul\0byte", None);
+    let mut all = docs.clone();
+    all.insert(150, bad.clone());
+    let mut tasks = tokio::task::JoinSet::new();
+    for d in all {
+        let w = writer.clone();
+        tasks.spawn(async move { (d.session_id, w.upsert(d).await) });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        let (id, r) = joined.unwrap();
+        if id == bad.session_id {
+            // PostgreSQL text cannot hold NUL; SQLite stores it.
+            assert_eq!(r.is_err(), nul_fails, "the NUL row: {r:?}");
+        } else {
+            assert!(r.is_ok(), "{id}: {r:?}");
+        }
+    }
+    assert_eq!(
+        anonymous_session::Entity::find()
+            .count(&db.conn)
+            .await
+            .unwrap(),
+        if nul_fails { 300 } else { 301 }
+    );
+    let seven = anonymous_session::Entity::find_by_id(docs[7].session_id)
+        .one(&db.conn)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(seven.ip_address, None);
+    let eight = anonymous_session::Entity::find_by_id(docs[8].session_id)
+        .one(&db.conn)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(eight.ip_address.as_deref(), Some("203.0.113.7"));
+    assert_eq!(
+        (eight.pages_visited, eight.user_agent.as_str()),
+        (8, ua.as_str())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_writer_batches_on_postgres() {
+    session_writer_batches(TestDb::postgres().await, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_writer_batches_on_sqlite() {
+    session_writer_batches(TestDb::sqlite().await, false).await;
+}

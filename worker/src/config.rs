@@ -25,7 +25,7 @@ pub struct Settings {
     pub redis_url: String,
     /// `CELERIAC_NAMESPACE`: prefix of every queue key (`celeriac`).
     pub namespace: String,
-    /// `WORKER_CONCURRENCY`: jobs in flight per job type per worker process (32).
+    /// `WORKER_CONCURRENCY`: jobs in flight per job type per worker process (128).
     pub worker_concurrency: usize,
     /// `WORKER_CONCURRENCY_<JOB>`: per-job-type overrides.
     pub concurrency_overrides: HashMap<String, usize>,
@@ -44,6 +44,9 @@ pub struct Settings {
     pub celery_queues: Vec<String>,
     /// `CELERY_RESULT_BACKEND`: Redis URL where Celery result documents are written (unset: none).
     pub celery_result_backend: Option<String>,
+    /// `DB_WRITERS`: session-upsert statements in flight at once per worker process (4); each
+    /// carries every row that arrived while the others were committing.
+    pub db_writers: usize,
 }
 
 /// The embedded default database: a SQLite file in the working directory.
@@ -76,7 +79,7 @@ impl Settings {
                 .to_owned(),
             redis_url: get("REDIS_URL").unwrap_or(DEFAULT_REDIS_URL).to_owned(),
             namespace: get("CELERIAC_NAMESPACE").unwrap_or("celeriac").to_owned(),
-            worker_concurrency: opt(vars, "WORKER_CONCURRENCY")?.unwrap_or(32usize).max(1),
+            worker_concurrency: opt(vars, "WORKER_CONCURRENCY")?.unwrap_or(128usize).max(1),
             concurrency_overrides,
             job_lease: secs(vars, "JOB_LEASE_SECONDS", 15)?,
             shutdown_timeout: secs(vars, "SHUTDOWN_TIMEOUT_SECONDS", 30)?,
@@ -93,6 +96,7 @@ impl Settings {
                 .map(str::to_owned)
                 .collect(),
             celery_result_backend: get("CELERY_RESULT_BACKEND").map(str::to_owned),
+            db_writers: opt(vars, "DB_WRITERS")?.unwrap_or(4usize).clamp(1, 16),
         })
     }
 
@@ -139,7 +143,7 @@ mod tests {
     fn defaults_apply_and_bad_numbers_fail_naming_the_variable() {
         let s = Settings::from_vars(&HashMap::new()).unwrap();
         assert_eq!(s.database_url, DEFAULT_DATABASE_URL);
-        assert_eq!(s.worker_concurrency, 32);
+        assert_eq!((s.worker_concurrency, s.db_writers), (128, 4));
         let vars = HashMap::from([
             (
                 "WORKER_CONCURRENCY_PERSIST_ANONYMOUS_SESSION".to_owned(),
@@ -150,6 +154,8 @@ mod tests {
         let s = Settings::from_vars(&vars).unwrap();
         assert_eq!(s.concurrency_for("persist_anonymous_session"), 4);
         assert_eq!(s.job_lease, Duration::from_secs(3));
+        let few = HashMap::from([("DB_WRITERS".to_owned(), "0".to_owned())]);
+        assert_eq!(Settings::from_vars(&few).unwrap().db_writers, 1);
         let bad = HashMap::from([("WORKER_CONCURRENCY".to_owned(), "many".to_owned())]);
         let e = Settings::from_vars(&bad).unwrap_err().to_string();
         assert!(e.contains("WORKER_CONCURRENCY"), "{e}");

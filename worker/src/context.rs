@@ -29,7 +29,7 @@ impl JobContext {
     pub fn new(db: DatabaseConnection, redis: ConnectionManager, settings: Settings) -> Self {
         Self {
             queues: Queues::new(redis.clone(), &settings),
-            sessions: SessionWriter::spawn(db.clone()),
+            sessions: SessionWriter::spawn(db.clone(), settings.db_writers),
             db,
             redis,
             settings: Arc::new(settings),

@@ -137,9 +137,12 @@ fn celery_worker(
     mut stop: watch::Receiver<bool>,
 ) -> (LocalBoxFuture<'static, ()>, Driver) {
     let concurrency = ctx.settings.concurrency_for("celery");
+    // A prefetched Celery message is a ~1 KB document parsed into a JSON tree (~5 KB); a quarter
+    // of the concurrency keeps the worker fed (one fetch round trip is far shorter than a job)
+    // without holding hundreds of them.
     let options = BackendOptions {
         concurrency,
-        prefetch: concurrency * 2,
+        prefetch: (concurrency / 4).max(8),
         ..BackendOptions::default()
     };
     let name = format!("{}-{}", intake.name(), std::process::id());

@@ -3,7 +3,10 @@
 use std::sync::Arc;
 
 use redis::AsyncCommands;
-use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr, EntityTrait, Value};
+use sea_orm::{
+    ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr, EntityTrait, RuntimeErr,
+    TransactionTrait, Value,
+};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use crate::context::{JobContext, statement};
@@ -139,28 +142,33 @@ pub async fn flush_page_views(
     Ok(inserted)
 }
 
-/// Rows per upsert statement at most (13 parameters each, far below either database's limit).
+/// Rows per batch at most (on SQLite one statement of 13 parameters per row, far below its limit).
 const MAX_BATCH: usize = 256;
-/// Statements in flight at once.
-const WRITERS: usize = 2;
+/// Under load, a statement waits for this many rows ...
+const MIN_BATCH: usize = 32;
+/// ... or this long, whichever comes first.
+const LINGER: std::time::Duration = std::time::Duration::from_millis(2);
 
 type Reply = oneshot::Sender<Result<(), String>>;
 
 /// Group commit for session upserts: concurrent jobs' rows are written together in one
-/// multi-row statement (one round trip and one commit for up to 256 rows), each job still
-/// waiting for its own row to be durable before it is acknowledged. Under light load a batch is
-/// one row, written at once; batches grow only while earlier statements are in flight.
+/// statement (one round trip and one commit for up to 256 rows), each job still waiting for its
+/// own row to be durable before it is acknowledged. Under light load a batch is one row, written
+/// at once; batches grow only while earlier statements are in flight. A batch that fails is
+/// written again row by row, so one row the database refuses fails only its own job.
 #[derive(Clone, Debug)]
 pub struct SessionWriter {
     tx: mpsc::Sender<(AnonSessionDoc, Reply)>,
 }
 
 impl SessionWriter {
-    /// Start the writer over `db` (needs a tokio runtime).
-    pub fn spawn(db: DatabaseConnection) -> Self {
-        let (tx, mut rx) = mpsc::channel::<(AnonSessionDoc, Reply)>(MAX_BATCH * WRITERS * 2);
+    /// Start the writer over `db` with at most `writers` statements in flight (needs a tokio
+    /// runtime).
+    pub fn spawn(db: DatabaseConnection, writers: usize) -> Self {
+        let writers = writers.max(1);
+        let (tx, mut rx) = mpsc::channel::<(AnonSessionDoc, Reply)>(MAX_BATCH * writers * 2);
         tokio::spawn(async move {
-            let slots = Arc::new(Semaphore::new(WRITERS));
+            let slots = Arc::new(Semaphore::new(writers));
             let mut buf = Vec::with_capacity(MAX_BATCH);
             loop {
                 let Ok(permit) = slots.clone().acquire_owned().await else {
@@ -169,14 +177,24 @@ impl SessionWriter {
                 if rx.recv_many(&mut buf, MAX_BATCH).await == 0 {
                     return;
                 }
+                // Under load (another statement is committing) a few rows wait up to LINGER for
+                // company: a commit costs about the same for 1 row as for 100 (it waits for the
+                // WAL flush), so small statements only add commits. Idle, a row goes at once.
+                if buf.len() < MIN_BATCH && slots.available_permits() + 1 < writers {
+                    let deadline = tokio::time::Instant::now() + LINGER;
+                    while buf.len() < MIN_BATCH {
+                        let room = MAX_BATCH - buf.len();
+                        let more = tokio::time::timeout_at(deadline, rx.recv_many(&mut buf, room));
+                        match more.await {
+                            Ok(n) if n > 0 => {}
+                            _ => break,
+                        }
+                    }
+                }
                 let batch = std::mem::replace(&mut buf, Vec::with_capacity(MAX_BATCH));
                 let db = db.clone();
                 tokio::spawn(async move {
-                    let docs: Vec<&AnonSessionDoc> = batch.iter().map(|(d, _)| d).collect();
-                    let result = upsert_many(&db, &docs).await.map_err(|e| e.to_string());
-                    for (_, reply) in batch {
-                        let _ = reply.send(result.clone());
-                    }
+                    write_batch(&db, batch).await;
                     drop(permit);
                 });
             }
@@ -195,6 +213,126 @@ impl SessionWriter {
             .map_err(|_| StoreError::Db(DbErr::Custom("session writer stopped".into())))?
             .map_err(|e| StoreError::Db(DbErr::Custom(e)))
     }
+}
+
+/// Whether the database itself refused the statement (bad data), as opposed to the connection
+/// failing: only then can writing the rows one by one tell the bad one from the rest. During an
+/// outage every row would wait out the pool's acquire timeout in turn.
+fn refused_by_database(e: &DbErr) -> bool {
+    match e {
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => {
+            e.as_database_error().is_some()
+        }
+        _ => false,
+    }
+}
+
+/// Write one batch and answer each waiting job: all rows in one statement, or, when the database
+/// refuses that statement and the batch has several rows, each row on its own.
+async fn write_batch(db: &DatabaseConnection, batch: Vec<(AnonSessionDoc, Reply)>) {
+    let docs: Vec<&AnonSessionDoc> = batch.iter().map(|(d, _)| d).collect();
+    let started = std::time::Instant::now();
+    let result = upsert_many(db, &docs).await;
+    tracing::trace!(
+        rows = docs.len(),
+        elapsed_us = started.elapsed().as_micros() as u64,
+        ok = result.is_ok(),
+        "session batch written"
+    );
+    let refused = result.as_ref().err().is_some_and(refused_by_database);
+    if !refused || batch.len() == 1 {
+        let result = result.map_err(|e| e.to_string());
+        for (_, reply) in batch {
+            let _ = reply.send(result.clone());
+        }
+        return;
+    }
+    tracing::debug!(
+        rows = batch.len(),
+        "session batch failed; writing its rows one by one"
+    );
+    for (doc, reply) in batch {
+        let result = upsert_many(db, &[&doc]).await.map_err(|e| e.to_string());
+        let _ = reply.send(result);
+    }
+}
+
+/// The PostgreSQL form of [`upsert_many`]: one fixed statement whatever the batch size, the rows
+/// passed as one JSON array (short keys, see [`PgRow`]) unpacked by `json_to_recordset`. The text
+/// never changes, so each connection prepares and plans it once.
+const UPSERT_PG: &str = "INSERT INTO analytics_anonymoussession AS s (id, device_fingerprint, \
+     session_start, session_end, last_activity, pages_visited, ip_address, user_agent, device_type, \
+     browser, os, landing_page, referrer, is_active, is_bot) \
+     SELECT r.i, r.f, r.s, NULL, r.l, r.p, r.a, r.u, r.d, r.b, r.o, r.g, r.r, TRUE, r.x \
+     FROM json_to_recordset($1::text::json) AS r(i uuid, f text, s timestamptz, l timestamptz, \
+     p integer, a inet, u text, d text, b text, o text, g text, r text, x boolean) \
+     ON CONFLICT (id) DO UPDATE SET \
+     last_activity = GREATEST(s.last_activity, excluded.last_activity), \
+     pages_visited = GREATEST(s.pages_visited, excluded.pages_visited)";
+
+/// Largest JSON argument per statement. sqlx 0.9.0 leaves Nagle's algorithm on (TCP_NODELAY
+/// unset) and a socket's send buffer starts at 16 KiB: a larger message goes out in two writes
+/// and the second waits for PostgreSQL's delayed ACK, 40 ms per statement (measured: 64-row
+/// statements took ~50 ms, 38-row ones ~4 ms). A bigger batch is sent as several statements in
+/// one transaction (one commit).
+const CHUNK_BYTES: usize = 12 * 1024;
+
+/// One row of [`UPSERT_PG`]'s JSON array; the keys are the record's one-letter columns.
+#[derive(serde::Serialize)]
+struct PgRow<'a> {
+    i: uuid::Uuid,
+    f: &'a str,
+    s: chrono::DateTime<chrono::Utc>,
+    l: chrono::DateTime<chrono::Utc>,
+    p: i32,
+    a: Option<&'a str>,
+    u: &'a str,
+    d: &'a str,
+    b: &'a str,
+    o: &'a str,
+    g: &'a str,
+    r: &'a str,
+    x: bool,
+}
+
+/// The rows as JSON arrays of at most [`CHUNK_BYTES`] each (a row bigger than that goes alone).
+fn json_chunks(merged: &[AnonSessionDoc]) -> Result<Vec<String>, serde_json::Error> {
+    let mut chunks = Vec::new();
+    let mut cur = String::with_capacity(CHUNK_BYTES);
+    for d in merged {
+        let row = serde_json::to_string(&PgRow {
+            i: d.session_id,
+            f: &d.device_fingerprint,
+            s: d.started_at,
+            l: d.last_activity,
+            p: d.pages_visited,
+            a: valid_ip(d.ip_address.as_deref()),
+            u: &d.user_agent,
+            d: &d.device_type,
+            b: &d.browser,
+            o: &d.os,
+            g: &d.landing_page,
+            r: &d.referrer,
+            x: d.is_bot,
+        })?;
+        if !cur.is_empty() && cur.len() + row.len() + 2 > CHUNK_BYTES {
+            cur.push(']');
+            chunks.push(std::mem::take(&mut cur));
+        }
+        cur.push(if cur.is_empty() { '[' } else { ',' });
+        cur.push_str(&row);
+    }
+    if !cur.is_empty() {
+        cur.push(']');
+        chunks.push(cur);
+    }
+    Ok(chunks)
+}
+
+/// The address if it is one (a document written by another producer may hold anything; a bad
+/// address is dropped rather than failing the row).
+fn valid_ip(ip: Option<&str>) -> Option<&str> {
+    ip.filter(|a| a.parse::<std::net::IpAddr>().is_ok())
 }
 
 /// One statement upserting every document (several documents of one session are merged first:
@@ -216,10 +354,22 @@ pub async fn upsert_many(db: &DatabaseConnection, docs: &[&AnonSessionDoc]) -> R
         }
     }
     let backend = db.get_database_backend();
-    let ip = |n: usize| match backend {
-        DatabaseBackend::Postgres => format!("CAST(${n} AS inet)"),
-        _ => format!("${n}"),
-    };
+    if backend == DatabaseBackend::Postgres {
+        let chunks = json_chunks(&merged).map_err(|e| DbErr::Custom(e.to_string()))?;
+        if let [one] = chunks.as_slice() {
+            db.execute_raw(statement(backend, UPSERT_PG, vec![one.as_str().into()]))
+                .await?;
+        } else {
+            let txn = db.begin().await?;
+            for chunk in chunks {
+                txn.execute_raw(statement(backend, UPSERT_PG, vec![chunk.into()]))
+                    .await?;
+            }
+            txn.commit().await?;
+        }
+        return Ok(());
+    }
+    // SQLite: a multi-row VALUES list.
     let mut sql = String::from(
         "INSERT INTO analytics_anonymoussession AS s (id, device_fingerprint, session_start, session_end, \
          last_activity, pages_visited, ip_address, user_agent, device_type, browser, os, landing_page, \
@@ -232,13 +382,13 @@ pub async fn upsert_many(db: &DatabaseConnection, docs: &[&AnonSessionDoc]) -> R
             sql.push_str(", ");
         }
         sql.push_str(&format!(
-            "(${}, ${}, ${}, NULL, ${}, ${}, {}, ${}, ${}, ${}, ${}, ${}, ${}, TRUE, ${})",
+            "(${}, ${}, ${}, NULL, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, TRUE, ${})",
             b + 1,
             b + 2,
             b + 3,
             b + 4,
             b + 5,
-            ip(b + 6),
+            b + 6,
             b + 7,
             b + 8,
             b + 9,
@@ -253,7 +403,7 @@ pub async fn upsert_many(db: &DatabaseConnection, docs: &[&AnonSessionDoc]) -> R
             doc.started_at.into(),
             doc.last_activity.into(),
             doc.pages_visited.into(),
-            Value::String(doc.ip_address.clone()),
+            Value::String(valid_ip(doc.ip_address.as_deref()).map(str::to_owned)),
             doc.user_agent.clone().into(),
             doc.device_type.clone().into(),
             doc.browser.clone().into(),

@@ -24,6 +24,7 @@ use chrono::Utc;
 use redis::aio::ConnectionManager;
 use serde_json::{Value, json};
 use tokio::sync::watch;
+use tracing::Instrument;
 
 use crate::config::Settings;
 use crate::context::JobContext;
@@ -173,7 +174,19 @@ pub async fn handle(
         }
     };
     let span = tracing::info_span!("celery_task", task = %task.task, task.id = %task.id, job.id = %lease.id, attempt = lease.attempt);
-    let _guard = span.enter();
+    run_task(task, message, &ctx, &bridge, &lease)
+        .instrument(span)
+        .await
+}
+
+/// Run one decoded Celery task (inside its span): expiry, eta parking, then the job.
+async fn run_task(
+    task: envelope::CeleryTask,
+    message: Value,
+    ctx: &JobContext,
+    bridge: &Bridge,
+    lease: &JobLease,
+) -> Result<(), BoxDynError> {
     let now = Utc::now();
     if let Some(expires) = task.expires.filter(|e| *e <= now) {
         tracing::warn!(%expires, "celery task expired; not run");
@@ -199,6 +212,9 @@ pub async fn handle(
         tracing::debug!(%eta, "celery task parked until its eta");
         return Ok(());
     }
+    // The decoded task is all that is needed from here on; the message tree is not kept in
+    // memory while the job runs.
+    drop(message);
     if task.redelivered {
         tracing::info!("celery message was redelivered");
     }
@@ -220,13 +236,7 @@ pub async fn handle(
             return Err(AbortError::new(reason).into());
         }
     };
-    drop(_guard);
-    let outcome = {
-        use tracing::Instrument;
-        jobs::run_named(&name, args, &ctx)
-            .instrument(span.clone())
-            .await
-    };
+    let outcome = jobs::run_named(&name, args, ctx).await;
     let attempt = task.retries + lease.attempt;
     match outcome {
         Some(Ok(())) => {

@@ -7,6 +7,34 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{Context as _, bail};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
+/// The drain worker's settings (`queue-drain`'s own flags, passed through by `queue-bench`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct DrainOptions {
+    /// Drain worker: jobs run at once.
+    #[arg(long, default_value_t = 512)]
+    pub concurrency: usize,
+    /// Drain worker: jobs leased ahead of free slots.
+    #[arg(long, default_value_t = 1024)]
+    pub prefetch: usize,
+    /// Drain worker: tokio worker threads (1: a current-thread runtime).
+    #[arg(long, default_value_t = 2)]
+    pub threads: usize,
+}
+
+/// A tokio runtime with `threads` workers (1: a current-thread runtime).
+pub fn runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
+    if threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build()
+    }
+}
+
 /// The Redis the benchmarks use: `REDIS_URL`, else the local server (database 0).
 pub fn default_redis_url() -> String {
     std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())

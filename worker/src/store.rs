@@ -296,16 +296,17 @@ struct PgRow<'a> {
 }
 
 /// The rows as JSON arrays of at most [`CHUNK_BYTES`] each (a row bigger than that goes alone).
-fn json_chunks(merged: &[AnonSessionDoc]) -> Result<Vec<String>, serde_json::Error> {
+fn json_chunks(rows: &[Row<'_>]) -> Result<Vec<String>, serde_json::Error> {
     let mut chunks = Vec::new();
     let mut cur = String::with_capacity(CHUNK_BYTES);
-    for d in merged {
+    for m in rows {
+        let d = m.doc;
         let row = serde_json::to_string(&PgRow {
             i: d.session_id,
             f: &d.device_fingerprint,
             s: d.started_at,
-            l: d.last_activity,
-            p: d.pages_visited,
+            l: m.last_activity,
+            p: m.pages_visited,
             a: valid_ip(d.ip_address.as_deref()),
             u: &d.user_agent,
             d: &d.device_type,
@@ -335,24 +336,41 @@ fn valid_ip(ip: Option<&str>) -> Option<&str> {
     ip.filter(|a| a.parse::<std::net::IpAddr>().is_ok())
 }
 
-/// One statement upserting every document (several documents of one session are merged first:
-/// PostgreSQL refuses to update a row twice in one statement).
-pub async fn upsert_many(db: &DatabaseConnection, docs: &[&AnonSessionDoc]) -> Result<(), DbErr> {
-    let mut merged: Vec<AnonSessionDoc> = Vec::with_capacity(docs.len());
+/// One session's row in a batch: its first document, with the furthest progress of all of them.
+struct Row<'a> {
+    doc: &'a AnonSessionDoc,
+    pages_visited: i32,
+    last_activity: chrono::DateTime<chrono::Utc>,
+}
+
+/// Several documents of one session become one row (PostgreSQL refuses to update a row twice in
+/// one statement); nothing is copied.
+fn merge<'a>(docs: &[&'a AnonSessionDoc]) -> Vec<Row<'a>> {
+    let mut rows: Vec<Row<'a>> = Vec::with_capacity(docs.len());
     let mut index = std::collections::HashMap::with_capacity(docs.len());
-    for d in docs {
-        match index.get(&d.session_id) {
+    for &doc in docs {
+        match index.get(&doc.session_id) {
             Some(&i) => {
-                let m: &mut AnonSessionDoc = &mut merged[i];
-                m.pages_visited = m.pages_visited.max(d.pages_visited);
-                m.last_activity = m.last_activity.max(d.last_activity);
+                let m: &mut Row<'a> = &mut rows[i];
+                m.pages_visited = m.pages_visited.max(doc.pages_visited);
+                m.last_activity = m.last_activity.max(doc.last_activity);
             }
             None => {
-                index.insert(d.session_id, merged.len());
-                merged.push((*d).clone());
+                index.insert(doc.session_id, rows.len());
+                rows.push(Row {
+                    doc,
+                    pages_visited: doc.pages_visited,
+                    last_activity: doc.last_activity,
+                });
             }
         }
     }
+    rows
+}
+
+/// One statement (on PostgreSQL, one transaction of 12 KiB statements) upserting every document.
+pub async fn upsert_many(db: &DatabaseConnection, docs: &[&AnonSessionDoc]) -> Result<(), DbErr> {
+    let merged = merge(docs);
     let backend = db.get_database_backend();
     if backend == DatabaseBackend::Postgres {
         let chunks = json_chunks(&merged).map_err(|e| DbErr::Custom(e.to_string()))?;
@@ -376,8 +394,8 @@ pub async fn upsert_many(db: &DatabaseConnection, docs: &[&AnonSessionDoc]) -> R
          referrer, is_active, is_bot) VALUES ",
     );
     let mut values: Vec<Value> = Vec::with_capacity(merged.len() * 13);
-    for (i, doc) in merged.iter().enumerate() {
-        let b = i * 13;
+    for (i, m) in merged.iter().enumerate() {
+        let (doc, b) = (m.doc, i * 13);
         if i > 0 {
             sql.push_str(", ");
         }
@@ -401,8 +419,8 @@ pub async fn upsert_many(db: &DatabaseConnection, docs: &[&AnonSessionDoc]) -> R
             doc.session_id.into(),
             doc.device_fingerprint.clone().into(),
             doc.started_at.into(),
-            doc.last_activity.into(),
-            doc.pages_visited.into(),
+            m.last_activity.into(),
+            m.pages_visited.into(),
             Value::String(valid_ip(doc.ip_address.as_deref()).map(str::to_owned)),
             doc.user_agent.clone().into(),
             doc.device_type.clone().into(),

@@ -23,7 +23,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use celeriac_bench::{machine_jiffies, process_cpu};
+use celeriac_bench::{machine_jiffies, process_cpu, runtime};
 use clap::{Parser, ValueEnum};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -166,17 +166,7 @@ fn main() -> anyhow::Result<()> {
     if args.mode == Mode::Visitors && args.communities.is_empty() {
         bail!("visitors mode needs --communities");
     }
-    let rt = if args.threads <= 1 {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(args.threads)
-            .enable_all()
-            .build()?
-    };
-    rt.block_on(run(args))
+    runtime(args.threads)?.block_on(run(args))
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {

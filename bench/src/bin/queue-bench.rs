@@ -15,9 +15,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use celeriac_bench::{
-    PAYLOAD_BYTES, connect, default_redis_url, delete_matching, epoch_us, info_field, median,
-    new_namespace, payload, percentile, proc_status_kib, process_cpu, redis_cpu, sibling_exe,
-    stop_child, wait_for_quiet,
+    DrainOptions, PAYLOAD_BYTES, connect, default_redis_url, delete_matching, epoch_us, info_field,
+    median, new_namespace, payload, percentile, proc_status_kib, process_cpu, redis_cpu,
+    sibling_exe, stop_child, wait_for_quiet,
 };
 use celeriac_queue::{NewJob, Queue, QueueConfig};
 use clap::Parser;
@@ -43,15 +43,8 @@ struct Args {
     /// Concurrent push tasks over the one connection manager in the pipelined push.
     #[arg(long, default_value_t = 4)]
     push_tasks: usize,
-    /// Drain worker: jobs run at once.
-    #[arg(long, default_value_t = 512)]
-    concurrency: usize,
-    /// Drain worker: jobs leased ahead of free slots.
-    #[arg(long, default_value_t = 1024)]
-    prefetch: usize,
-    /// Drain worker: tokio worker threads (1: current-thread runtime).
-    #[arg(long, default_value_t = 2)]
-    threads: usize,
+    #[command(flatten)]
+    drain: DrainOptions,
     /// Latency: jobs pushed, one at a time.
     #[arg(long, default_value_t = 200)]
     latency_jobs: usize,
@@ -301,11 +294,11 @@ fn drain_command(
         .arg("--redis-url")
         .arg(url)
         .arg("--concurrency")
-        .arg(args.concurrency.to_string())
+        .arg(args.drain.concurrency.to_string())
         .arg("--prefetch")
-        .arg(args.prefetch.to_string())
+        .arg(args.drain.prefetch.to_string())
         .arg("--threads")
-        .arg(args.threads.to_string())
+        .arg(args.drain.threads.to_string())
         .kill_on_drop(true);
     cmd
 }
@@ -559,9 +552,9 @@ fn print_table(
         let m = median(&rates);
         println!(
             "| (c) drain, one worker process (concurrency {}, prefetch {}, {} threads), first fetch → empty | {} jobs/s | {} | ≥ 50,000 | {} |",
-            args.concurrency,
-            args.prefetch,
-            args.threads,
+            args.drain.concurrency,
+            args.drain.prefetch,
+            args.drain.threads,
             thousands(m),
             runs(rates),
             verdict(judged, m >= 50_000.0)

@@ -7,7 +7,7 @@ use std::time::Duration;
 use apalis_core::error::BoxDynError;
 use apalis_core::worker::builder::WorkerBuilder;
 use apalis_core::worker::ext::parallelize::ParallelizeExt;
-use celeriac_bench::{connect, default_redis_url, epoch_us};
+use celeriac_bench::{DrainOptions, connect, default_redis_url, epoch_us, runtime};
 use celeriac_queue::backend::{BackendOptions, RedisBackend};
 use celeriac_queue::{Queue, QueueConfig};
 use clap::Parser;
@@ -26,15 +26,8 @@ struct Args {
     /// Redis URL (default `REDIS_URL` or the local server).
     #[arg(long)]
     redis_url: Option<String>,
-    /// Jobs run at once.
-    #[arg(long, default_value_t = 512)]
-    concurrency: usize,
-    /// Jobs leased ahead of free slots.
-    #[arg(long, default_value_t = 1024)]
-    prefetch: usize,
-    /// Tokio worker threads (1: a current-thread runtime).
-    #[arg(long, default_value_t = 2)]
-    threads: usize,
+    #[command(flatten)]
+    drain: DrainOptions,
     /// Longest sleep of the idle fetcher, in ms.
     #[arg(long, default_value_t = 1000)]
     idle_poll_ms: u64,
@@ -56,17 +49,7 @@ async fn noop(job: NoOp) -> Result<(), BoxDynError> {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let rt = if args.threads <= 1 {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(args.threads)
-            .enable_all()
-            .build()?
-    };
-    rt.block_on(run(args))
+    runtime(args.drain.threads)?.block_on(run(args))
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
@@ -75,15 +58,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let client = redis::Client::open(url.as_str())?;
     let queue = Queue::new(conn, QueueConfig::new(&args.namespace, &args.queue));
     let options = BackendOptions {
-        concurrency: args.concurrency,
-        prefetch: args.prefetch,
+        concurrency: args.drain.concurrency,
+        prefetch: args.drain.prefetch,
         idle_poll: Duration::from_millis(args.idle_poll_ms),
         ..BackendOptions::default()
     };
     let (backend, driver) = RedisBackend::<NoOp>::new(queue, options, Some(client));
     let worker = WorkerBuilder::new(format!("queue-drain-{}", std::process::id()))
         .backend(backend)
-        .layer(ConcurrencyLimitLayer::new(args.concurrency))
+        .layer(ConcurrencyLimitLayer::new(args.drain.concurrency))
         .parallelize(tokio::spawn)
         .build(noop);
     let stop = async {

@@ -22,11 +22,11 @@ for i = 0, n - 1 do
       if string.sub(due, 1, 1) == '+' then at = now + tonumber(string.sub(due, 2)) else at = tonumber(due) end
     end
     if at > now then
-      redis.call('HSET', KEYS[3], id, string.format('%d|', at) .. payload)
-      redis.call('ZADD', KEYS[2], at, id)
+      queue_push(KEYS[3], KEYS[1], KEYS[2], id, payload, at, now)
     else
+      -- Ready jobs are stored together below: one HSET and one RPUSH for the whole batch.
       hset[#hset + 1] = id
-      hset[#hset + 1] = string.format('%d|', now) .. payload
+      hset[#hset + 1] = queue_entry(now, payload)
       rpush[#rpush + 1] = id
     end
     out[#out + 1] = id

@@ -11,7 +11,17 @@ macro_rules! script {
     };
 }
 
-script!(PUSH, "push.lua");
+/// The Lua functions that store a job (`queue_entry`, `queue_push`): a prelude for scripts of
+/// other crates that enqueue inside a larger atomic write. The caller publishes on
+/// [`crate::Keys::notify`] itself.
+pub const PUSH_LIB: &str = include_str!("../lua/push_lib.lua");
+
+pub(crate) static PUSH: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("../lua/push_lib.lua"),
+        include_str!("../lua/push.lua")
+    ))
+});
 script!(FETCH, "fetch.lua");
 script!(ACK, "ack.lua");
 script!(RENEW, "renew.lua");

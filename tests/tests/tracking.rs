@@ -132,6 +132,69 @@ async fn anonymous_views_keep_a_live_session_persist_every_fifth_and_end_idle_in
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_anonymous_views_share_script_runs_and_each_gets_its_own_answer() {
+    let (db, redis) = (TestDb::postgres().await, TestRedis::new().await);
+    let api = TestApi::start(&db, &redis, &[]).await;
+    let ctx = job_context(&db, &redis, &[]);
+    let community = Uuid::new_v4();
+    redis.track(&community.to_string());
+    let fps: Vec<String> = (0..10).map(|_| redis.token("fp")).collect();
+    let page = format!("/t/{}", redis.token("page"));
+    // 12 views per visitor, all in flight at once: the batcher packs them into shared runs.
+    let calls = fps.iter().flat_map(|fp| {
+        let (api, page) = (&api, &page);
+        (0..12).map(move |i| async move {
+            let body = if i % 3 == 0 {
+                json!({"fingerprint": fp, "url": format!("{page}/{i}"), "community_id": community})
+            } else {
+                json!({"fingerprint": fp, "url": format!("{page}/{i}")})
+            };
+            let (s, b) = api.call("POST", "/v1/track/pageview", Some(&body)).await;
+            assert_eq!(s, 202, "{b}");
+            (fp.clone(), b)
+        })
+    });
+    let answers = futures::future::join_all(calls).await;
+    for fp in &fps {
+        let mine: Vec<&Value> = answers
+            .iter()
+            .filter(|(f, _)| f == fp)
+            .map(|(_, b)| b)
+            .collect();
+        let mut pages: Vec<i64> = mine
+            .iter()
+            .map(|b| b["pages_visited"].as_i64().unwrap())
+            .collect();
+        pages.sort_unstable();
+        assert_eq!(pages, (1..=12).collect::<Vec<_>>(), "{fp}");
+        assert_eq!(mine.iter().filter(|b| b["new_session"] == true).count(), 1);
+        assert_eq!(
+            mine.iter()
+                .filter(|b| b["persist_enqueued"] == true)
+                .count(),
+            2
+        );
+        let sessions: std::collections::HashSet<String> =
+            mine.iter().map(|b| b["session_id"].to_string()).collect();
+        assert_eq!(sessions.len(), 1, "one session per visitor");
+    }
+    let stats = |name: &'static str| {
+        let ctx = ctx.clone();
+        async move { ctx.queues.get(name).unwrap().stats().await.unwrap() }
+    };
+    assert_eq!(stats("persist_anonymous_session").await.queued, 20);
+    assert_eq!(stats("finalize_anonymous_session").await.scheduled, 10);
+    let (_, visitors) = api
+        .call(
+            "GET",
+            &format!("/v1/communities/{community}/visitors"),
+            None,
+        )
+        .await;
+    assert_eq!(visitors["anonymous_visitors"], 10, "{visitors}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_authenticated_views_events_logout() {
     let (db, redis) = (TestDb::postgres().await, TestRedis::new().await);
     let api = TestApi::start(&db, &redis, &[]).await;
@@ -480,10 +543,32 @@ async fn erasing_a_visitor_removes_every_trace_in_redis_and_the_database() {
             .unwrap(),
         1
     );
+    // The day's unique-visitor sets of the five pages hold the visitor, until erasure.
+    let visitor_sets: Vec<String> = (0..5)
+        .map(|i| format!("pageviews:{}:{page}/{i}:visitors", Utc::now().date_naive()))
+        .collect();
+    for set in &visitor_sets {
+        let holds: bool = redis
+            .conn
+            .clone()
+            .sismember(set, format!("anon:{fp}"))
+            .await
+            .unwrap();
+        assert!(holds, "{set} does not hold the visitor");
+    }
     let (s, b) = api
         .call("DELETE", &format!("/v1/anonymous/{fp}"), None)
         .await;
     assert_eq!(s, 200, "{b}");
+    for set in &visitor_sets {
+        let holds: bool = redis
+            .conn
+            .clone()
+            .sismember(set, format!("anon:{fp}"))
+            .await
+            .unwrap();
+        assert!(!holds, "{set} still holds the visitor");
+    }
     assert_eq!(
         anonymous_session::Entity::find()
             .count(&db.conn)

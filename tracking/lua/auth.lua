@@ -21,7 +21,12 @@ if raw then
   end
 end
 if ARGV[6] ~= '1' then
-  count_view({paths = KEYS[2], counters = KEYS[3], visitors = KEYS[4], footprint = KEYS[5],
-              path = ARGV[2], page_type = ARGV[3], visitor = ARGV[4], kind = 'authenticated', ttl = tonumber(ARGV[5])})
+  local ttl = tonumber(ARGV[5])
+  if count_view({paths = KEYS[2], counters = KEYS[3], visitors = KEYS[4], path = ARGV[2],
+                 page_type = ARGV[3], visitor = ARGV[4], kind = 'authenticated', ttl = ttl}) then
+    -- The visitor's footprint lists the visitor sets holding it, a day longer than they live.
+    redis.call('SADD', KEYS[5], KEYS[4])
+    redis.call('EXPIRE', KEYS[5], ttl + 86400)
+  end
 end
 return pages

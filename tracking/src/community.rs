@@ -1,7 +1,7 @@
 //! Real-time community visitors: who is viewing a community now, counted per visitor over the
 //! last 5 minutes; a `community_visit` event for authenticated visitors only (privacy).
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use entity::{community, user_event, user_profile};
 use sea_orm::{ActiveModelTrait, EntityTrait, Set};
 use serde::Serialize;
@@ -27,7 +27,35 @@ pub struct VisitorStats {
     pub anonymous_percentage: f64,
 }
 
-/// Record a visit to community `id`.
+/// The seed's visitor entry in `community:{id}:visitors`, without `pages_viewed` (the script
+/// counts it).
+pub(crate) fn visitor_doc(
+    user_id: Option<Uuid>,
+    fingerprint: &str,
+    division: Option<Uuid>,
+    at: DateTime<Utc>,
+) -> String {
+    #[derive(Serialize)]
+    struct Doc<'a> {
+        user_id: Option<Uuid>,
+        device_fingerprint: &'a str,
+        is_authenticated: bool,
+        division_id: Option<Uuid>,
+        last_seen: String,
+    }
+    // Serializing these fields cannot fail.
+    serde_json::to_string(&Doc {
+        user_id,
+        device_fingerprint: fingerprint,
+        is_authenticated: user_id.is_some(),
+        division_id: division,
+        last_seen: at.to_rfc3339(),
+    })
+    .unwrap_or_default()
+}
+
+/// Record a visit to community `id` by a signed-in visitor (an anonymous visitor's is part of
+/// its page view's batched script run).
 pub(crate) async fn visit(
     t: &Tracker,
     id: Uuid,
@@ -46,13 +74,6 @@ pub(crate) async fn visit(
     };
     let division = user.as_ref().and_then(|u| u.division_id);
     let now = Utc::now();
-    let doc = serde_json::json!({
-        "user_id": v.user_id,
-        "device_fingerprint": v.fingerprint,
-        "is_authenticated": authenticated,
-        "division_id": division,
-        "last_seen": now.to_rfc3339(),
-    });
     let k = keys::community_keys(&id);
     let _: i64 = scripts::COMMUNITY
         .key(k.visitors)
@@ -62,7 +83,7 @@ pub(crate) async fn visit(
         .key(keys::footprint(&visitor))
         .key(k.seen_authenticated)
         .arg(&visitor)
-        .arg(doc.to_string())
+        .arg(visitor_doc(v.user_id, &v.fingerprint, division, now))
         .arg(now.timestamp_millis())
         .arg(t.config.visitor_window.as_secs())
         .arg(if authenticated { "1" } else { "0" })

@@ -33,20 +33,27 @@ impl Tracker {
                 keys::anon_views_key(fingerprint),
             ])
             .await?;
+        // The footprint names community visitor hashes, days' path sets (anonymous page views:
+        // the visitor is in the visitor set of some of that day's paths) and visitor sets.
         let places: Vec<String> = redis.smembers(&footprint).await?;
         for place in places {
+            let mut pipe = redis::pipe();
             if place.starts_with("community:") {
-                let mut pipe = redis::pipe();
                 pipe.hdel(&place, &visitor)
                     .srem(format!("{place}:authenticated"), &visitor)
                     .srem(format!("{place}:anonymous"), &visitor)
-                    .zrem(format!("{place}:seen"), &visitor);
-                let counts: Vec<u64> = pipe.query_async(&mut redis).await?;
-                removed += counts.iter().sum::<u64>();
+                    .zrem(format!("{place}:seen"), &visitor)
+                    .zrem(format!("{place}:seen:authenticated"), &visitor);
+            } else if let Some(day) = place.strip_suffix(":paths") {
+                let paths: Vec<String> = redis.smembers(&place).await?;
+                for path in paths {
+                    pipe.srem(format!("{day}:{path}:visitors"), &visitor);
+                }
             } else {
-                let n: u64 = redis.srem(&place, &visitor).await?;
-                removed += n;
+                pipe.srem(&place, &visitor);
             }
+            let counts: Vec<u64> = pipe.query_async(&mut redis).await?;
+            removed += counts.iter().sum::<u64>();
         }
         let n: u64 = redis.del(&footprint).await?;
         removed += n;

@@ -9,10 +9,10 @@
 //! | `community:{id}:visitors:authenticated` / `:anonymous` | SET | visitor keys | 5 min |
 //! | `community:{id}:visitors:seen` | ZSET | visitor key → last view (ms): each visitor's own 5-min clock | 5 min |
 //! | `community:{id}:visitors:seen:authenticated` | ZSET | the same, signed-in visitors only (stats count both with ZCOUNT) | 5 min |
-//! | `pageviews:{date}:paths` | SET | paths viewed that UTC day | 3 d from the last path added |
-//! | `pageviews:{date}:{path}` | HASH | `total`, `anonymous`, `authenticated`, `page_type` | 3 d from its first view |
+//! | `pageviews:{date}:paths` | SET | paths viewed that UTC day | 4 d from the last path added (a day past what it lists) |
+//! | `pageviews:{date}:{path}` | HASH | `anonymous`, `authenticated` (views of each kind; their sum is the total), `page_type` | 3 d from its first view |
 //! | `pageviews:{date}:{path}:visitors` | SET | visitor keys (unique visitors) | 3 d from the last visitor added |
-//! | `visitor:{visitor key}:footprint` | SET | keys above holding this visitor (for erasure) | 4 d (a day past what it lists), renewed when it gains a key |
+//! | `visitor:{visitor key}:footprint` | SET | where this visitor is (for erasure): community visitor hashes; for an anonymous visitor the day path sets it viewed paths in (once per session and day), for a user the visitor sets | 4 d (a day past what it lists), renewed when it gains a key |
 //!
 //! Visitor keys are `anon:{fingerprint}` or `user:{user_id}`.
 

@@ -2,10 +2,12 @@
 //! authenticated sessions in Redis, the jobs that persist them, community visitors, user events,
 //! sign-up conversions, page analytics counters, the analytics use cases and erasure.
 //!
-//! Hot-path writes are single Lua scripts (one round trip per view); SQL is touched only where an
-//! authenticated user's history must be recorded.
+//! Hot-path writes are single Lua scripts (one round trip per view; concurrent anonymous views
+//! share one, see [`batch`]); SQL is touched only where an authenticated user's history must be
+//! recorded.
 
 pub mod analytics;
+mod batch;
 pub mod community;
 mod device;
 pub mod erase;
@@ -21,7 +23,9 @@ use std::time::Duration;
 use redis::aio::ConnectionManager;
 use sea_orm::DatabaseConnection;
 use worker::config::Settings;
+use worker::jobs::{FinalizeAnonymousSession, PersistAnonymousSession};
 use worker::queues::Queues;
+use worker::registry::JobArgs as _;
 
 pub use validate::TrackError;
 
@@ -70,17 +74,47 @@ pub struct Tracker {
     pub queues: Queues,
     /// The rules' tunables.
     pub config: TrackingConfig,
+    /// Anonymous page views, batched into shared script runs.
+    batch: batch::Batcher,
 }
 
 impl Tracker {
-    /// A tracker over these connections.
+    /// A tracker over these connections. Starts the page-view batcher on the current Tokio
+    /// runtime (it stops when the last clone of the tracker is dropped).
     pub fn new(
         redis: ConnectionManager,
         db: DatabaseConnection,
         queues: Queues,
         config: TrackingConfig,
     ) -> Self {
+        let keys = |name: &str| {
+            queues
+                .get(name)
+                .map(|q| q.keys().clone())
+                .expect("every registered job has a queue")
+        };
+        let persist = keys(PersistAnonymousSession::NAME);
+        let finalize = keys(FinalizeAnonymousSession::NAME);
+        let fixed = batch::Fixed {
+            keys: [
+                persist.jobs,
+                persist.pending,
+                persist.scheduled,
+                finalize.jobs,
+                finalize.pending,
+                finalize.scheduled,
+            ],
+            args: [
+                persist.notify,
+                finalize.notify,
+                config.persist_every.to_string(),
+                config.anon_timeout.as_secs().max(1).to_string(),
+                config.counters_ttl.as_secs().to_string(),
+                config.visitor_window.as_secs().to_string(),
+            ],
+        };
         Self {
+            batch: batch::Batcher::spawn(redis.clone(), fixed),
             redis,
             db,
             queues,

@@ -1,6 +1,5 @@
 //! `POST /v1/track/pageview`: the middleware's work for one page view, anonymous or authenticated.
 
-use celeriac_queue::When;
 use chrono::{DateTime, Utc};
 use entity::user_event;
 use sea_orm::{ActiveModelTrait, ConnectionTrait, Set};
@@ -9,12 +8,51 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 use worker::hot::hash_session_id;
 use worker::jobs::{FinalizeAnonymousSession, PersistAnonymousSession};
-use worker::queues::EnqueueItem;
 use worker::registry::JobArgs;
 
+use crate::batch::AnonView;
 use crate::device::device;
 use crate::validate::{self, TrackError, invalid};
 use crate::{Tracker, community, keys, scripts};
+
+/// A job's arguments as the queue stores them (checked as an enqueue through the API would be).
+fn job_payload<T: JobArgs>(args: &T) -> Result<String, TrackError> {
+    args.validate()?;
+    json_text(args)
+}
+
+fn json_text<T: Serialize>(value: &T) -> Result<String, TrackError> {
+    serde_json::to_string(value).map_err(|e| invalid("", e.to_string()))
+}
+
+/// An element of `anon_session:{fp}:views` without its `session_id` (the script puts it first).
+#[derive(Serialize)]
+struct BufferedView<'a> {
+    url: &'a str,
+    url_name: &'a str,
+    page_type: &'a str,
+    viewed_at: &'a str,
+    referrer: &'a str,
+}
+
+/// The `anon_session:{fp}` document of a session this view starts (SPEC §3; the seed's fields).
+#[derive(Serialize)]
+struct NewSession<'a> {
+    session_id: Uuid,
+    device_fingerprint: &'a str,
+    started_at: &'a str,
+    pages_visited: i64,
+    landing_page: &'a str,
+    referrer: &'a str,
+    is_active: bool,
+    user_agent: &'a str,
+    device_type: &'a str,
+    browser: &'a str,
+    os: &'a str,
+    is_bot: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ip_address: Option<&'a str>,
+}
 
 /// One page view, as the web tier reports it.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -133,7 +171,8 @@ impl Tracker {
                     .await?
             }
         };
-        if let Some(community_id) = v.community_id {
+        // An anonymous view's community visit was part of its batched script run.
+        if let (Some(community_id), Some(_)) = (v.community_id, v.user_id) {
             community::visit(self, community_id, &v, &c.url, &c.referrer).await?;
         }
         Ok(tracked)
@@ -145,89 +184,106 @@ impl Tracker {
         let visitor = keys::anon_visitor(&v.fingerprint);
         let (paths, counters, visitors) = keys::pageview_keys(day, &c.path);
         let now = c.at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
-        let view = serde_json::json!({
-            "url": c.url, "url_name": c.url_name, "page_type": c.page_type,
-            "viewed_at": now, "referrer": c.referrer,
-        });
-        let ttl = self.config.anon_timeout.as_secs().max(1);
-        let (session_id, pages, new): (String, i64, i64) = scripts::ANON
-            .key(keys::anon_session_key(&v.fingerprint))
-            .key(keys::anon_views_key(&v.fingerprint))
-            .key(paths)
-            .key(counters)
-            .key(visitors)
-            .key(keys::footprint(&visitor))
-            // A v4 id from the thread's CSPRNG: no system call per view.
-            .arg(
-                uuid::Builder::from_random_bytes(rand::random())
-                    .into_uuid()
-                    .to_string(),
-            )
-            .arg(&now)
-            .arg(&c.url)
-            .arg(&c.referrer)
-            .arg(ttl)
-            .arg(&v.fingerprint)
-            .arg(c.ip.as_deref().unwrap_or_default())
-            .arg(&c.user_agent)
-            .arg(&d.device_type)
-            .arg(&d.browser)
-            .arg(&d.os)
-            .arg(if d.is_bot { "1" } else { "0" })
-            .arg(view.to_string())
-            .arg(&c.path)
-            .arg(&c.page_type)
-            .arg(&visitor)
-            .arg(self.config.counters_ttl.as_secs())
-            .invoke_async(&mut self.redis.clone())
+        let view = json_text(&BufferedView {
+            url: &c.url,
+            url_name: &c.url_name,
+            page_type: &c.page_type,
+            viewed_at: &now,
+            referrer: &c.referrer,
+        })?;
+        // A v4 id from the thread's CSPRNG: no system call per view. It names the session only
+        // when this view starts one; so does the finalize job's payload below.
+        let new_id = uuid::Builder::from_random_bytes(rand::random()).into_uuid();
+        let timeout = chrono::Duration::from_std(self.config.anon_timeout).unwrap_or_default();
+        let grace =
+            chrono::Duration::from_std(worker::jobs::finalize_grace(self.config.anon_timeout))
+                .unwrap_or_default();
+        let finalize_due = (c.at + timeout - grace).timestamp_millis();
+        let finalize = job_payload(&FinalizeAnonymousSession {
+            fingerprint: v.fingerprint.clone(),
+            session_id: new_id,
+        })?;
+        let persist = job_payload(&PersistAnonymousSession {
+            fingerprint: v.fingerprint.clone(),
+        })?;
+        let mut batch_keys = vec![
+            keys::anon_session_key(&v.fingerprint),
+            keys::anon_views_key(&v.fingerprint),
+            paths,
+            counters,
+            visitors,
+            keys::footprint(&visitor),
+        ];
+        let community_visit = match v.community_id {
+            Some(id) => {
+                let k = keys::community_keys(&id);
+                batch_keys.extend([
+                    k.visitors,
+                    k.authenticated,
+                    k.anonymous,
+                    k.seen,
+                    k.seen_authenticated,
+                ]);
+                let at = chrono::Utc::now();
+                format!(
+                    "{}|{}",
+                    at.timestamp_millis(),
+                    community::visitor_doc(None, &v.fingerprint, None, at)
+                )
+            }
+            None => String::new(),
+        };
+        // The document a new session starts with (the script adds the view's own fields).
+        let new_session = json_text(&NewSession {
+            session_id: new_id,
+            device_fingerprint: &v.fingerprint,
+            started_at: &now,
+            pages_visited: 0,
+            landing_page: &c.url,
+            referrer: &c.referrer,
+            is_active: true,
+            user_agent: &c.user_agent,
+            device_type: &d.device_type,
+            browser: &d.browser,
+            os: &d.os,
+            is_bot: d.is_bot,
+            ip_address: c.ip.as_deref(),
+        })?;
+        let args = vec![
+            new_session,
+            now,
+            c.url.clone(),
+            if d.is_bot { "1" } else { "0" }.to_owned(),
+            view,
+            c.path.clone(),
+            c.page_type.clone(),
+            visitor,
+            format!(
+                "{}|{finalize_due}|{finalize}",
+                celeriac_queue::id::new_job_id()
+            ),
+            format!("{}|{persist}", celeriac_queue::id::new_job_id()),
+            community_visit,
+        ];
+        let out = self
+            .batch
+            .track(AnonView {
+                keys: batch_keys,
+                args,
+            })
             .await?;
-        let session_id: Uuid = session_id.parse().map_err(|_| {
+        let session_id: Uuid = out.session_id.parse().map_err(|_| {
             invalid(
                 "fingerprint",
                 "the live session document has a bad session_id",
             )
         })?;
-        let new_session = new == 1;
-        let persist =
-            self.config.persist_every > 0 && pages % i64::from(self.config.persist_every) == 0;
-        if new_session {
-            // One finalize pending per live session: it reschedules itself while views continue.
-            let grace =
-                chrono::Duration::from_std(worker::jobs::finalize_grace(self.config.anon_timeout))
-                    .unwrap_or_default();
-            let timeout = chrono::Duration::from_std(self.config.anon_timeout).unwrap_or_default();
-            let due_ms = (c.at + timeout - grace).timestamp_millis();
-            let item = EnqueueItem {
-                args: serde_json::json!({"fingerprint": v.fingerprint, "session_id": session_id}),
-                when: When::At(due_ms),
-                unique: Some((
-                    FinalizeAnonymousSession::unique_key(session_id, due_ms),
-                    self.config.anon_timeout * 2,
-                )),
-            };
-            self.queues
-                .enqueue_many(FinalizeAnonymousSession::NAME, vec![item])
-                .await?;
-        }
-        if persist {
-            let item = EnqueueItem {
-                args: serde_json::json!({"fingerprint": v.fingerprint}),
-                when: When::Now,
-                unique: Some((
-                    format!("persist:{session_id}:{pages}"),
-                    self.config.anon_timeout,
-                )),
-            };
-            self.queues
-                .enqueue_many(PersistAnonymousSession::NAME, vec![item])
-                .await?;
-        }
         Ok(Tracked {
             visitor: Visitor::Anonymous,
             session_id: Some(session_id),
-            pages_visited: pages,
-            new_session,
-            persist_enqueued: persist,
+            pages_visited: out.pages,
+            new_session: out.new_session,
+            persist_enqueued: out.persisted,
             is_bot: d.is_bot,
         })
     }

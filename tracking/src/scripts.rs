@@ -4,11 +4,17 @@ use std::sync::LazyLock;
 
 use redis::Script;
 
-pub(crate) static ANON: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(concat!(
-        include_str!("../lua/count.lua"),
-        include_str!("../lua/anon.lua")
-    ))
+/// A batch of anonymous page views ([`crate::batch`]), with the queue crate's push functions.
+pub(crate) static VIEWS: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        &[
+            include_str!("../lua/count.lua"),
+            include_str!("../lua/community_lib.lua"),
+            celeriac_queue::PUSH_LIB,
+            include_str!("../lua/views.lua"),
+        ]
+        .concat(),
+    )
 });
 pub(crate) static AUTH: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
@@ -16,7 +22,11 @@ pub(crate) static AUTH: LazyLock<Script> = LazyLock::new(|| {
         include_str!("../lua/auth.lua")
     ))
 });
-pub(crate) static COMMUNITY: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("../lua/community.lua")));
+pub(crate) static COMMUNITY: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("../lua/community_lib.lua"),
+        include_str!("../lua/community.lua")
+    ))
+});
 pub(crate) static COMMUNITY_STATS: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("../lua/community_stats.lua")));

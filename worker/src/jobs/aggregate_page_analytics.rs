@@ -82,7 +82,8 @@ pub async fn aggregate_day(ctx: &JobContext, day: NaiveDate) -> Result<u64, JobE
         rows.push((
             path.clone(),
             counters.get("page_type").cloned().unwrap_or_default(),
-            n("total"),
+            // Page views count per kind only; `total` is their sum (older counters held it too).
+            n("anonymous") + n("authenticated"),
             n("anonymous"),
             n("authenticated"),
             unique,

@@ -1,0 +1,201 @@
+//! Anonymous page views, batched: the views that concurrent requests submit while Redis is busy
+//! share one run of `lua/views.lua`, each still applied atomically and answered on its own.
+//!
+//! A single dispatcher task takes what has queued up (at most [`MAX_BATCH`] views) whenever
+//! fewer than [`IN_FLIGHT`] batches are in Redis, so a lone view goes at once (no linger) and
+//! under load each script run, round trip and wake-up carries many views. Redis runs scripts one
+//! after another, so the views of one fingerprint keep the order they were submitted in.
+//! Everything a view needs, the jobs it may enqueue included, is in its own arguments: the batch
+//! script never depends on which other views share its run.
+
+use std::sync::Arc;
+
+use futures::StreamExt as _;
+use futures::stream::FuturesUnordered;
+use redis::aio::ConnectionManager;
+use redis::{ErrorKind, RedisError, Value};
+use tokio::sync::{mpsc, oneshot};
+use tracing::Instrument as _;
+
+use crate::scripts;
+use crate::validate::TrackError;
+
+/// Views in one script run: bounds how long one run holds Redis (about 20 µs a view).
+pub(crate) const MAX_BATCH: usize = 32;
+/// Batches in Redis at once. At 15,000 views/s on 2 cores (`bench/api.sh`), 1 gave larger
+/// batches but a p99 of 17 to 23 ms, 2 and 4 gave 8 to 9 ms in most runs, 4 the steadiest.
+pub(crate) const IN_FLIGHT: usize = 4;
+/// Views waiting for a batch before submitters wait too (back-pressure).
+const QUEUE: usize = 4096;
+
+/// One view's keys and arguments, in `views.lua`'s per-view layout.
+#[derive(Debug)]
+pub(crate) struct AnonView {
+    /// 6 keys, or 11 for a community page.
+    pub(crate) keys: Vec<String>,
+    /// 11 arguments.
+    pub(crate) args: Vec<String>,
+}
+
+/// What the script did with one view.
+#[derive(Debug)]
+pub(crate) struct Outcome {
+    /// The live session's id.
+    pub(crate) session_id: String,
+    /// Pages seen in the session, this one included.
+    pub(crate) pages: i64,
+    /// This view started the session (and enqueued its finalize_anonymous_session).
+    pub(crate) new_session: bool,
+    /// This view enqueued persist_anonymous_session.
+    pub(crate) persisted: bool,
+}
+
+/// The batch-wide part of the script's keys and arguments.
+#[derive(Debug)]
+pub(crate) struct Fixed {
+    /// Persist queue: jobs, pending, scheduled; then finalize queue: the same.
+    pub(crate) keys: [String; 6],
+    /// Persist notify channel, finalize notify channel, persist every n, session ttl s,
+    /// counters ttl s, community window s.
+    pub(crate) args: [String; 6],
+}
+
+type Reply = oneshot::Sender<Result<Outcome, TrackError>>;
+
+/// The submitting side; cheap to clone.
+#[derive(Debug, Clone)]
+pub(crate) struct Batcher {
+    tx: mpsc::Sender<(AnonView, Reply)>,
+}
+
+impl Batcher {
+    /// Start the dispatcher on the current Tokio runtime; it stops once every handle is gone.
+    pub(crate) fn spawn(redis: ConnectionManager, fixed: Fixed) -> Self {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        tokio::spawn(dispatch(rx, redis, Arc::new(fixed)));
+        Self { tx }
+    }
+
+    /// Apply one view (in whichever batch it lands in) and return what the script did.
+    pub(crate) async fn track(&self, view: AnonView) -> Result<Outcome, TrackError> {
+        let (reply, answer) = oneshot::channel();
+        self.tx.send((view, reply)).await.map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+}
+
+fn stopped() -> TrackError {
+    TrackError::Redis(RedisError::from(std::io::Error::new(
+        std::io::ErrorKind::BrokenPipe,
+        "the page-view batcher has stopped",
+    )))
+}
+
+async fn dispatch(
+    mut rx: mpsc::Receiver<(AnonView, Reply)>,
+    redis: ConnectionManager,
+    fixed: Arc<Fixed>,
+) {
+    // The batches in Redis are polled here, not spawned: no task to schedule per batch.
+    let mut running = FuturesUnordered::new();
+    loop {
+        tokio::select! {
+            biased;
+            Some(()) = running.next(), if !running.is_empty() => {}
+            first = rx.recv(), if running.len() < IN_FLIGHT => {
+                let Some(first) = first else { break };
+                let mut batch = Vec::with_capacity(MAX_BATCH);
+                batch.push(first);
+                while batch.len() < MAX_BATCH {
+                    match rx.try_recv() {
+                        Ok(next) => batch.push(next),
+                        Err(_) => break,
+                    }
+                }
+                let span = tracing::debug_span!("anon_views", views = batch.len());
+                running.push(run(redis.clone(), fixed.clone(), batch).instrument(span));
+            }
+        }
+    }
+    while running.next().await.is_some() {}
+}
+
+/// One script run: every view of the batch gets its own answer.
+async fn run(mut redis: ConnectionManager, fixed: Arc<Fixed>, batch: Vec<(AnonView, Reply)>) {
+    let mut inv = scripts::VIEWS.prepare_invoke();
+    for key in &fixed.keys {
+        inv.key(key);
+    }
+    for arg in &fixed.args {
+        inv.arg(arg);
+    }
+    inv.arg(batch.len());
+    for (view, _) in &batch {
+        for key in &view.keys {
+            inv.key(key);
+        }
+        for arg in &view.args {
+            inv.arg(arg);
+        }
+    }
+    let started = std::time::Instant::now();
+    let reply: Result<Vec<Value>, RedisError> = inv.invoke_async(&mut redis).await;
+    tracing::trace!(
+        views = batch.len(),
+        elapsed_us = started.elapsed().as_micros() as u64,
+        "page-view batch"
+    );
+    match reply {
+        Ok(values) if values.len() == batch.len() * 3 => {
+            for ((_, reply), value) in batch.into_iter().zip(values.chunks(3)) {
+                let _ = reply.send(outcome(value));
+            }
+        }
+        Ok(values) => {
+            let e = RedisError::from((
+                ErrorKind::Parse,
+                "page-view batch reply",
+                format!("{} values for {} views", values.len(), batch.len()),
+            ));
+            for (_, reply) in batch {
+                let _ = reply.send(Err(TrackError::Redis(e.clone())));
+            }
+        }
+        Err(e) => {
+            for (_, reply) in batch {
+                let _ = reply.send(Err(TrackError::Redis(e.clone())));
+            }
+        }
+    }
+}
+
+/// One view's three reply values: `{session id, pages, flags}` or `{'', -1, error}`.
+fn outcome(v: &[Value]) -> Result<Outcome, TrackError> {
+    let text = |v: &Value| -> Result<String, TrackError> {
+        redis::from_redis_value_ref(v).map_err(|e| TrackError::Redis(e.into()))
+    };
+    let int = |v: &Value| -> Result<i64, TrackError> {
+        redis::from_redis_value_ref(v).map_err(|e| TrackError::Redis(e.into()))
+    };
+    let [session_id, pages, flags] = v else {
+        return Err(TrackError::Redis(RedisError::from((
+            ErrorKind::Parse,
+            "page-view batch reply",
+        ))));
+    };
+    let pages = int(pages)?;
+    if pages < 0 {
+        return Err(TrackError::Redis(RedisError::from((
+            ErrorKind::Extension,
+            "page-view script failed",
+            text(flags)?,
+        ))));
+    }
+    let flags = int(flags)?;
+    Ok(Outcome {
+        session_id: text(session_id)?,
+        pages,
+        new_session: flags & 1 != 0,
+        persisted: flags & 2 != 0,
+    })
+}

@@ -1,3 +1,24 @@
+-- How a job is stored: these two functions, up to the line that ends them, are also the prelude of
+-- other crates' scripts that enqueue as part of a larger atomic write (the tracking crate's
+-- page-view batch, through `celeriac_queue::push_lib()`); this file stays whole for foreign
+-- producers that load it as it is.
+-- queue_entry(at, payload): the jobs-hash value, `<epoch ms waiting since>|<payload JSON>`.
+-- queue_push(jobs, pending, scheduled, id, payload, at, now): store one job; it waits in the
+-- scheduled ZSET when `at` is later than `now`, else it is ready at the end of the pending LIST.
+-- Neither publishes: the caller tells the queue's notify channel once per script.
+local function queue_entry(at, payload)
+  return string.format('%d|', at) .. payload
+end
+local function queue_push(jobs, pending, scheduled, id, payload, at, now)
+  if at > now then
+    redis.call('HSET', jobs, id, queue_entry(at, payload))
+    redis.call('ZADD', scheduled, at, id)
+  else
+    redis.call('HSET', jobs, id, queue_entry(now, payload))
+    redis.call('RPUSH', pending, id)
+  end
+end
+-- end of push_lib
 -- Push a batch of jobs. KEYS: 1 pending, 2 scheduled, 3 jobs, 4.. uniqueness keys.
 -- ARGV: 1 notify channel ("" = none), 2 count, then 5 per job:
 --   id, payload, due ("" = now, "+ms" = after a delay, "ms" = at epoch ms), unique key index into KEYS (0 = none), unique ttl ms.

@@ -18,4 +18,4 @@ pub use client::{
 };
 pub use error::QueueError;
 pub use keys::Keys;
-pub use scripts::PUSH_LIB;
+pub use scripts::push_lib;

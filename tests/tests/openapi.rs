@@ -285,4 +285,15 @@ async fn inputs_schemathesis_found_are_refused_or_accepted_never_500() {
     let a = call("POST", "/v1/track/pageview".into(), view(user)).await;
     assert_eq!(a.status, 202, "{:?}", a.body);
     assert_eq!(a.body["pages_visited"], 1);
+
+    // A view dated in year 5 (its finalize is due before 1970, a negative epoch time): accepted.
+    let a = call(
+        "POST",
+        "/v1/track/pageview".into(),
+        json!({"fingerprint": "fp-ancient", "url": "/", "timestamp": "0005-05-01T17:14:41.06Z",
+               "community_id": uuid::Uuid::new_v4()}),
+    )
+    .await;
+    assert_eq!(a.status, 202, "{:?}", a.body);
+    assert_eq!(a.body["new_session"], true);
 }

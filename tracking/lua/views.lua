@@ -1,9 +1,10 @@
 -- A batch of anonymous page views, each applied atomically and on its own (one view's error does
 -- not stop the others): the live session document (created on the first view, its TTL renewed by
 -- each), the view buffered for the database, the day's counters (count.lua), the community visit
--- (community_lib.lua) and the jobs the view calls for, stored with queue_push (the queue crate's
--- push_lib.lua): finalize_anonymous_session when the session is new (exactly once per session:
--- the session is created here, atomically), persist_anonymous_session on every n-th page.
+-- (community_lib.lua) and the jobs the view calls for, stored with queue_push (the head of the
+-- queue crate's push.lua, celeriac_queue::push_lib()): finalize_anonymous_session when the session
+-- is new (exactly once per session: the session is created here, atomically), and
+-- persist_anonymous_session on every n-th page.
 -- KEYS: 1 persist jobs, 2 persist pending, 3 persist scheduled, 4 finalize jobs, 5 finalize
 --   pending, 6 finalize scheduled; then per view 6 keys: anon_session:{fp}, its views list,
 --   paths, counters, visitors, footprint (visitor:anon:{fp}:footprint); and 5 more when it is a community page:
@@ -70,7 +71,7 @@ local function view(k, a)
                     ARGV[a + 7], visitor_doc, tonumber(at), window, false)
   end
   if flags == 1 then
-    local id, due, payload = string.match(ARGV[a + 8], '^([^|]+)|(%d+)|(.*)$')
+    local id, due, payload = string.match(ARGV[a + 8], '^([^|]+)|(-?%d+)|(.*)$')
     queue_push(KEYS[4], KEYS[5], KEYS[6], id, payload, tonumber(due), now_ms)
     pushed_finalize = true
   end

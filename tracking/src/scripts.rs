@@ -10,7 +10,7 @@ pub(crate) static VIEWS: LazyLock<Script> = LazyLock::new(|| {
         &[
             include_str!("../lua/count.lua"),
             include_str!("../lua/community_lib.lua"),
-            celeriac_queue::PUSH_LIB,
+            celeriac_queue::push_lib(),
             include_str!("../lua/views.lua"),
         ]
         .concat(),

@@ -19,9 +19,9 @@
 # each run, wait up to QUIET_WAIT seconds (180) for the machine to be less than this % busy over
 # 2 s, as other work on a shared machine skews latency), API_BIN (another api binary to measure,
 # e.g. a copy of an older build, for before/after comparisons), API_THREADS (1: the api's Tokio
-# worker threads, TOKIO_WORKER_THREADS; on 2 cores shared with Redis and the generator, one api
-# thread left Redis its core: p99 at 15k/s median 13.5 ms against 26 ms with 2 threads, and 6 µs
-# less api CPU per view, from fewer cross-thread wake-ups).
+# worker threads, TOKIO_WORKER_THREADS; on 2 cores shared with Redis and the generator one api
+# thread spent 6 µs less CPU per view than two, from fewer cross-thread wake-ups (3 runs each at
+# 15k/s: 33.5–36.1 against 39.2–41.2 µs), which leaves Redis more of its core).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

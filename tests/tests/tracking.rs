@@ -202,6 +202,46 @@ async fn concurrent_anonymous_views_share_script_runs_and_each_gets_its_own_answ
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_view_that_fails_in_redis_fails_alone() {
+    let (db, redis) = (TestDb::postgres().await, TestRedis::new().await);
+    let api = TestApi::start(&db, &redis, &[]).await;
+    let (bad, good) = (redis.token("fp"), redis.token("fp"));
+    // Garbage where the bad visitor's view buffer should be: its RPUSH fails with WRONGTYPE.
+    let _: () = redis
+        .conn
+        .clone()
+        .hset(format!("anon_session:{bad}:views"), "not", "a list")
+        .await
+        .unwrap();
+    let calls = (0..40).map(|i| {
+        let (api, fp) = (&api, if i % 2 == 0 { &bad } else { &good });
+        async move {
+            let body = json!({"fingerprint": fp, "url": format!("/t/{i}")});
+            (
+                fp.clone(),
+                api.call("POST", "/v1/track/pageview", Some(&body)).await,
+            )
+        }
+    });
+    let answers = futures::future::join_all(calls).await;
+    for (fp, (status, body)) in &answers {
+        if fp == &bad {
+            assert_eq!(*status, 500, "{body}");
+            assert_eq!(body["error"]["code"], "internal", "{body}");
+        } else {
+            assert_eq!(*status, 202, "{body}");
+        }
+    }
+    let mut pages: Vec<i64> = answers
+        .iter()
+        .filter(|(fp, _)| fp == &good)
+        .map(|(_, (_, b))| b["pages_visited"].as_i64().unwrap())
+        .collect();
+    pages.sort_unstable();
+    assert_eq!(pages, (1..=20).collect::<Vec<_>>());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_authenticated_views_events_logout() {
     let (db, redis) = (TestDb::postgres().await, TestRedis::new().await);
     let api = TestApi::start(&db, &redis, &[]).await;

@@ -22,8 +22,8 @@ use crate::validate::TrackError;
 
 /// Views in one script run: bounds how long one run holds Redis (about 20 µs a view).
 pub(crate) const MAX_BATCH: usize = 32;
-/// Batches in Redis at once. At 15,000 views/s on 2 cores (`bench/api.sh`), 1 gave larger
-/// batches but a p99 of 17 to 23 ms, 2 and 4 gave 8 to 9 ms in most runs, 4 the steadiest.
+/// Batches in Redis at once. At 15,000 views/s on 2 cores (`bench/api.sh`, two runs each), 1 gave
+/// larger batches but a p99 of 17 and 23 ms, 2 gave 9 and 32 ms, 4 gave 9 and 8 ms.
 pub(crate) const IN_FLIGHT: usize = 4;
 /// Views waiting for a batch before submitters wait too (back-pressure).
 const QUEUE: usize = 4096;

@@ -162,14 +162,10 @@ impl TestRedis {
 
 impl Drop for TestRedis {
     fn drop(&mut self) {
-        let mut patterns = vec![format!("{}:*", self.namespace)];
-        patterns.extend(
-            self.extra
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .iter()
-                .map(|t| format!("*{t}*")),
-        );
+        let fragments: Vec<String> = self.extra.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        // `*{namespace}*`: queue keys, and what the Celery client names after the queue (kombu bindings).
+        let mut patterns = vec![format!("*{}*", self.namespace)];
+        patterns.extend(fragments.iter().map(|t| format!("*{t}*")));
         let url = redis_url();
         let _ = std::thread::spawn(move || {
             let Ok(client) = redis::Client::open(url) else {
@@ -185,6 +181,24 @@ impl Drop for TestRedis {
                     .unwrap_or_default();
                 for chunk in keys.chunks(500) {
                     let _: Result<(), _> = redis::cmd("UNLINK").arg(chunk).query(&mut conn);
+                }
+            }
+            // The day path sets are shared by every test: take out only this test's paths.
+            let path_sets: Vec<String> = redis::cmd("KEYS")
+                .arg("pageviews:*:paths")
+                .query(&mut conn)
+                .unwrap_or_default();
+            for set in path_sets {
+                let members: Vec<String> = redis::cmd("SMEMBERS")
+                    .arg(&set)
+                    .query(&mut conn)
+                    .unwrap_or_default();
+                let mine: Vec<&String> = members
+                    .iter()
+                    .filter(|m| fragments.iter().any(|t| m.contains(t.as_str())))
+                    .collect();
+                if !mine.is_empty() {
+                    let _: Result<(), _> = redis::cmd("SREM").arg(&set).arg(mine).query(&mut conn);
                 }
             }
         })

@@ -206,6 +206,7 @@ async fn a_view_that_fails_in_redis_fails_alone() {
     let (db, redis) = (TestDb::postgres().await, TestRedis::new().await);
     let api = TestApi::start(&db, &redis, &[]).await;
     let (bad, good) = (redis.token("fp"), redis.token("fp"));
+    let page = format!("/t/{}", redis.token("page"));
     // Garbage where the bad visitor's view buffer should be: its RPUSH fails with WRONGTYPE.
     let _: () = redis
         .conn
@@ -214,9 +215,9 @@ async fn a_view_that_fails_in_redis_fails_alone() {
         .await
         .unwrap();
     let calls = (0..40).map(|i| {
-        let (api, fp) = (&api, if i % 2 == 0 { &bad } else { &good });
+        let (api, page, fp) = (&api, &page, if i % 2 == 0 { &bad } else { &good });
         async move {
-            let body = json!({"fingerprint": fp, "url": format!("/t/{i}")});
+            let body = json!({"fingerprint": fp, "url": format!("{page}/{i}")});
             (
                 fp.clone(),
                 api.call("POST", "/v1/track/pageview", Some(&body)).await,
@@ -247,6 +248,7 @@ async fn login_authenticated_views_events_logout() {
     let api = TestApi::start(&db, &redis, &[]).await;
     let ctx = job_context(&db, &redis, &[]);
     let user = Uuid::new_v4();
+    redis.track(&user.to_string());
     let fp = redis.token("fp");
     let (s, b) = api
         .call("POST", "/v1/sessions", Some(&json!({"user_id": user, "username": format!("u-{fp}"), "user_agent": CHROME, "device_fingerprint": fp, "remember_me": true})))
@@ -356,6 +358,7 @@ async fn community_visitors_count_each_visitor_on_its_own_clock_and_only_users_g
     let community = Uuid::new_v4();
     redis.track(&community.to_string());
     let user = Uuid::new_v4();
+    redis.track(&user.to_string());
     let (_, b) = api
         .call("POST", "/v1/sessions", Some(&json!({"user_id": user})))
         .await;
@@ -420,6 +423,7 @@ async fn every_view_is_counted_in_page_analytics_bots_left_out_and_recounting_ch
     let ctx = job_context(&db, &redis, &[]);
     let base = format!("/t/{}", redis.token("page"));
     let user = Uuid::new_v4();
+    redis.track(&user.to_string());
     let (_, b) = api
         .call("POST", "/v1/sessions", Some(&json!({"user_id": user})))
         .await;
@@ -510,6 +514,7 @@ async fn a_conversion_links_the_anonymous_session_and_analytics_report_it() {
         api.call("POST", "/v1/track/pageview", Some(&json!({"fingerprint": fp, "url": format!("{page}/{i}"), "referrer": "https://news.example/", "user_agent": CHROME}))).await;
     }
     let user = Uuid::new_v4();
+    redis.track(&user.to_string());
     let (s, b) = api
         .call(
             "POST",

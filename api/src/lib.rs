@@ -14,6 +14,7 @@ pub mod openapi;
 pub mod prometheus;
 pub mod routes;
 
+use axum::serve::ListenerExt as _;
 use std::future::{Future, IntoFuture};
 
 use tokio::net::TcpListener;
@@ -43,6 +44,12 @@ where
     }
     let grace = state.settings.shutdown_timeout;
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+    // Responses go out at once (no Nagle wait for the client's ACK of the previous one).
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
     let server = axum::serve(listener, app::build(state))
         .with_graceful_shutdown(async move {
             shutdown.await;

@@ -48,7 +48,11 @@ impl EnqueueItem {
 
 /// Open a self-healing Redis connection with production timeouts (not redis-rs' 500 ms default).
 pub async fn connect(url: &str) -> Result<ConnectionManager, redis::RedisError> {
-    let client = redis::Client::open(url)?;
+    // redis-rs leaves Nagle's algorithm on: a command written while an earlier one is unacknowledged
+    // (the API keeps several page-view batches in flight) would wait for Redis' ACK.
+    let info = redis::IntoConnectionInfo::into_connection_info(url)?
+        .set_tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true));
+    let client = redis::Client::open(info)?;
     client
         .get_connection_manager_with_config(
             ConnectionManagerConfig::new()

@@ -1,8 +1,9 @@
 -- One visit to a community page (community_lib.lua), for a signed-in visitor's view.
 -- KEYS: 1 community:{id}:visitors, 2 …:authenticated, 3 …:anonymous, 4 …:seen, 5 visitor footprint,
 --   6 …:seen:authenticated.
--- ARGV: 1 visitor key, 2 visitor JSON without pages_viewed, 3 now ms, 4 window s, 5 authenticated (1/0).
+-- ARGV: 1 visitor key, 2 visitor JSON without pages_viewed, 3 now ms, 4 window s, 5 authenticated (1/0),
+--   6 analytics counters ttl s (the footprint lives a day longer).
 return community_visit(
   {visitors = KEYS[1], authenticated = KEYS[2], anonymous = KEYS[3], seen = KEYS[4],
-   footprint = KEYS[5], seen_authenticated = KEYS[6]},
+   footprint = KEYS[5], seen_authenticated = KEYS[6], footprint_ttl = tonumber(ARGV[6]) + 86400},
   ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5] == '1')

@@ -2,7 +2,8 @@
 -- sets of last-seen times so stats count each visitor on its own 5-minute clock.
 -- C: visitors (community:{id}:visitors HASH), authenticated, anonymous (SETs), seen (ZSET,
 --   everyone), seen_authenticated (ZSET, signed-in visitors, so stats count them with ZCOUNT),
---   footprint (the visitor's erasure footprint SET).
+--   footprint (the visitor's erasure footprint SET), footprint_ttl (s: a day past the analytics
+--   keys it also lists, the same rule as count.lua's callers).
 -- visitor: visitor key; doc: visitor JSON without pages_viewed; now: ms; window: s;
 -- authenticated: true or false. Returns the visitor's pages_viewed.
 local function community_visit(C, visitor, doc, now, window, authenticated)
@@ -34,8 +35,7 @@ local function community_visit(C, visitor, doc, now, window, authenticated)
   for _, k in ipairs({C.visitors, kind_set, C.seen}) do redis.call('EXPIRE', k, window) end
   if not prev then
     redis.call('SADD', C.footprint, C.visitors)
-    -- The footprint's TTL: a day longer than the analytics keys it also lists (see count.lua).
-    redis.call('EXPIRE', C.footprint, 4 * 86400)
+    redis.call('EXPIRE', C.footprint, C.footprint_ttl)
   end
   return v.pages_viewed
 end

@@ -67,7 +67,7 @@ local function view(k, a)
     local at, visitor_doc = string.match(ARGV[a + 10], '^(%d+)|(.*)$')
     community_visit({visitors = KEYS[k + 6], authenticated = KEYS[k + 7], anonymous = KEYS[k + 8],
                      seen = KEYS[k + 9], seen_authenticated = KEYS[k + 10],
-                     footprint = KEYS[k + 5]},
+                     footprint = KEYS[k + 5], footprint_ttl = counters_ttl + 86400},
                     ARGV[a + 7], visitor_doc, tonumber(at), window, false)
   end
   if flags == 1 then

@@ -145,20 +145,21 @@ async fn run(mut redis: ConnectionManager, fixed: Arc<Fixed>, batch: Vec<(AnonVi
         elapsed_us = started.elapsed().as_micros() as u64,
         "page-view batch"
     );
-    match reply {
-        Ok(values) if values.len() == batch.len() * 3 => {
-            for ((_, reply), value) in batch.into_iter().zip(values.chunks(3)) {
-                let _ = reply.send(outcome(value));
-            }
-        }
-        Ok(values) => {
-            let e = RedisError::from((
+    let reply = reply.and_then(|values| {
+        if values.len() == batch.len() * 3 {
+            Ok(values)
+        } else {
+            Err(RedisError::from((
                 ErrorKind::Parse,
                 "page-view batch reply",
                 format!("{} values for {} views", values.len(), batch.len()),
-            ));
-            for (_, reply) in batch {
-                let _ = reply.send(Err(TrackError::Redis(e.clone())));
+            )))
+        }
+    });
+    match reply {
+        Ok(values) => {
+            for ((_, reply), value) in batch.into_iter().zip(values.chunks(3)) {
+                let _ = reply.send(outcome(value));
             }
         }
         Err(e) => {

@@ -87,6 +87,7 @@ pub(crate) async fn visit(
         .arg(now.timestamp_millis())
         .arg(t.config.visitor_window.as_secs())
         .arg(if authenticated { "1" } else { "0" })
+        .arg(t.config.counters_ttl.as_secs())
         .invoke_async(&mut t.redis.clone())
         .await?;
     let Some(user_id) = v.user_id else {

@@ -19,6 +19,13 @@ pub struct Erased {
     pub sessions: u64,
 }
 
+/// The day of a `pageviews:{date}:paths` key (None for any other key).
+fn path_set_day(key: &str) -> Option<chrono::NaiveDate> {
+    let day = key.strip_prefix("pageviews:")?.strip_suffix(":paths")?;
+    let day = day.parse().ok()?;
+    (worker::hot::pageview_paths_key(day) == key).then_some(day)
+}
+
 impl Tracker {
     /// Remove the visitor's live session, buffered views, community presence, analytics visitor
     /// entries, and every anonymous session row (page views cascade).
@@ -44,10 +51,10 @@ impl Tracker {
                     .srem(format!("{place}:anonymous"), &visitor)
                     .zrem(format!("{place}:seen"), &visitor)
                     .zrem(format!("{place}:seen:authenticated"), &visitor);
-            } else if let Some(day) = place.strip_suffix(":paths") {
+            } else if let Some(day) = path_set_day(&place) {
                 let paths: Vec<String> = redis.smembers(&place).await?;
                 for path in paths {
-                    pipe.srem(format!("{day}:{path}:visitors"), &visitor);
+                    pipe.srem(worker::hot::pageview_visitors_key(day, &path), &visitor);
                 }
             } else {
                 pipe.srem(&place, &visitor);

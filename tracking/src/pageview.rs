@@ -8,18 +8,11 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 use worker::hot::hash_session_id;
 use worker::jobs::{FinalizeAnonymousSession, PersistAnonymousSession};
-use worker::registry::JobArgs;
 
 use crate::batch::AnonView;
 use crate::device::device;
 use crate::validate::{self, TrackError, invalid};
 use crate::{Tracker, community, keys, scripts};
-
-/// A job's arguments as the queue stores them (checked as an enqueue through the API would be).
-fn job_payload<T: JobArgs>(args: &T) -> Result<String, TrackError> {
-    args.validate()?;
-    json_text(args)
-}
 
 fn json_text<T: Serialize>(value: &T) -> Result<String, TrackError> {
     serde_json::to_string(value).map_err(|e| invalid("", e.to_string()))
@@ -194,16 +187,14 @@ impl Tracker {
         // A v4 id from the thread's CSPRNG: no system call per view. It names the session only
         // when this view starts one; so does the finalize job's payload below.
         let new_id = uuid::Builder::from_random_bytes(rand::random()).into_uuid();
-        let timeout = chrono::Duration::from_std(self.config.anon_timeout).unwrap_or_default();
-        let grace =
-            chrono::Duration::from_std(worker::jobs::finalize_grace(self.config.anon_timeout))
-                .unwrap_or_default();
-        let finalize_due = (c.at + timeout - grace).timestamp_millis();
-        let finalize = job_payload(&FinalizeAnonymousSession {
+        let finalize_due =
+            worker::jobs::finalize_due(c.at, self.config.anon_timeout).timestamp_millis();
+        // The jobs' only checked argument, the fingerprint, passed the jobs' own rule in `check`.
+        let finalize = json_text(&FinalizeAnonymousSession {
             fingerprint: v.fingerprint.clone(),
             session_id: new_id,
         })?;
-        let persist = job_payload(&PersistAnonymousSession {
+        let persist = json_text(&PersistAnonymousSession {
             fingerprint: v.fingerprint.clone(),
         })?;
         let mut batch_keys = vec![

@@ -31,12 +31,10 @@ pub fn invalid(field: &str, message: impl Into<String>) -> TrackError {
     TrackError::Invalid(ArgError::new(field, message))
 }
 
-/// A device fingerprint: 1 to 128 printable characters without spaces.
+/// A device fingerprint: 1 to 128 printable characters without spaces (the jobs' own rule, so a
+/// fingerprint the API accepts is one its jobs accept).
 pub fn fingerprint(field: &str, fp: &str) -> Result<(), TrackError> {
-    if fp.is_empty() || fp.len() > 128 || fp.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(invalid(field, "must be 1 to 128 characters without spaces"));
-    }
-    Ok(())
+    worker::jobs::check_fingerprint(fp).map_err(|e| invalid(field, e.message))
 }
 
 /// A page address: a path (`/communities/montreal/?tab=events`) or an absolute http(s) URL.

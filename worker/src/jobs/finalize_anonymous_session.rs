@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -30,10 +30,15 @@ impl JobArgs for FinalizeAnonymousSession {
     }
 }
 
-/// Sessions count as idle this long before the timeout (5 s, or a tenth of a short timeout), so
-/// the document is read before Redis expires it (its TTL equals the timeout).
-pub fn finalize_grace(timeout: Duration) -> Duration {
-    (timeout / 10).min(Duration::from_secs(5))
+/// When a session last active at `last_activity` is finalized: after the timeout less a grace
+/// (5 s, or a tenth of a short timeout), so the document is read before Redis expires it (its
+/// TTL equals the timeout).
+pub fn finalize_due(last_activity: DateTime<Utc>, timeout: Duration) -> DateTime<Utc> {
+    let wait = timeout.saturating_sub((timeout / 10).min(Duration::from_secs(5)));
+    chrono::Duration::from_std(wait)
+        .ok()
+        .and_then(|w| last_activity.checked_add_signed(w))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
 impl FinalizeAnonymousSession {
@@ -46,16 +51,12 @@ impl FinalizeAnonymousSession {
 impl Job for FinalizeAnonymousSession {
     /// Persist the last state and end the session, or reschedule while it is still active.
     async fn run(self, ctx: &JobContext) -> Result<(), JobError> {
-        let timeout = chrono::Duration::from_std(ctx.settings.anon_session_timeout)
-            .map_err(|e| JobError::Permanent(e.to_string()))?;
-        let grace = chrono::Duration::from_std(finalize_grace(ctx.settings.anon_session_timeout))
-            .unwrap_or_default();
         let live = store::read_anon_session(ctx, &self.fingerprint)
             .await?
             .filter(|doc| doc.session_id == self.session_id);
         if let Some(doc) = live {
             {
-                let due = doc.last_activity + timeout - grace;
+                let due = finalize_due(doc.last_activity, ctx.settings.anon_session_timeout);
                 if due > Utc::now() {
                     let due_ms = due.timestamp_millis();
                     let args = serde_json::to_value(&self).map_err(anyhow::Error::from)?;

@@ -13,7 +13,7 @@ mod persist_anonymous_session;
 pub use aggregate_page_analytics::AggregatePageAnalytics;
 pub use cleanup_old_anonymous_data::CleanupOldAnonymousData;
 pub use enhance_session_async::{EnhanceSessionAsync, parse_user_agent};
-pub use finalize_anonymous_session::{FinalizeAnonymousSession, finalize_grace};
+pub use finalize_anonymous_session::{FinalizeAnonymousSession, finalize_due};
 pub use finalize_idle_sessions::FinalizeIdleSessions;
 pub use link_anonymous_conversion::LinkAnonymousConversion;
 pub use persist_anonymous_session::PersistAnonymousSession;
@@ -93,7 +93,7 @@ impl From<crate::queues::EnqueueError> for JobError {
 }
 
 /// Validates that a fingerprint is a non-empty token of at most 128 characters.
-pub(crate) fn check_fingerprint(fp: &str) -> Result<(), crate::registry::ArgError> {
+pub fn check_fingerprint(fp: &str) -> Result<(), crate::registry::ArgError> {
     if fp.is_empty() || fp.len() > 128 || fp.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(crate::registry::ArgError::new(
             "fingerprint",

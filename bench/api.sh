@@ -4,11 +4,16 @@
 # Builds the release binaries, starts target/release/api on 127.0.0.1:$PORT against a scratch
 # SQLite database (or BENCH_DATABASE_URL, already migrated or migratable) and the local Redis
 # under a private CELERIAC_NAMESPACE, with a bearer token and the default log level, then runs
-# bench/src/bin/api-load.rs (open loop, constant rate, keep-alive, latency from the scheduled send):
-#   POST /v1/track/pageview at 1,000 req/s, at 15,000 req/s, then probes at $PROBE_RATES;
+# bench/src/bin/api-load.rs (open loop: a pacer thread writes each request at its due time on
+# keep-alive connections, pipelining when a connection is still busy; latency from the due time):
+#   POST /v1/track/pageview at 1,000 req/s; at 15,000 req/s once per arrival pattern in $ARRIVALS
+#   (uniform: evenly spaced; poisson: independent visitors; ms-ticks: rate/1000 requests at once
+#   every millisecond, as a load tool on a millisecond timer sends them); probes at $PROBE_RATES;
 #   GET /v1/communities/{id}/visitors at 1,000 req/s over the communities the views populated.
 # Prints a table: achieved rate, errors, p50/p90/p99/p99.9/max (ms), and CPU as % of one core of
-# the api, Redis, the generator and the whole machine (2 cores = 200 %) over the measured window.
+# the api, Redis, the generator and the whole machine (2 cores = 200 %) over the measured window;
+# before the first run and after the last, bench/src/bin/cpu-stalls.rs measures for 5 s how much
+# time busy threads lose to the machine itself (the noise floor every latency figure stands on).
 # Cleans up on exit: stops the api and deletes only what it created (anon_session:bench-<tag>-*,
 # their footprints, pageviews:*:/bench-<tag>/* and those paths in pageviews:*:paths, the bench
 # communities' keys, the namespace's keys). Never FLUSHDB.
@@ -18,10 +23,9 @@
 # BENCH_DATABASE_URL, REDIS_HOST/REDIS_PORT (127.0.0.1:6379), SKIP_BUILD=1, QUIET_PCT (15: before
 # each run, wait up to QUIET_WAIT seconds (180) for the machine to be less than this % busy over
 # 2 s, as other work on a shared machine skews latency), API_BIN (another api binary to measure,
-# e.g. a copy of an older build, for before/after comparisons), API_THREADS (1: the api's Tokio
-# worker threads, TOKIO_WORKER_THREADS; on 2 cores shared with Redis and the generator one api
-# thread spent 6 µs less CPU per view than two, from fewer cross-thread wake-ups (3 runs each at
-# 15k/s: 33.5–36.1 against 39.2–41.2 µs), which leaves Redis more of its core).
+# e.g. a copy of an older build, for before/after comparisons), API_THREADS (the api's own
+# setting, default 1: one event loop; see api/src/config.rs), ARRIVALS ("uniform poisson ms-ticks":
+# the arrival patterns of the 15,000 req/s runs; the other runs are uniform).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -39,6 +43,7 @@ QUIET_PCT=${QUIET_PCT:-15}
 QUIET_WAIT=${QUIET_WAIT:-180}
 API_BIN=${API_BIN:-target/release/api}
 API_THREADS=${API_THREADS:-1}
+ARRIVALS=${ARRIVALS:-"uniform poisson ms-ticks"}
 
 tag="apib$(date +%s)$$"
 namespace="bench-api-$tag"
@@ -83,7 +88,7 @@ trap 'exit 130' INT TERM
 rcli ping >/dev/null || { echo "bench: Redis is not answering at $REDIS_HOST:$REDIS_PORT" >&2; exit 1; }
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
   cargo build --release --locked -p api -p migration -p celeriac-bench \
-    --bin api --bin migration --bin api-load
+    --bin api --bin migration --bin api-load --bin cpu-stalls
 fi
 
 export DATABASE_URL=${BENCH_DATABASE_URL:-"sqlite://$work/bench.db?mode=rwc"}
@@ -94,7 +99,8 @@ export API_TOKEN=$token
 unset PORT
 target/release/migration up >"$work/migration.log" 2>&1 ||
   { cat "$work/migration.log" >&2; exit 1; }
-TOKIO_WORKER_THREADS=$API_THREADS "$API_BIN" >"$work/api.log" 2>&1 &
+# TOKIO_WORKER_THREADS too, for API_BIN builds older than API_THREADS.
+API_THREADS=$API_THREADS TOKIO_WORKER_THREADS=$API_THREADS "$API_BIN" >"$work/api.log" 2>&1 &
 api_pid=$!
 for _ in $(seq 100); do
   curl -fsS "http://$API_ADDR/healthz" >/dev/null 2>&1 && break
@@ -134,9 +140,17 @@ load() {
     --fingerprints "$FINGERPRINTS" --paths "$PATHS" --communities "$ids" \
     --api-pid "$api_pid" --redis-pid "$redis_pid" "$@"
 }
+# What the machine itself takes from busy threads (host, kernel threads), before and after: a
+# core lost for 10 ms at 15,000 req/s leaves 150 requests waiting, whatever the server does.
+stalls() {
+  wait_quiet
+  echo "[bench] CPU stalls $1 (5 s, every core spinning): $(target/release/cpu-stalls --seconds 5 | tail -1)" >&2
+}
+stalls before
 load --mode pageview --rate 1000 --label "pageview 1k" --header
-load --mode pageview --rate 15000 --label "pageview 15k"
+for a in $ARRIVALS; do load --mode pageview --rate 15000 --arrivals "$a" --label "pageview 15k $a"; done
 for r in $PROBE_RATES; do load --mode pageview --rate "$r" --label "pageview probe $((r / 1000))k"; done
 load --mode visitors --rate 1000 --label "visitors GET 1k"
+stalls after
 echo "[bench] community size at the end: $(rcli zcard "community:${communities[0]}:visitors:seen") visitors seen;" \
   "api log lines: $(wc -l <"$work/api.log"); api peak RSS $(grep VmHWM /proc/"$api_pid"/status | tr -s ' ' | cut -d' ' -f2-)" >&2

@@ -6,6 +6,7 @@
 //! | `PORT` | when set, replaces the port of `API_ADDR` (Procfile hosts set it) | unset |
 //! | `API_TOKEN` | when set, every `/v1` request needs `Authorization: Bearer <token>` | unset: open, warned at start |
 //! | `API_MAX_BODY_BYTES` | largest request body accepted; bigger ones get 413 | `1048576` (1 MiB) |
+//! | `API_THREADS` | threads serving requests: `1` runs one event loop (a current-thread Tokio runtime), more a multi-thread runtime with that many workers | `1` |
 //!
 //! Shared settings (`DATABASE_URL`, `REDIS_URL`, `CELERIAC_NAMESPACE`, ...) live in
 //! [`worker::config::Settings`].
@@ -20,6 +21,12 @@ use worker::config::{ConfigError, opt};
 pub const DEFAULT_ADDR: &str = "127.0.0.1:8000";
 /// The default body limit: 1 MiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+/// The default number of request threads: one event loop. On the 2-core reference machine, shared
+/// with Redis and the workers, one current-thread runtime spent the least CPU per page view
+/// (`bench/api.sh`: 2.7 µs less in the API and 2.7 µs less in Redis than one multi-thread worker,
+/// as a batch is sealed only after every ready request has been read; a second worker costs ~6 µs
+/// more); one thread also serves several times the page-view target.
+pub const DEFAULT_THREADS: usize = 1;
 
 /// The API's configuration.
 #[derive(Debug, Clone)]
@@ -30,6 +37,8 @@ pub struct ApiConfig {
     pub token: Option<ApiToken>,
     /// The largest request body accepted (`API_MAX_BODY_BYTES`).
     pub max_body_bytes: usize,
+    /// Threads serving requests (`API_THREADS`); 1 is a current-thread runtime.
+    pub threads: usize,
 }
 
 impl ApiConfig {
@@ -67,10 +76,19 @@ impl ApiConfig {
                 reason: "must be at least 1".into(),
             });
         }
+        let threads = opt::<usize>(vars, "API_THREADS")?.unwrap_or(DEFAULT_THREADS);
+        if threads == 0 {
+            return Err(ConfigError {
+                var: "API_THREADS".into(),
+                value: "0".into(),
+                reason: "must be at least 1".into(),
+            });
+        }
         Ok(Self {
             addr,
             token,
             max_body_bytes,
+            threads,
         })
     }
 }
@@ -115,6 +133,7 @@ mod tests {
         assert_eq!(c.addr, DEFAULT_ADDR.parse().expect("valid"));
         assert!(c.token.is_none());
         assert_eq!(c.max_body_bytes, 1_048_576);
+        assert_eq!(c.threads, 1);
     }
 
     #[test]
@@ -131,6 +150,8 @@ mod tests {
             ("PORT", "http"),
             ("API_MAX_BODY_BYTES", "-1"),
             ("API_MAX_BODY_BYTES", "0"),
+            ("API_THREADS", "0"),
+            ("API_THREADS", "many"),
         ] {
             let e = ApiConfig::from_vars(&vars(&[(var, value)])).expect_err("must be refused");
             assert_eq!(e.var, var);

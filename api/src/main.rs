@@ -21,17 +21,33 @@ use worker::run::{redact, shutdown_signal};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    let shutdown = shutdown_signal();
+fn main() -> ExitCode {
     worker::telemetry::init();
-    match run(shutdown).await {
+    match start() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("api: {}", one_line(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// Read the configuration, then build the runtime it asks for (`API_THREADS`) and serve.
+fn start() -> anyhow::Result<()> {
+    let settings = Settings::from_env()?;
+    let api = ApiConfig::from_env()?;
+    let runtime = if api.threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(api.threads)
+            .enable_all()
+            .build()
+    }
+    .context("cannot start the Tokio runtime")?;
+    runtime.block_on(async { run(settings, api, shutdown_signal()).await })
 }
 
 /// The error and its causes on one line, skipping a cause whose text is already shown (redis and
@@ -52,11 +68,10 @@ fn one_line(e: &anyhow::Error) -> String {
 }
 
 async fn run(
+    settings: Settings,
+    api: ApiConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let settings = Settings::from_env()?;
-    let api = ApiConfig::from_env()?;
-
     let redis_at = redact(&settings.redis_url);
     let mut redis = api::connect_redis(&settings.redis_url)
         .await

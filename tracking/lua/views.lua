@@ -23,7 +23,9 @@ local PER_VIEW = 11
 local t = redis.call('TIME')
 local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local persist_every = tonumber(ARGV[3])
-local ttl = tonumber(ARGV[4])
+-- Numbers handed to redis.call are formatted on every call: TTLs go as the strings they came as.
+local ttl = ARGV[4]
+local views_ttl = tostring(tonumber(ttl) * 2)
 local counters_ttl = tonumber(ARGV[5])
 local window = tonumber(ARGV[6])
 local n = tonumber(ARGV[7])
@@ -51,7 +53,7 @@ local function view(k, a)
   -- The view JSON is an object with at least one field: splice the session id in as text.
   redis.call('RPUSH', KEYS[k + 1],
     '{"session_id":' .. cjson.encode(doc.session_id) .. ',' .. string.sub(ARGV[a + 4], 2))
-  redis.call('EXPIRE', KEYS[k + 1], ttl * 2)
+  redis.call('EXPIRE', KEYS[k + 1], views_ttl)
   if ARGV[a + 3] ~= '1' then
     count_view({paths = KEYS[k + 2], counters = KEYS[k + 3], visitors = KEYS[k + 4],
                 path = ARGV[a + 5], page_type = ARGV[a + 6], visitor = ARGV[a + 7],

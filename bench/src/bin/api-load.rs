@@ -1,15 +1,18 @@
 //! `api-load`: an open-loop, constant-rate HTTP/1.1 load generator for the API's hot routes
 //! (`POST /v1/track/pageview`, `GET /v1/communities/{id}/visitors`), loopback only.
 //!
-//! N keep-alive connections over raw tokio `TcpStream`s, each sending at `rate / N` on a fixed
-//! schedule (connection `i` starts `i / rate` seconds in), one request in flight per connection.
-//! Latency is counted from the *scheduled* send time whenever the connection was still busy with
-//! the previous response at that time (the server made us late: no coordinated omission), and
-//! from the actual send time when the connection was idle (the only lateness then is this
-//! process's millisecond timer, which is not the server's; its mean is printed as `timer lag`).
-//! Requests scheduled in the warm-up are sent but not recorded; requests still unsent 5 s after
-//! the end are counted as `unsent` (they lower the achieved rate).
-//!
+//! N keep-alive connections over raw sockets. A pacer thread (outside the Tokio runtime, whose
+//! timer has millisecond resolution) makes the arrivals: request `j` is written on connection
+//! `j mod N` at its due time, whether or not the connection's earlier requests have been answered
+//! (HTTP/1.1 pipelining; the server answers each connection's requests in order), and a reader
+//! task per connection matches responses to due times. Nothing the server does can delay a send,
+//! so latency, counted from the due time, has no coordinated omission. `--arrivals uniform` (the
+//! default) spaces arrivals evenly at `1 / rate`; `poisson` draws exponential gaps of mean
+//! `1 / rate` (independent visitors); `ms-ticks` rounds every uniform arrival up to the next
+//! whole millisecond, as a millisecond timer would, so the server sees a burst of `rate / 1000`
+//! requests each millisecond. The pacer's mean lateness is printed as `send lag`.
+//! Requests due in the warm-up are sent but not recorded; requests unanswered 5 s after the end
+//! are counted as `unanswered`.
 //! Page-view bodies come from `--fingerprints` distinct fingerprints (`bench-<tag>-<n>`) over
 //! `--paths` paths (`/bench-<tag>/page-<n>/`); the first paths are community pages carrying one of
 //! `--communities` as `community_id`. User agents, referrers and addresses vary; one UA in 12 is
@@ -27,8 +30,9 @@ use celeriac_bench::{machine_jiffies, process_cpu, runtime};
 use clap::{Parser, ValueEnum};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Mode {
@@ -36,6 +40,17 @@ enum Mode {
     Pageview,
     /// `GET /v1/communities/{id}/visitors`.
     Visitors,
+}
+
+/// How arrivals are spaced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Arrivals {
+    /// Evenly, `1 / rate` apart.
+    Uniform,
+    /// Exponential gaps of mean `1 / rate` (a Poisson process).
+    Poisson,
+    /// Evenly, each rounded up to the next whole millisecond (a millisecond timer's bursts).
+    MsTicks,
 }
 
 #[derive(Parser, Debug)]
@@ -59,6 +74,9 @@ struct Args {
     /// Warm-up seconds: load is applied but not recorded.
     #[arg(long, default_value_t = 2.0)]
     warmup: f64,
+    /// How arrivals are spaced in time.
+    #[arg(long, value_enum, default_value = "uniform")]
+    arrivals: Arrivals,
     /// Keep-alive connections.
     #[arg(long, default_value_t = 64)]
     connections: usize,
@@ -93,6 +111,10 @@ struct Args {
     /// Print the table header before the row.
     #[arg(long)]
     header: bool,
+    /// Write every recorded request as `<µs into the window it was due> <latency µs>` to this
+    /// file, in send order (to see whether slow requests come together in time).
+    #[arg(long)]
+    latency_log: Option<std::path::PathBuf>,
 }
 
 /// User agents, one in 12 a crawler. None holds `"` or `\`: they go into JSON unescaped.
@@ -118,21 +140,43 @@ const REFERRERS: [&str; 5] = [
     "",
 ];
 
-/// What one connection saw.
+/// What the connections saw.
 #[derive(Default)]
-struct ConnStats {
-    /// Latencies (µs) of requests scheduled in the measured window.
+struct Seen {
+    /// Latencies (µs) of requests due in the measured window.
     lat_us: Vec<u32>,
+    /// With `--latency-log`: (µs from the measured window's start to the due time, latency µs).
+    timeline: Vec<(u32, u32)>,
     ok: u64,
     errors: u64,
-    unsent: u64,
+    /// Requests written but never answered (the connection closed, or the hard stop came).
+    unanswered: u64,
     /// Responses completed inside the measured window (for CPU per request).
     done_in_window: u64,
     first_error: Option<String>,
-    /// Sum and count of (actual − scheduled send) for sends made on an idle connection.
-    lag_us_sum: u64,
-    lag_n: u64,
     last_done: Option<Instant>,
+}
+
+impl Seen {
+    fn error(&mut self, e: String) {
+        self.errors += 1;
+        if self.first_error.is_none() {
+            self.first_error = Some(e);
+        }
+    }
+
+    fn merge(&mut self, s: Seen) {
+        self.lat_us.extend(s.lat_us);
+        self.timeline.extend(s.timeline);
+        self.ok += s.ok;
+        self.errors += s.errors;
+        self.unanswered += s.unanswered;
+        self.done_in_window += s.done_in_window;
+        if self.first_error.is_none() {
+            self.first_error = s.first_error;
+        }
+        self.last_done = self.last_done.max(s.last_done);
+    }
 }
 
 /// The times every connection shares.
@@ -142,7 +186,6 @@ struct Plan {
     measure_from: Instant,
     end: Instant,
     hard_stop: Instant,
-    interval: Duration,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -170,10 +213,21 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
-    // Open every connection first, so connection setup is not measured.
-    let mut streams = Vec::with_capacity(args.connections);
-    for _ in 0..args.connections {
-        streams.push(open(args.addr).await?);
+    // Open every connection first, so connection setup is not measured. Each is split: the
+    // pacer writes on one handle, a reader task reads from the other.
+    let mut writers = Vec::with_capacity(args.connections);
+    let mut readers = Vec::with_capacity(args.connections);
+    for i in 0..args.connections {
+        let (w, r) = open(args.addr)?;
+        let (due_tx, due_rx) = tokio::sync::mpsc::unbounded_channel();
+        writers.push(Writer {
+            stream: w,
+            due: due_tx,
+            rng: StdRng::seed_from_u64(0x5eed_0000 + i as u64),
+            n: 0,
+            dead: false,
+        });
+        readers.push((r, due_rx));
     }
     let t0 = Instant::now() + Duration::from_millis(50);
     let measure_from = t0 + Duration::from_secs_f64(args.warmup);
@@ -183,7 +237,6 @@ async fn run(args: Args) -> anyhow::Result<()> {
         measure_from,
         end,
         hard_stop: end + Duration::from_secs(5),
-        interval: Duration::from_secs_f64(args.connections as f64 / args.rate),
     };
     let args = std::sync::Arc::new(args);
 
@@ -197,39 +250,59 @@ async fn run(args: Args) -> anyhow::Result<()> {
             (a, b)
         })
     };
+    let (paced_tx, paced_rx) = tokio::sync::watch::channel(false);
     let mut tasks = Vec::with_capacity(args.connections);
-    for (i, stream) in streams.into_iter().enumerate() {
-        let args = args.clone();
-        tasks.push(tokio::spawn(async move {
-            connection(i, stream, &args, plan).await
-        }));
+    for (stream, dues) in readers {
+        let log = args.latency_log.is_some();
+        let paced = paced_rx.clone();
+        tasks.push(tokio::spawn(read_responses(stream, dues, paced, plan, log)));
     }
-    let mut all = ConnStats::default();
+    let pacer = {
+        let args = args.clone();
+        std::thread::Builder::new()
+            .name("pacer".into())
+            .spawn(move || {
+                let out = pace(&args, plan, writers);
+                let _ = paced_tx.send(true);
+                out
+            })
+            .context("cannot start the pacer thread")?
+    };
+    let mut all = Seen::default();
     for t in tasks {
-        let s = t.await.context("a connection task panicked")?;
-        all.lat_us.extend(s.lat_us);
-        all.ok += s.ok;
-        all.errors += s.errors;
-        all.unsent += s.unsent;
-        all.done_in_window += s.done_in_window;
-        all.lag_us_sum += s.lag_us_sum;
-        all.lag_n += s.lag_n;
-        if all.first_error.is_none() {
-            all.first_error = s.first_error;
-        }
-        all.last_done = all.last_done.max(s.last_done);
+        all.merge(t.await.context("a connection task panicked")?);
     }
     let (a, b) = sampler.await.context("the CPU sampler panicked")?;
-    report(&args, &plan, all, a, b);
+    let paced = pacer
+        .join()
+        .map_err(|_| anyhow::anyhow!("the pacer thread panicked"))?;
+    all.merge(paced.seen);
+    if let Some(path) = &args.latency_log {
+        all.timeline.sort_unstable();
+        let mut out = String::with_capacity(all.timeline.len() * 16);
+        for (at, us) in &all.timeline {
+            let _ = writeln!(out, "{at} {us}");
+        }
+        std::fs::write(path, out).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    let lag_ms = if paced.sent == 0 {
+        0.0
+    } else {
+        paced.lag_us_sum as f64 / paced.sent as f64 / 1000.0
+    };
+    report(&args, &plan, all, lag_ms, a, b);
     Ok(())
 }
 
-async fn open(addr: SocketAddr) -> anyhow::Result<TcpStream> {
-    let s = TcpStream::connect(addr)
-        .await
-        .with_context(|| format!("cannot connect to {addr}"))?;
+/// A connection as two handles on one socket: a blocking one for the pacer's writes and a Tokio
+/// one for its reader (they share the non-blocking flag, so the writer handles `WouldBlock`).
+fn open(addr: SocketAddr) -> anyhow::Result<(std::net::TcpStream, TcpStream)> {
+    let s =
+        std::net::TcpStream::connect(addr).with_context(|| format!("cannot connect to {addr}"))?;
     s.set_nodelay(true)?;
-    Ok(s)
+    let r = s.try_clone()?;
+    r.set_nonblocking(true)?;
+    Ok((s, TcpStream::from_std(r)?))
 }
 
 /// CPU seconds so far of (api, redis, this process), and machine (busy, total) jiffies.
@@ -252,109 +325,204 @@ fn cpu_sample(args: &Args) -> CpuSample {
     }
 }
 
-/// One keep-alive connection's schedule.
-async fn connection(i: usize, stream: TcpStream, args: &Args, plan: Plan) -> ConnStats {
-    let mut st = ConnStats {
-        lat_us: Vec::with_capacity(
-            (args.duration * args.rate / args.connections as f64 * 1.1) as usize + 16,
-        ),
-        ..Default::default()
-    };
-    let mut rng = StdRng::seed_from_u64(0x5eed_0000 + i as u64);
-    let mut stream = Some(stream);
-    let mut req = Vec::with_capacity(1024);
-    let mut body = String::with_capacity(768);
-    let mut buf = Vec::with_capacity(4096);
-    let mut scheduled = plan.t0 + plan.interval.mul_f64(i as f64 / args.connections as f64);
-    let mut prev_done = plan.t0;
-    let mut n: u64 = 0;
+/// The pacer's end of one connection.
+struct Writer {
+    stream: std::net::TcpStream,
+    /// Each written request's due time, for the reader (responses come back in order).
+    due: UnboundedSender<Instant>,
+    rng: StdRng,
+    n: u64,
+    dead: bool,
+}
+
+/// What the pacer did.
+struct Paced {
+    sent: u64,
+    /// Sum of (actual write − due), µs.
+    lag_us_sum: u64,
+    /// Write failures.
+    seen: Seen,
+}
+
+/// Make the arrivals from `plan.t0` to `plan.end`: at each one's due time (sleeping in the
+/// kernel's high-resolution timer in between), build request `j` and write it on connection
+/// `j mod N`, whether or not that connection's earlier requests have been answered (HTTP/1.1
+/// pipelining: the server answers in order). Nothing the server does can delay a send, so
+/// latency counted from the due time has no coordinated omission.
+fn pace(args: &Args, plan: Plan, mut conns: Vec<Writer>) -> Paced {
+    let gap = 1.0 / args.rate;
     let auth = args
         .token
         .as_deref()
         .map(|t| format!("Authorization: Bearer {t}\r\n"))
         .unwrap_or_default();
-    while scheduled < plan.end {
-        let now = Instant::now();
-        if now >= plan.hard_stop {
-            let left = plan.end.saturating_duration_since(scheduled).as_secs_f64()
-                / plan.interval.as_secs_f64();
-            st.unsent += left.ceil() as u64;
+    let mut out = Paced {
+        sent: 0,
+        lag_us_sum: 0,
+        seen: Seen::default(),
+    };
+    let mut req = Vec::with_capacity(1024);
+    let mut body = String::with_capacity(768);
+    let mut rng = StdRng::seed_from_u64(0x9ace_0000);
+    let mut poisson_at = 0.0_f64;
+    for j in 0_u64.. {
+        let at = match args.arrivals {
+            Arrivals::Uniform => j as f64 * gap,
+            Arrivals::MsTicks => (j as f64 * gap * 1000.0).ceil() / 1000.0,
+            Arrivals::Poisson => {
+                let at = poisson_at;
+                // 1 - u is in (0, 1]: the logarithm is finite.
+                poisson_at += -(1.0 - rng.random::<f64>()).ln() * gap;
+                at
+            }
+        };
+        let due = plan.t0 + Duration::from_secs_f64(at);
+        if due >= plan.end {
             break;
         }
-        if scheduled > now {
-            tokio::time::sleep_until(scheduled.into()).await;
+        let now = Instant::now();
+        if due > now {
+            std::thread::sleep(due - now);
         }
-        build_request(args, &auth, &mut rng, i, n, &mut body, &mut req);
-        let sent = Instant::now();
-        let was_idle = prev_done <= scheduled;
-        if was_idle {
-            st.lag_us_sum += sent.saturating_duration_since(scheduled).as_micros() as u64;
-            st.lag_n += 1;
+        let i = (j % conns.len() as u64) as usize;
+        let c = &mut conns[i];
+        if c.dead {
+            out.seen.error("connection lost".into());
+            continue;
         }
-        let outcome = match stream.as_mut() {
-            Some(s) => exchange(s, &req, &mut buf).await,
-            None => match open(args.addr).await {
-                Ok(s) => {
-                    let s = stream.insert(s);
-                    exchange(s, &req, &mut buf).await
-                }
-                Err(e) => Err(e),
-            },
-        };
-        let done = Instant::now();
-        prev_done = done;
-        if done >= plan.measure_from && done <= plan.end {
-            st.done_in_window += 1;
-        }
-        let from = if was_idle { sent } else { scheduled };
-        match outcome {
-            Ok((status, keep_alive)) => {
-                if (200..300).contains(&status) {
-                    st.ok += 1;
-                } else {
-                    st.errors += 1;
-                    if st.first_error.is_none() {
-                        st.first_error = Some(format!("HTTP {status}"));
-                    }
-                }
-                if !keep_alive {
-                    stream = None;
-                }
-                if scheduled >= plan.measure_from {
-                    let us = done.saturating_duration_since(from).as_micros();
-                    st.lat_us.push(u32::try_from(us).unwrap_or(u32::MAX));
-                    st.last_done = Some(done);
-                }
+        build_request(args, &auth, &mut c.rng, i, c.n, &mut body, &mut req);
+        c.n += 1;
+        out.lag_us_sum += due.elapsed().as_micros() as u64;
+        out.sent += 1;
+        match write_all(&mut c.stream, &req, plan.hard_stop) {
+            Ok(()) => {
+                // A closed reader (it saw the connection end) answers nothing more.
+                let _ = c.due.send(due);
             }
             Err(e) => {
-                st.errors += 1;
-                if st.first_error.is_none() {
-                    st.first_error = Some(format!("{e:#}"));
-                }
-                stream = None;
-                tokio::time::sleep(Duration::from_millis(10)).await;
+                c.dead = true;
+                out.seen.error(format!("write: {e}"));
             }
         }
-        n += 1;
-        scheduled += plan.interval;
+    }
+    out
+}
+
+/// Write all of `buf` on a socket that may be non-blocking, until `deadline`.
+fn write_all(
+    s: &mut std::net::TcpStream,
+    mut buf: &[u8],
+    deadline: Instant,
+) -> std::io::Result<()> {
+    use std::io::{ErrorKind, Write as _};
+    while !buf.is_empty() {
+        match s.write(buf) {
+            Ok(0) => return Err(ErrorKind::WriteZero.into()),
+            Ok(n) => buf = &buf[n..],
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                if Instant::now() >= deadline {
+                    return Err(ErrorKind::TimedOut.into());
+                }
+                std::thread::sleep(Duration::from_micros(50));
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Read one connection's responses, in order, matching each to its request's due time, until
+/// the pacer has finished and every request written has its answer (or the hard stop).
+async fn read_responses(
+    mut s: TcpStream,
+    mut dues: UnboundedReceiver<Instant>,
+    mut paced: tokio::sync::watch::Receiver<bool>,
+    plan: Plan,
+    log: bool,
+) -> Seen {
+    let mut st = Seen {
+        lat_us: Vec::with_capacity(4096),
+        ..Default::default()
+    };
+    let mut buf: Vec<u8> = Vec::with_capacity(16 * 1024);
+    let mut start = 0;
+    'conn: loop {
+        loop {
+            match parse_response(&buf[start..]) {
+                Ok(None) => break,
+                Ok(Some((status, len))) => {
+                    start += len;
+                    let done = Instant::now();
+                    let Some(due) = dues.recv().await else {
+                        st.error("a response to no request".into());
+                        break 'conn;
+                    };
+                    record(&mut st, &plan, due, done, status, log);
+                }
+                Err(e) => {
+                    st.error(format!("{e:#}"));
+                    break 'conn;
+                }
+            }
+        }
+        buf.drain(..start);
+        start = 0;
+        if *paced.borrow() && dues.is_empty() && buf.is_empty() {
+            break;
+        }
+        tokio::select! {
+            read = s.read_buf(&mut buf) => match read {
+                Ok(0) => {
+                    if !dues.is_empty() {
+                        st.error("connection closed by the server".into());
+                    }
+                    break;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    st.error(format!("read: {e}"));
+                    break;
+                }
+            },
+            // Wakes the reader when the pacer is done, to see whether anything is outstanding.
+            _ = paced.changed(), if !*paced.borrow() => {}
+            () = tokio::time::sleep_until(plan.hard_stop.into()) => break,
+        }
+    }
+    dues.close();
+    while dues.try_recv().is_ok() {
+        st.unanswered += 1;
     }
     st
 }
 
-/// Write one request and read its response; returns (status, keep-alive).
-async fn exchange(s: &mut TcpStream, req: &[u8], buf: &mut Vec<u8>) -> anyhow::Result<(u16, bool)> {
-    s.write_all(req).await.context("write")?;
-    buf.clear();
-    let mut chunk = [0u8; 4096];
-    let head_end = loop {
-        if let Some(p) = find(buf, b"\r\n\r\n") {
-            break p + 4;
+fn record(st: &mut Seen, plan: &Plan, due: Instant, done: Instant, status: u16, log: bool) {
+    if (200..300).contains(&status) {
+        st.ok += 1;
+    } else {
+        st.error(format!("HTTP {status}"));
+    }
+    if done >= plan.measure_from && done <= plan.end {
+        st.done_in_window += 1;
+    }
+    if due >= plan.measure_from {
+        let us = u32::try_from(done.saturating_duration_since(due).as_micros()).unwrap_or(u32::MAX);
+        st.lat_us.push(us);
+        st.last_done = Some(done);
+        if log {
+            let at = due.duration_since(plan.measure_from).as_micros();
+            st.timeline
+                .push((u32::try_from(at).unwrap_or(u32::MAX), us));
         }
-        let n = s.read(&mut chunk).await.context("read")?;
-        if n == 0 {
-            bail!("connection closed by the server");
-        }
-        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// The first complete response in `buf`: `(status, its length in bytes)`, or `None` when more
+/// bytes are needed. Only `Content-Length` bodies (what the API sends).
+fn parse_response(buf: &[u8]) -> anyhow::Result<Option<(u16, usize)>> {
+    let Some(head_end) = find(buf, b"\r\n\r\n").map(|p| p + 4) else {
+        return Ok(None);
     };
     let head = std::str::from_utf8(&buf[..head_end]).context("response head is not UTF-8")?;
     let status: u16 = head
@@ -362,28 +530,18 @@ async fn exchange(s: &mut TcpStream, req: &[u8], buf: &mut Vec<u8>) -> anyhow::R
         .and_then(|c| c.parse().ok())
         .context("bad status line")?;
     let mut length = None;
-    let mut keep_alive = true;
     for line in head.split("\r\n").skip(1) {
         let Some((k, v)) = line.split_once(':') else {
             continue;
         };
         if k.eq_ignore_ascii_case("content-length") {
             length = v.trim().parse::<usize>().ok();
-        } else if k.eq_ignore_ascii_case("connection") && v.trim().eq_ignore_ascii_case("close") {
-            keep_alive = false;
         } else if k.eq_ignore_ascii_case("transfer-encoding") {
             bail!("chunked responses are not supported");
         }
     }
     let total = head_end + length.context("response without Content-Length")?;
-    while buf.len() < total {
-        let n = s.read(&mut chunk).await.context("read body")?;
-        if n == 0 {
-            bail!("connection closed mid-body");
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    Ok((status, keep_alive))
+    Ok((buf.len() >= total).then_some((status, total)))
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
@@ -451,7 +609,7 @@ fn pct_ms(v: &[u32], p: f64) -> f64 {
     f64::from(v[rank.clamp(1, v.len()) - 1]) / 1000.0
 }
 
-fn report(args: &Args, plan: &Plan, mut all: ConnStats, a: CpuSample, b: CpuSample) {
+fn report(args: &Args, plan: &Plan, mut all: Seen, lag: f64, a: CpuSample, b: CpuSample) {
     all.lat_us.sort_unstable();
     let v = &all.lat_us;
     let until = all.last_done.map_or(plan.end, |d| d.max(plan.end));
@@ -525,23 +683,19 @@ fn report(args: &Args, plan: &Plan, mut all: ConnStats, a: CpuSample, b: CpuSamp
         per_req(a.api, b.api),
         per_req(a.redis, b.redis),
     );
-    let lag = if all.lag_n == 0 {
-        0.0
-    } else {
-        all.lag_us_sum as f64 / all.lag_n as f64 / 1000.0
-    };
     eprintln!(
-        "[api-load] {label}: {} recorded over {span:.1} s, {} ok, {} errors{}, {} unsent; \
-         mean timer lag {lag:.3} ms on idle connections; CPU over {wall:.1} s as % of one core: \
+        "[api-load] {label} ({:?} arrivals): {} recorded over {span:.1} s, {} ok, {} errors{}, {} unanswered; \
+         mean send lag {lag:.3} ms after the due time; CPU over {wall:.1} s as % of one core: \
          api {:.0}, redis {:.0}, generator {:.0}, whole machine {machine:.0} of {:.0}; CPU µs per \
          response: api {:.1}, redis {:.1}, generator {:.1}",
+        args.arrivals,
         v.len(),
         all.ok,
         all.errors,
         all.first_error
             .map(|e| format!(" (first: {e})"))
             .unwrap_or_default(),
-        all.unsent,
+        all.unanswered,
         pct(a.api, b.api),
         pct(a.redis, b.redis),
         pct(a.me, b.me),

@@ -13,7 +13,10 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 
 #[derive(Parser, Debug)]
-#[command(name = "cpu-stalls", about = "Measure the time busy threads lose to preemption")]
+#[command(
+    name = "cpu-stalls",
+    about = "Measure the time busy threads lose to preemption"
+)]
 struct Args {
     /// How long to spin.
     #[arg(long, default_value_t = 5.0)]

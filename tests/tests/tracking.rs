@@ -370,6 +370,7 @@ async fn community_visitors_count_each_visitor_on_its_own_clock_and_only_users_g
         json!({"fingerprint": anon_fp, "url": url, "community_id": community}),
         json!({"fingerprint": user_fp, "url": url, "community_id": community, "user_id": user, "session_id": session_id}),
         json!({"fingerprint": gone_fp, "url": url, "community_id": community}),
+        json!({"fingerprint": anon_fp, "url": url, "community_id": community}),
     ] {
         let (s, b) = api.call("POST", "/v1/track/pageview", Some(&body)).await;
         assert_eq!(s, 202, "{b}");
@@ -395,6 +396,24 @@ async fn community_visitors_count_each_visitor_on_its_own_clock_and_only_users_g
         .await
         .unwrap();
     assert_eq!(visitors.len(), 3);
+    // The seed's visitor document, with the visitor's page count in this community.
+    let doc = |key: String| -> Value {
+        serde_json::from_str(visitors.get(&key).expect("the visitor's entry")).expect("JSON")
+    };
+    let anon = doc(format!("anon:{anon_fp}"));
+    assert_eq!(anon["pages_viewed"], 2, "{anon}");
+    assert_eq!(anon["is_authenticated"], false);
+    assert_eq!(anon["device_fingerprint"], anon_fp.as_str());
+    assert!(anon["user_id"].is_null());
+    let signed_in = doc(format!("user:{user}"));
+    assert_eq!(signed_in["pages_viewed"], 1, "{signed_in}");
+    assert_eq!(signed_in["is_authenticated"], true);
+    assert_eq!(signed_in["user_id"], user.to_string());
+    for d in [&anon, &signed_in] {
+        for k in ["division_id", "last_seen"] {
+            assert!(d.get(k).is_some(), "{d} lacks {k}");
+        }
+    }
     let events = user_event::Entity::find()
         .filter(user_event::Column::EventType.eq("community_visit"))
         .all(&db.conn)

@@ -25,7 +25,10 @@
 # 2 s, as other work on a shared machine skews latency), API_BIN (another api binary to measure,
 # e.g. a copy of an older build, for before/after comparisons), API_THREADS (the api's own
 # setting, default 1: one event loop; see api/src/config.rs), ARRIVALS ("uniform poisson ms-ticks":
-# the arrival patterns of the 15,000 req/s runs; the other runs are uniform).
+# the arrival patterns of the 15,000 req/s runs; the other runs are uniform), ROUNDS (1: how many
+# times the 15,000 req/s runs are repeated, patterns interleaved; with more than one, the medians
+# of each pattern's p99 and CPU per view close the output, as one run's p99 on a noisy machine says
+# little).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -44,6 +47,7 @@ QUIET_WAIT=${QUIET_WAIT:-180}
 API_BIN=${API_BIN:-target/release/api}
 API_THREADS=${API_THREADS:-1}
 ARRIVALS=${ARRIVALS:-"uniform poisson ms-ticks"}
+ROUNDS=${ROUNDS:-1}
 
 tag="apib$(date +%s)$$"
 namespace="bench-api-$tag"
@@ -138,7 +142,11 @@ load() {
   target/release/api-load --addr "$API_ADDR" --token "$token" --tag "$tag" \
     --connections "$CONNECTIONS" --duration "$DURATION" --warmup "$WARMUP" \
     --fingerprints "$FINGERPRINTS" --paths "$PATHS" --communities "$ids" \
-    --api-pid "$api_pid" --redis-pid "$redis_pid" "$@"
+    --api-pid "$api_pid" --redis-pid "$redis_pid" "$@" | tee -a "$work/rows.txt"
+}
+# Median of the numbers on stdin.
+median() {
+  sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 # What the machine itself takes from busy threads (host, kernel threads), before and after: a
 # core lost for 10 ms at 15,000 req/s leaves 150 requests waiting, whatever the server does.
@@ -148,9 +156,18 @@ stalls() {
 }
 stalls before
 load --mode pageview --rate 1000 --label "pageview 1k" --header
-for a in $ARRIVALS; do load --mode pageview --rate 15000 --arrivals "$a" --label "pageview 15k $a"; done
+for _ in $(seq "$ROUNDS"); do
+  for a in $ARRIVALS; do load --mode pageview --rate 15000 --arrivals "$a" --label "pageview 15k $a"; done
+done
 for r in $PROBE_RATES; do load --mode pageview --rate "$r" --label "pageview probe $((r / 1000))k"; done
 load --mode visitors --rate 1000 --label "visitors GET 1k"
 stalls after
+if [ "$ROUNDS" -gt 1 ]; then
+  for a in $ARRIVALS; do
+    # Row fields after the 3-word label: target achieved errors p50 p90 p99 … api-µs redis-µs.
+    col() { awk -v l="pageview 15k $a" -v c="$1" 'index($0, l " ") == 1 { print $c }' "$work/rows.txt" | median; }
+    echo "[bench] 15k $a, medians of $ROUNDS runs: p99 $(col 9) ms, api $(col 16) µs/view, redis $(col 17) µs/view" >&2
+  done
+fi
 echo "[bench] community size at the end: $(rcli zcard "community:${communities[0]}:visitors:seen") visitors seen;" \
   "api log lines: $(wc -l <"$work/api.log"); api peak RSS $(grep VmHWM /proc/"$api_pid"/status | tr -s ' ' | cut -d' ' -f2-)" >&2

@@ -152,26 +152,26 @@ impl Tracker {
     /// Track one page view.
     pub async fn track_pageview(&self, v: PageView) -> Result<Tracked, TrackError> {
         let c = check(self, &v)?;
-        let tracked = match v.user_id {
-            None => self.track_anonymous(&v, &c).await?,
-            Some(user_id) => {
-                let session_id = v
-                    .session_id
-                    .as_deref()
-                    .filter(|s| !s.is_empty())
-                    .ok_or_else(|| invalid("session_id", "is required with user_id"))?;
-                self.track_authenticated(&v, &c, user_id, session_id)
-                    .await?
-            }
+        let Some(user_id) = v.user_id else {
+            // The community visit, if any, is part of the view's batched script run.
+            return self.track_anonymous(&v, c).await;
         };
-        // An anonymous view's community visit was part of its batched script run.
-        if let (Some(community_id), Some(_)) = (v.community_id, v.user_id) {
+        let session_id = v
+            .session_id
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| invalid("session_id", "is required with user_id"))?;
+        let tracked = self
+            .track_authenticated(&v, &c, user_id, session_id)
+            .await?;
+        if let Some(community_id) = v.community_id {
             community::visit(self, community_id, &v, &c.url, &c.referrer).await?;
         }
         Ok(tracked)
     }
 
-    async fn track_anonymous(&self, v: &PageView, c: &Checked) -> Result<Tracked, TrackError> {
+    /// `c` is taken whole: its strings become the script's arguments without copies.
+    async fn track_anonymous(&self, v: &PageView, c: Checked) -> Result<Tracked, TrackError> {
         let d = device(&c.user_agent);
         let day = c.at.date_naive();
         let visitor = keys::anon_visitor(&v.fingerprint);
@@ -243,11 +243,11 @@ impl Tracker {
         let args = vec![
             new_session,
             now,
-            c.url.clone(),
+            c.url,
             if d.is_bot { "1" } else { "0" }.to_owned(),
             view,
-            c.path.clone(),
-            c.page_type.clone(),
+            c.path,
+            c.page_type,
             visitor,
             format!(
                 "{}|{finalize_due}|{finalize}",

@@ -15,6 +15,11 @@ if ! command -v redis-server >/dev/null 2>&1; then
   echo "services: installing redis-server" >&2
   apt_install redis-server
 fi
+# libfaketime: the Celery clock-skew tests run the worker on a wall clock off Redis's (LD_PRELOAD).
+if ! compgen -G "/usr/lib/*/faketime/libfaketime.so.1" >/dev/null && [ ! -e /usr/lib/faketime/libfaketime.so.1 ]; then
+  echo "services: installing faketime" >&2
+  apt_install faketime
+fi
 if ! redis-cli -h 127.0.0.1 ping >/dev/null 2>&1; then
   echo "services: starting redis-server" >&2
   redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no

@@ -249,7 +249,9 @@ impl From<QueueError> for ApiError {
 /// True for Redis failures that mean "not reachable right now" rather than "we sent nonsense".
 pub(crate) fn redis_unreachable(e: &redis::RedisError) -> bool {
     use redis::ErrorKind;
-    e.is_io_error()
+    // A Redis at `maxmemory` refuses writes (and, whole, the page-view script): try later.
+    e.code() == Some("OOM")
+        || e.is_io_error()
         || e.is_timeout()
         || e.is_connection_dropped()
         || e.is_connection_refusal()

@@ -80,6 +80,9 @@ async fn run(
         .query_async::<String>(&mut redis)
         .await
         .with_context(|| format!("Redis at {redis_at} does not answer PING"))?;
+    celeriac_queue::require_redis_version(&mut redis)
+        .await
+        .with_context(|| format!("Redis at {redis_at}"))?;
 
     let mut options = ConnectOptions::new(settings.database_url.clone());
     options

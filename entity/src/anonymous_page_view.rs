@@ -28,6 +28,9 @@ pub struct Model {
     /// Referring URL, or empty.
     #[sea_orm(column_type = "Text")]
     pub referrer: String,
+    /// The view's place in its session (1 for the first); unique with `session_id`. Views
+    /// written before the column existed have none.
+    pub view_number: Option<i32>,
 }
 
 /// Relations of a page view.

@@ -9,6 +9,7 @@ pub use sea_orm_migration::prelude::*;
 pub mod ddl;
 mod m20261126_152600_create_accounts_tables;
 mod m20261126_152601_create_analytics_tables;
+mod m20261202_120000_view_number;
 
 /// Database used when `DATABASE_URL` is unset.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://celeriac.db?mode=rwc";
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261126_152600_create_accounts_tables::Migration),
             Box::new(m20261126_152601_create_analytics_tables::Migration),
+            Box::new(m20261202_120000_view_number::Migration),
         ]
     }
 }

@@ -1,7 +1,11 @@
--- Record outcomes. Each is fenced by (still running, same attempt): a stale or repeated ack changes nothing.
--- KEYS: 1 pending, 2 scheduled, 3 running, 4 jobs, 5 attempts, 6 errors, 7 done, 8 dead.
+-- Record outcomes. Each is fenced by (still running, same lease token): a stale or repeated ack
+-- changes nothing. The token is the one fetch.lua gave the lease; tokens never repeat.
+-- KEYS: 1 pending, 2 scheduled, 3 running, 4 jobs, 5 attempts, 6 errors, 7 done, 8 dead, 9 leases.
 -- ARGV: 1 done retention ms (0 = forget at once), 2 count, then 5 per outcome:
---   id, attempt, kind (d = done, r = retry, x = dead, b = hand back unstarted), retry delay ms, error.
+--   id, token, kind (d = done, r = retry, x = dead, b = hand back unstarted, s = snooze),
+--   delay ms (retry, snooze), error.
+-- A hand-back and a snooze give the attempt back (attempts - 1): neither counts as an attempt.
+-- A snooze reschedules the job at TIME + delay and writes no error.
 -- Returns {applied, stale}.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -10,14 +14,14 @@ local n = tonumber(ARGV[2])
 local ids = {}
 for i = 0, n - 1 do ids[#ids + 1] = ARGV[3 + i * 5] end
 local leased = redis.call('ZMSCORE', KEYS[3], unpack(ids))
-local attempts = redis.call('HMGET', KEYS[5], unpack(ids))
+local tokens = redis.call('HMGET', KEYS[9], unpack(ids))
 local done, zrem, forget = {}, {}, {}
 local stale = 0
 local seen = {}
 for i = 0, n - 1 do
   local b = 3 + i * 5
-  local id, attempt, kind = ARGV[b], ARGV[b + 1], ARGV[b + 2]
-  if leased[i + 1] and attempts[i + 1] == attempt and not seen[id] then
+  local id, token, kind = ARGV[b], ARGV[b + 1], ARGV[b + 2]
+  if leased[i + 1] and tokens[i + 1] == token and not seen[id] then
     seen[id] = true
     zrem[#zrem + 1] = id
     if kind == 'd' then
@@ -27,7 +31,7 @@ for i = 0, n - 1 do
       else
         forget[#forget + 1] = id
       end
-    elseif kind == 'r' then
+    elseif kind == 'r' or kind == 's' then
       local at = now + tonumber(ARGV[b + 3])
       local v = redis.call('HGET', KEYS[4], id)
       if v then
@@ -35,7 +39,11 @@ for i = 0, n - 1 do
         local h = string.match(v, '^%d+|')
         redis.call('HSET', KEYS[4], id, string.format('%d|', at) .. (h and string.sub(v, #h + 1) or v))
       end
-      redis.call('HSET', KEYS[6], id, ARGV[b + 4])
+      if kind == 'r' then
+        redis.call('HSET', KEYS[6], id, ARGV[b + 4])
+      else
+        redis.call('HINCRBY', KEYS[5], id, -1)
+      end
       redis.call('ZADD', KEYS[2], at, id)
     elseif kind == 'x' then
       redis.call('HSET', KEYS[6], id, ARGV[b + 4])
@@ -54,5 +62,6 @@ if #forget > 0 then
   redis.call('HDEL', KEYS[4], unpack(forget))
   redis.call('HDEL', KEYS[5], unpack(forget))
   redis.call('HDEL', KEYS[6], unpack(forget))
+  redis.call('HDEL', KEYS[9], unpack(forget))
 end
 return {#zrem, stale}

@@ -1,5 +1,5 @@
 -- Remove finished jobs past their retention, a bounded step per call.
--- KEYS: 1 jobs, 2 attempts, 3 errors, 4 done, 5 dead. ARGV: 1 done retention ms, 2 dead retention ms, 3 limit.
+-- KEYS: 1 jobs, 2 attempts, 3 errors, 4 done, 5 dead, 6 leases. ARGV: 1 done retention ms, 2 dead retention ms, 3 limit.
 -- Returns {done removed, dead removed}.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -11,6 +11,7 @@ for i, age in ipairs({ARGV[1], ARGV[2]}) do
     redis.call('HDEL', KEYS[1], unpack(ids))
     redis.call('HDEL', KEYS[2], unpack(ids))
     redis.call('HDEL', KEYS[3], unpack(ids))
+    redis.call('HDEL', KEYS[6], unpack(ids))
     redis.call('ZREM', z, unpack(ids))
   end
   out[i] = #ids

@@ -1,7 +1,9 @@
 -- Reap expired leases, promote due jobs, then lease a bounded batch to the caller.
--- KEYS: 1 pending, 2 scheduled, 3 running, 4 jobs, 5 attempts, 6 errors, 7 dead.
+-- KEYS: 1 pending, 2 scheduled, 3 running, 4 jobs, 5 attempts, 6 errors, 7 dead, 8 leases, 9 lease_seq.
 -- ARGV: 1 batch size, 2 lease ms, 3 max attempts, 4 reap limit, 5 promote limit.
--- Returns {reaped, next_due_ms or -1, now_ms, more (0/1), id, attempt, stored value, ...}.
+-- Returns {reaped, next_due_ms or -1, now_ms, more (0/1), id, attempt, token, stored value, ...}.
+-- The token (fencing token) comes from the queue's lease counter: every lease gets a new one, so a
+-- token is never given twice, whatever happens to the job's attempt count.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local batch, lease, max_attempts = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -32,22 +34,36 @@ local ids = false
 if batch > 0 then ids = redis.call('LPOP', KEYS[1], batch) end
 if ids then
   local vals = redis.call('HMGET', KEYS[4], unpack(ids))
-  local zargs = {}
+  local live = 0
+  for i = 1, #ids do
+    if vals[i] then live = live + 1 end
+  end
+  local token = 0
+  if live > 0 then token = redis.call('INCRBY', KEYS[9], live) - live end
+  local zargs, largs = {}, {}
   local deadline = now + lease
   for i, id in ipairs(ids) do
     local v = vals[i]
     if v then
       local a = redis.call('HINCRBY', KEYS[5], id, 1)
+      token = token + 1
       zargs[#zargs + 1] = deadline
       zargs[#zargs + 1] = id
+      largs[#largs + 1] = id
+      largs[#largs + 1] = string.format('%d', token)
       out[#out + 1] = id
       out[#out + 1] = a
+      out[#out + 1] = token
       out[#out + 1] = v
     else
       redis.call('HDEL', KEYS[5], id)
+      redis.call('HDEL', KEYS[8], id)
     end
   end
-  if #zargs > 0 then redis.call('ZADD', KEYS[3], unpack(zargs)) end
+  if #zargs > 0 then
+    redis.call('ZADD', KEYS[3], unpack(zargs))
+    redis.call('HSET', KEYS[8], unpack(largs))
+  end
 end
 local nd = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
 if nd[2] then out[2] = tonumber(nd[2]) end

@@ -1,5 +1,6 @@
 -- Put a dead job back in line with fresh attempts. KEYS: 1 pending, 2 jobs, 3 attempts, 4 dead. ARGV: 1 id, 2 notify channel.
--- Returns 1 when requeued, 0 when the id is not dead.
+-- Returns 1 when requeued, 0 when the id is not dead. The job's lease token (leases) is left alone:
+-- the next lease gets a new one, so a worker still holding an old lease stays fenced out.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local id = ARGV[1]

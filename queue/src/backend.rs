@@ -17,7 +17,7 @@ use std::convert::Infallible;
 use std::future::{Ready, ready};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use apalis_core::backend::finalize::Ephemeral;
 use apalis_core::backend::{Backend, BackendConfig};
@@ -30,7 +30,7 @@ use apalis_core::worker::ext::ack::{Acknowledge, AcknowledgeLayer};
 use futures::StreamExt;
 use redis::aio::ConnectionLike;
 use serde::de::DeserializeOwned;
-use tokio::sync::{Notify, Semaphore, mpsc};
+use tokio::sync::{Notify, Semaphore, mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::backoff::Backoff;
@@ -63,14 +63,54 @@ impl Default for BackendOptions {
     }
 }
 
-/// What a running task carries so its outcome can be recorded: the job id and lease attempt.
+/// What a running task carries so its outcome can be recorded: the job id, its attempt and the
+/// lease's fencing token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobLease {
     /// Job id.
     pub id: String,
-    /// Attempt number (1-based), the lease's fencing token.
+    /// Attempt number (1-based) as counted toward `max_attempts`; for logs and the attempt limit.
     pub attempt: u32,
+    /// The lease's fencing token (never given twice in the queue): outcomes and renewals name it.
+    pub token: u64,
+    /// The Redis server's clock (epoch ms) read by the fetch that leased the job: decide whether
+    /// something is due on this clock, not the worker's.
+    pub fetched_at_ms: i64,
+    /// This process's monotonic clock when that fetch returned (see [`JobLease::redis_now_ms`]).
+    pub fetched_at: Instant,
 }
+
+impl JobLease {
+    /// The Redis server's clock now (epoch ms), estimated as the fetch's reading plus the time
+    /// elapsed since on this process's monotonic clock: a job may wait in the prefetch buffer
+    /// before it starts, and the worker's wall clock may be off or stepped. Never ahead of Redis
+    /// by more than clock drift (the fetch's reading is taken before its reply travels).
+    pub fn redis_now_ms(&self) -> i64 {
+        let elapsed = i64::try_from(self.fetched_at.elapsed().as_millis()).unwrap_or(i64::MAX);
+        self.fetched_at_ms.saturating_add(elapsed)
+    }
+}
+
+/// A handler error meaning "not due yet": the job is scheduled again after this delay, measured
+/// on the Redis server's clock from when the outcome is recorded. It costs no attempt and records
+/// no error, so a job may snooze any number of times.
+///
+/// ```
+/// # use celeriac_queue::backend::Snooze;
+/// # use std::time::Duration;
+/// let e: apalis_core::error::BoxDynError = Box::new(Snooze(Duration::from_secs(3)));
+/// assert!(e.downcast_ref::<Snooze>().is_some());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Snooze(pub Duration);
+
+impl std::fmt::Display for Snooze {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "not due yet: snoozed for {} ms", self.0.as_millis())
+    }
+}
+
+impl std::error::Error for Snooze {}
 
 /// State shared by the backend, its acknowledger and the background tasks.
 struct Shared<C> {
@@ -78,33 +118,89 @@ struct Shared<C> {
     options: BackendOptions,
     /// Free slots: `concurrency + prefetch` minus jobs leased and not yet acknowledged.
     slots: Semaphore,
-    /// Leases held by this process, renewed until acknowledged.
-    held: Mutex<HashMap<String, u32>>,
+    /// Leases held by this process (id → token), renewed until acknowledged.
+    held: Mutex<HashMap<String, u64>>,
     /// Woken by pub/sub when a job is pushed.
     wake: Notify,
 }
 
 impl<C> Shared<C> {
-    fn held(&self) -> std::sync::MutexGuard<'_, HashMap<String, u32>> {
+    fn held(&self) -> std::sync::MutexGuard<'_, HashMap<String, u64>> {
         self.held
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
+/// The prefetch buffer: jobs leased and not yet started. The backend hands them to the worker;
+/// the driver, or the backend when it is dropped, hands them back to the queue.
+struct Inbox<Args> {
+    rx: Mutex<mpsc::Receiver<Task<Args>>>,
+    acks: mpsc::UnboundedSender<Ack>,
+}
+
+impl<Args> Inbox<Args> {
+    fn rx(&self) -> std::sync::MutexGuard<'_, mpsc::Receiver<Task<Args>>> {
+        self.rx
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Close the buffer (the fetcher stops, the worker gets nothing more) and hand back every job
+    /// in it: to the head of its queue, no attempt counted. Returns how many.
+    fn hand_back(&self) -> usize {
+        let mut rx = self.rx();
+        rx.close();
+        let mut n = 0;
+        while let Ok(task) = rx.try_recv() {
+            if let Some(lease) = task.data().get::<JobLease>() {
+                let _ = self.acks.send(Ack::Release {
+                    id: lease.id.clone(),
+                    token: lease.token,
+                });
+                n += 1;
+            }
+        }
+        n
+    }
+}
+
+/// [`Inbox::hand_back`] without the job's argument type, for the driver.
+trait HandBack: Send + Sync {
+    fn hand_back(&self) -> usize;
+}
+
+impl<Args: Send> HandBack for Inbox<Args> {
+    fn hand_back(&self) -> usize {
+        Inbox::hand_back(self)
+    }
+}
+
 /// The apalis backend: hands leased jobs to the worker and records their outcomes.
 pub struct RedisBackend<Args> {
-    rx: mpsc::Receiver<Task<Args>>,
+    inbox: Arc<Inbox<Args>>,
     acks: mpsc::UnboundedSender<Ack>,
     max_attempts: u32,
     backoff: Backoff,
 }
 
-/// The background tasks of one backend; call [`Driver::finish`] after the worker has stopped.
+/// Dropped (e.g. a worker abandoned at the shutdown timeout while jobs still ran): whatever was
+/// prefetched and never started goes back at once instead of waiting for its lease to expire.
+impl<Args> Drop for RedisBackend<Args> {
+    fn drop(&mut self) {
+        self.inbox.hand_back();
+    }
+}
+
+/// The background tasks of one backend. When the worker is told to stop, call
+/// [`Driver::hand_back_unstarted`]; once it has stopped (or its time is up), [`Driver::finish`].
 pub struct Driver {
     fetcher: JoinHandle<()>,
     acker: JoinHandle<()>,
     helpers: Vec<JoinHandle<()>>,
+    inbox: Arc<dyn HandBack>,
+    /// Tells the acker to record what it has been given and stop.
+    closing: watch::Sender<bool>,
 }
 
 impl<Args> RedisBackend<Args>
@@ -124,6 +220,11 @@ where
         let capacity = options.concurrency.max(1) + options.prefetch;
         let (tx, rx) = mpsc::channel(capacity);
         let (ack_tx, ack_rx) = mpsc::unbounded_channel();
+        let (closing, closing_rx) = watch::channel(false);
+        let inbox = Arc::new(Inbox {
+            rx: Mutex::new(rx),
+            acks: ack_tx.clone(),
+        });
         let max_attempts = queue.config().max_attempts;
         let backoff = options.retry_backoff;
         let shared = Arc::new(Shared {
@@ -142,12 +243,14 @@ where
         }
         let driver = Driver {
             fetcher: tokio::spawn(fetcher(shared.clone(), tx, ack_tx.clone())),
-            acker: tokio::spawn(acker(shared, ack_rx)),
+            acker: tokio::spawn(acker(shared, ack_rx, closing_rx)),
             helpers,
+            inbox: inbox.clone(),
+            closing,
         };
         (
             Self {
-                rx,
+                inbox,
                 acks: ack_tx,
                 max_attempts,
                 backoff,
@@ -158,21 +261,45 @@ where
 }
 
 impl Driver {
-    /// Wait (at most `timeout`) until every outcome and hand-back is recorded in Redis, then stop
-    /// the background tasks. Whatever could not be recorded stays leased and is run again
-    /// elsewhere once its lease expires: nothing is lost.
+    /// Stop leasing and hand back at once every job fetched but not yet started: it goes to the
+    /// head of its queue without costing an attempt, free for other workers while this one
+    /// finishes the jobs it is running. Returns how many were handed back. Call it when the
+    /// worker is told to stop.
+    pub fn hand_back_unstarted(&self) -> usize {
+        self.inbox.hand_back()
+    }
+
+    /// Record every outcome and hand-back given so far (at most `timeout`), then stop the
+    /// background tasks. Call it once the worker has stopped, or has been given up on: an outcome
+    /// of a job still running is not waited for. Whatever is not recorded stays leased and runs
+    /// again elsewhere once its lease expires: nothing is lost. Drivers of one process may finish
+    /// concurrently.
     pub async fn finish(self, timeout: Duration) {
+        let Driver {
+            fetcher,
+            acker,
+            helpers,
+            inbox,
+            closing,
+        } = self;
+        let (stop_fetcher, stop_acker) = (fetcher.abort_handle(), acker.abort_handle());
         let drained = async {
-            let _ = self.fetcher.await;
-            let _ = self.acker.await;
+            inbox.hand_back();
+            let _ = fetcher.await;
+            // A job the fetcher was passing on when the buffer closed is in it now.
+            inbox.hand_back();
+            let _ = closing.send(true);
+            let _ = acker.await;
         };
         if tokio::time::timeout(timeout, drained).await.is_err() {
             tracing::warn!(
                 timeout_ms = timeout.as_millis() as u64,
                 "queue driver did not drain in time; unrecorded leases will expire and rerun"
             );
+            stop_fetcher.abort();
+            stop_acker.abort();
         }
-        for h in self.helpers {
+        for h in helpers {
             h.abort();
         }
     }
@@ -198,8 +325,10 @@ async fn fetcher<C, Args>(
     let queue = &shared.queue;
     let mut failures = 0u32;
     loop {
-        // Wait for a free slot, then take every other free slot too.
+        // Wait for a free slot, then take every other free slot too; a closed buffer (the worker
+        // is stopping) comes first: lease nothing more.
         let first = tokio::select! {
+            biased;
             _ = tx.closed() => break,
             permit = shared.slots.acquire() => permit,
         };
@@ -230,6 +359,7 @@ async fn fetcher<C, Args>(
                 }
             }
         };
+        let fetched_at = Instant::now();
         if fetched.reaped > 0 {
             tracing::warn!(
                 queue = queue.name(),
@@ -244,6 +374,7 @@ async fn fetcher<C, Args>(
             let FetchedJob {
                 id,
                 attempt,
+                token,
                 payload,
             } = job;
             let args = match serde_json::from_str::<Args>(&payload) {
@@ -252,28 +383,31 @@ async fn fetcher<C, Args>(
                     tracing::error!(queue = queue.name(), job.id = %id, error = %e, "payload does not decode; dead");
                     let _ = acks.send(Ack::Dead {
                         id,
-                        attempt,
+                        token,
                         error: format!("payload does not decode: {e}"),
                     });
                     continue;
                 }
             };
-            shared.held().insert(id.clone(), attempt);
+            shared.held().insert(id.clone(), token);
             let task = TaskBuilder::new(args)
                 .task_id(TaskId::from_string(id.clone()))
                 .attempt(attempt.saturating_sub(1) as usize)
                 .data(JobLease {
                     id: id.clone(),
                     attempt,
+                    token,
+                    fetched_at_ms: fetched.now_ms,
+                    fetched_at,
                 })
                 .build();
             if tx.send(task).await.is_err() {
                 // The worker is stopping: hand this one and the rest back at once.
-                let _ = acks.send(Ack::Release { id, attempt });
+                let _ = acks.send(Ack::Release { id, token });
                 for rest in jobs.by_ref() {
                     let _ = acks.send(Ack::Release {
                         id: rest.id,
-                        attempt: rest.attempt,
+                        token: rest.token,
                     });
                 }
                 return;
@@ -294,12 +428,33 @@ async fn fetcher<C, Args>(
     }
 }
 
-async fn acker<C>(shared: Arc<Shared<C>>, mut rx: mpsc::UnboundedReceiver<Ack>)
-where
+/// Records outcomes in batches until every sender is gone, or until `closing` is set and nothing
+/// is waiting (outcomes of jobs still running when the driver finishes are not waited for).
+async fn acker<C>(
+    shared: Arc<Shared<C>>,
+    mut rx: mpsc::UnboundedReceiver<Ack>,
+    mut closing: watch::Receiver<bool>,
+) where
     C: ConnectionLike + Clone + Send + Sync + 'static,
 {
     let mut batch = Vec::with_capacity(1000);
-    while rx.recv_many(&mut batch, 1000).await > 0 {
+    loop {
+        let got = tokio::select! {
+            biased;
+            n = rx.recv_many(&mut batch, 1000) => n,
+            _ = closing.wait_for(|c| *c) => {
+                while batch.len() < 1000 {
+                    match rx.try_recv() {
+                        Ok(ack) => batch.push(ack),
+                        Err(_) => break,
+                    }
+                }
+                batch.len()
+            }
+        };
+        if got == 0 {
+            break;
+        }
         let mut failures = 0u32;
         loop {
             match shared.queue.ack(&batch).await {
@@ -321,9 +476,13 @@ where
             }
         }
         {
+            // Only this lease's entry: the job may have been leased here again since (a snooze
+            // or hand-back falls due at once), under a new token that must go on being renewed.
             let mut held = shared.held();
             for ack in &batch {
-                held.remove(ack.id());
+                if held.get(ack.id()) == Some(&ack.token()) {
+                    held.remove(ack.id());
+                }
             }
         }
         shared.slots.add_permits(batch.len());
@@ -340,7 +499,7 @@ where
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let held: Vec<(String, u32)> = shared
+        let held: Vec<(String, u64)> = shared
             .held()
             .iter()
             .map(|(id, a)| (id.clone(), *a))
@@ -423,7 +582,8 @@ impl<Args: Send + 'static> Backend for RedisBackend<Args> {
         cx: &mut Context<'_>,
         worker: &WorkerContext,
     ) -> Poll<Option<Result<Self::Task, Self::Error>>> {
-        match self.rx.poll_recv(cx) {
+        let next = self.inbox.rx().poll_recv(cx);
+        match next {
             Poll::Ready(Some(task)) => Poll::Ready(Some(Ok(task))),
             Poll::Ready(None) => {
                 let _ = worker.stop();
@@ -436,24 +596,11 @@ impl<Args: Send + 'static> Backend for RedisBackend<Args> {
     /// Runs once nothing is in flight: every job fetched but not started goes back at once.
     fn poll_close(
         &mut self,
-        cx: &mut Context<'_>,
+        _cx: &mut Context<'_>,
         _worker: &WorkerContext,
     ) -> Poll<Result<(), Self::Error>> {
-        self.rx.close();
-        loop {
-            match self.rx.poll_recv(cx) {
-                Poll::Ready(Some(task)) => {
-                    if let Some(lease) = task.data().get::<JobLease>() {
-                        let _ = self.acks.send(Ack::Release {
-                            id: lease.id.clone(),
-                            attempt: lease.attempt,
-                        });
-                    }
-                }
-                Poll::Ready(None) => return Poll::Ready(Ok(())),
-                Poll::Pending => return Poll::Pending,
-            }
-        }
+        self.inbox.hand_back();
+        Poll::Ready(Ok(()))
     }
 }
 
@@ -477,7 +624,7 @@ impl<Args> BackendConfig for RedisBackend<Args> {
     }
 }
 
-/// Turns a handler's result into an outcome: done, retry with backoff, or dead.
+/// Turns a handler's result into an outcome: done, snooze, retry with backoff, or dead.
 #[derive(Clone)]
 pub struct Acker {
     acks: mpsc::UnboundedSender<Ack>,
@@ -488,18 +635,26 @@ pub struct Acker {
 impl Acker {
     /// The outcome of attempt `lease.attempt` ending with `res`.
     pub fn outcome<Res>(&self, lease: &JobLease, res: &Result<Res, BoxDynError>) -> Ack {
-        let (id, attempt) = (lease.id.clone(), lease.attempt);
+        let (id, attempt, token) = (lease.id.clone(), lease.attempt, lease.token);
         let err = match res {
-            Ok(_) => return Ack::Done { id, attempt },
+            Ok(_) => return Ack::Done { id, token },
             Err(e) => e,
         };
+        // Before the attempt limit: a snooze is not a failure, whatever the attempt.
+        if let Some(Snooze(delay)) = err.downcast_ref::<Snooze>() {
+            return Ack::Snooze {
+                id,
+                token,
+                delay: *delay,
+            };
+        }
         if err.downcast_ref::<AbortError>().is_some() || attempt >= self.max_attempts {
             let error = if err.downcast_ref::<AbortError>().is_some() {
                 err.to_string()
             } else {
                 format!("{err} (attempt {attempt} of {})", self.max_attempts)
             };
-            return Ack::Dead { id, attempt, error };
+            return Ack::Dead { id, token, error };
         }
         let delay = err
             .downcast_ref::<RetryAfterError>()
@@ -507,7 +662,7 @@ impl Acker {
             .unwrap_or_else(|| self.backoff.delay(attempt));
         Ack::Retry {
             id,
-            attempt,
+            token,
             delay,
             error: err.to_string(),
         }

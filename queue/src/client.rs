@@ -118,8 +118,12 @@ pub struct Pushed {
 pub struct FetchedJob {
     /// Job id.
     pub id: String,
-    /// This attempt's number, 1-based; also the lease's fencing token.
+    /// This attempt's number, 1-based, as counted toward `max_attempts` (a hand-back or snooze
+    /// gives its attempt back, so two leases may carry the same number).
     pub attempt: u32,
+    /// The lease's fencing token: taken from the queue's lease counter, never given twice.
+    /// Outcomes and renewals name it.
+    pub token: u64,
     /// The arguments as stored (JSON text, not yet decoded).
     pub payload: String,
 }
@@ -139,46 +143,60 @@ pub struct Fetched {
     pub more: bool,
 }
 
-/// An outcome to record for a leased job.
+/// An outcome to record for a leased job. Each carries the lease's fencing token
+/// ([`FetchedJob::token`]): it applies only while that lease is the job's current one.
 #[derive(Debug, Clone)]
 pub enum Ack {
     /// Finished: kept as done for the done retention.
-    Done { id: String, attempt: u32 },
+    Done { id: String, token: u64 },
     /// Failed: run again after `delay`.
     Retry {
         id: String,
-        attempt: u32,
+        token: u64,
         delay: Duration,
         error: String,
     },
     /// Failed for good: kept as dead with its error.
     Dead {
         id: String,
-        attempt: u32,
+        token: u64,
         error: String,
     },
     /// Fetched but never started: back to the head of the queue, the attempt not counted.
-    Release { id: String, attempt: u32 },
+    Release { id: String, token: u64 },
+    /// Not due yet: scheduled again at the Redis server's time + `delay`, the attempt not
+    /// counted and no error recorded. A job may snooze any number of times.
+    Snooze {
+        id: String,
+        token: u64,
+        delay: Duration,
+    },
 }
 
 impl Ack {
-    fn parts(&self) -> (&str, u32, &'static str, u64, &str) {
+    fn parts(&self) -> (&str, u64, &'static str, u64, &str) {
         match self {
-            Self::Done { id, attempt } => (id, *attempt, "d", 0, ""),
+            Self::Done { id, token } => (id, *token, "d", 0, ""),
             Self::Retry {
                 id,
-                attempt,
+                token,
                 delay,
                 error,
-            } => (id, *attempt, "r", delay.as_millis() as u64, error),
-            Self::Dead { id, attempt, error } => (id, *attempt, "x", 0, error),
-            Self::Release { id, attempt } => (id, *attempt, "b", 0, ""),
+            } => (id, *token, "r", delay.as_millis() as u64, error),
+            Self::Dead { id, token, error } => (id, *token, "x", 0, error),
+            Self::Release { id, token } => (id, *token, "b", 0, ""),
+            Self::Snooze { id, token, delay } => (id, *token, "s", delay.as_millis() as u64, ""),
         }
     }
 
     /// The job id this outcome is for.
     pub fn id(&self) -> &str {
         self.parts().0
+    }
+
+    /// The fencing token of the lease this outcome is for.
+    pub fn token(&self) -> u64 {
+        self.parts().1
     }
 }
 
@@ -284,6 +302,11 @@ impl<C: ConnectionLike + Clone + Send + Sync> Queue<C> {
         &self.config.name
     }
 
+    /// A handle on the queue's connection (for operations kept in other modules).
+    pub(crate) fn connection(&self) -> C {
+        self.conn.clone()
+    }
+
     /// Push one job.
     pub async fn push(&self, job: NewJob) -> Result<Pushed, QueueError> {
         let mut out = self.push_many(vec![job]).await?;
@@ -345,6 +368,8 @@ impl<C: ConnectionLike + Clone + Send + Sync> Queue<C> {
             .key(&k.attempts)
             .key(&k.errors)
             .key(&k.dead)
+            .key(&k.leases)
+            .key(&k.lease_seq)
             .arg(max.min(MAX_FETCH))
             .arg(self.config.lease.as_millis() as u64)
             .arg(self.config.max_attempts)
@@ -356,15 +381,16 @@ impl<C: ConnectionLike + Clone + Send + Sync> Queue<C> {
             return Err(QueueError::Protocol("short fetch reply".into()));
         };
         let next_due = int(next_due)?;
-        let mut jobs = Vec::with_capacity(rest.len() / 3);
-        for triple in rest.chunks(3) {
-            let [id, attempt, stored] = triple else {
+        let mut jobs = Vec::with_capacity(rest.len() / 4);
+        for job in rest.chunks(4) {
+            let [id, attempt, token, stored] = job else {
                 return Err(QueueError::Protocol("odd fetch reply".into()));
             };
             let stored = text(stored)?;
             jobs.push(FetchedJob {
                 id: text(id)?,
                 attempt: int(attempt)? as u32,
+                token: int(token)? as u64,
                 payload: split_stored(&stored).1.to_owned(),
             });
         }
@@ -391,13 +417,14 @@ impl<C: ConnectionLike + Clone + Send + Sync> Queue<C> {
                 .key(&k.attempts)
                 .key(&k.errors)
                 .key(&k.done)
-                .key(&k.dead);
+                .key(&k.dead)
+                .key(&k.leases);
             inv.arg(self.config.done_retention.as_millis() as u64)
                 .arg(chunk.len());
             for ack in chunk {
-                let (id, attempt, kind, delay, error) = ack.parts();
+                let (id, token, kind, delay, error) = ack.parts();
                 inv.arg(id)
-                    .arg(attempt)
+                    .arg(token)
                     .arg(kind)
                     .arg(delay)
                     .arg(truncate(error, MAX_ERROR_LEN));
@@ -409,15 +436,16 @@ impl<C: ConnectionLike + Clone + Send + Sync> Queue<C> {
         Ok(report)
     }
 
-    /// Extend the leases of jobs still running here; returns how many were extended.
-    pub async fn renew(&self, held: &[(String, u32)]) -> Result<u64, QueueError> {
+    /// Extend the leases (`(id, token)`) of jobs still running here; returns how many were
+    /// extended. A lease that is no longer the job's current one is left alone.
+    pub async fn renew(&self, held: &[(String, u64)]) -> Result<u64, QueueError> {
         let mut renewed = 0;
         for chunk in held.chunks(PUSH_CHUNK) {
             let mut inv = scripts::RENEW.prepare_invoke();
-            inv.key(&self.keys.running).key(&self.keys.attempts);
+            inv.key(&self.keys.running).key(&self.keys.leases);
             inv.arg(self.config.lease.as_millis() as u64);
-            for (id, attempt) in chunk {
-                inv.arg(id).arg(attempt);
+            for (id, token) in chunk {
+                inv.arg(id).arg(token);
             }
             let n: u64 = inv.invoke_async(&mut self.conn.clone()).await?;
             renewed += n;
@@ -524,6 +552,7 @@ impl<C: ConnectionLike + Clone + Send + Sync> Queue<C> {
             .key(&k.attempts)
             .key(&k.errors)
             .key(&k.dead)
+            .key(&k.leases)
             .arg(id)
             .invoke_async(&mut self.conn.clone())
             .await?;
@@ -540,6 +569,7 @@ impl<C: ConnectionLike + Clone + Send + Sync> Queue<C> {
             .key(&k.errors)
             .key(&k.done)
             .key(&k.dead)
+            .key(&k.leases)
             .arg(self.config.done_retention.as_millis() as u64)
             .arg(self.config.dead_retention.as_millis() as u64)
             .arg(CLEANUP_LIMIT)

@@ -11,8 +11,13 @@ pub struct Keys {
     pub running: String,
     /// HASH job id → `<epoch ms waiting since>|<payload JSON>`.
     pub jobs: String,
-    /// HASH job id → attempts started.
+    /// HASH job id → attempts counted toward `max_attempts` (a hand-back or snooze gives one
+    /// back, a requeue starts afresh).
     pub attempts: String,
+    /// HASH job id → fencing token of the job's latest lease (never reused, see `lease_seq`).
+    pub leases: String,
+    /// STRING: the queue's lease counter; each lease takes the next value as its fencing token.
+    pub lease_seq: String,
     /// HASH job id → last error.
     pub errors: String,
     /// ZSET job id → finish time (epoch ms), kept for the done retention.
@@ -37,6 +42,8 @@ impl Keys {
             running: format!("{base}:running"),
             jobs: format!("{base}:jobs"),
             attempts: format!("{base}:attempts"),
+            leases: format!("{base}:leases"),
+            lease_seq: format!("{base}:lease_seq"),
             errors: format!("{base}:errors"),
             done: format!("{base}:done"),
             dead: format!("{base}:dead"),
@@ -59,7 +66,14 @@ mod tests {
             &k.scheduled,
             &k.running,
             &k.jobs,
+            &k.attempts,
+            &k.leases,
+            &k.lease_seq,
+            &k.errors,
             &k.done,
+            &k.dead,
+            &k.notify,
+            &k.staging,
             &k.unique_prefix,
         ] {
             assert!(

@@ -7,10 +7,12 @@
 pub mod backend;
 pub mod backoff;
 mod client;
+mod erase;
 mod error;
 pub mod id;
 mod keys;
 mod scripts;
+mod version;
 
 pub use client::{
     Ack, AckReport, Fetched, FetchedJob, JobInfo, JobStatus, NewJob, Pushed, Queue, QueueConfig,
@@ -19,3 +21,4 @@ pub use client::{
 pub use error::QueueError;
 pub use keys::Keys;
 pub use scripts::push_lib;
+pub use version::{MIN_REDIS_VERSION, RedisVersion, require_redis_version};

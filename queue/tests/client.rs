@@ -97,6 +97,7 @@ async fn a_lease_is_fenced_so_stale_and_repeated_acks_change_nothing() {
     assert_eq!(f.reaped, 1);
     assert_eq!(f.jobs.len(), 1);
     assert_eq!(f.jobs[0].attempt, 2);
+    assert!(f.jobs[0].token > first.token);
     let info = q.job(&p.id).await.unwrap().unwrap();
     assert!(info.last_error.unwrap().contains("lease expired"));
 
@@ -104,14 +105,14 @@ async fn a_lease_is_fenced_so_stale_and_repeated_acks_change_nothing() {
     let late = q
         .ack(&[Ack::Done {
             id: p.id.clone(),
-            attempt: 1,
+            token: first.token,
         }])
         .await
         .unwrap();
     assert_eq!((late.applied, late.stale), (0, 1));
     let done = Ack::Done {
         id: p.id.clone(),
-        attempt: 2,
+        token: f.jobs[0].token,
     };
     let r = q.ack(&[done.clone(), done.clone()]).await.unwrap();
     assert_eq!((r.applied, r.stale), (1, 1));
@@ -131,10 +132,10 @@ async fn renewed_leases_are_not_reaped() {
     let j = q.fetch(1).await.unwrap().jobs.remove(0);
     for _ in 0..4 {
         tokio::time::sleep(Duration::from_millis(150)).await;
-        assert_eq!(q.renew(&[(j.id.clone(), j.attempt)]).await.unwrap(), 1);
+        assert_eq!(q.renew(&[(j.id.clone(), j.token)]).await.unwrap(), 1);
         assert_eq!(q.fetch(1).await.unwrap().reaped, 0);
     }
-    assert_eq!(q.renew(&[(j.id.clone(), 99)]).await.unwrap(), 0);
+    assert_eq!(q.renew(&[(j.id.clone(), j.token + 1)]).await.unwrap(), 0);
 }
 
 #[tokio::test]
@@ -167,7 +168,7 @@ async fn retries_wait_their_backoff_then_dead_jobs_keep_everything_and_can_be_re
     let j = q.fetch(1).await.unwrap().jobs.remove(0);
     q.ack(&[Ack::Retry {
         id: j.id.clone(),
-        attempt: j.attempt,
+        token: j.token,
         delay: Duration::from_millis(200),
         error: "db down".into(),
     }])
@@ -181,7 +182,7 @@ async fn retries_wait_their_backoff_then_dead_jobs_keep_everything_and_can_be_re
     assert_eq!(j.attempt, 2);
     q.ack(&[Ack::Dead {
         id: j.id.clone(),
-        attempt: 2,
+        token: j.token,
         error: "still down".into(),
     }])
     .await
@@ -200,7 +201,7 @@ async fn retries_wait_their_backoff_then_dead_jobs_keep_everything_and_can_be_re
     assert_eq!(j.attempt, 1, "a requeued job starts its attempts afresh");
     q.ack(&[Ack::Dead {
         id: j.id.clone(),
-        attempt: 1,
+        token: j.token,
         error: "again".into(),
     }])
     .await
@@ -208,7 +209,10 @@ async fn retries_wait_their_backoff_then_dead_jobs_keep_everything_and_can_be_re
     assert!(q.discard_dead(&p.id).await.unwrap());
     assert!(q.job(&p.id).await.unwrap().is_none());
     assert!(
-        t.keys().await.iter().all(|k| !k.ends_with(":jobs")),
+        t.keys()
+            .await
+            .iter()
+            .all(|k| !k.ends_with(":jobs") && !k.ends_with(":attempts") && !k.ends_with(":leases")),
         "nothing left of the job"
     );
 }
@@ -223,12 +227,13 @@ async fn released_jobs_go_back_to_the_head_without_counting_an_attempt() {
     assert_eq!(j.id, a.id);
     q.ack(&[Ack::Release {
         id: j.id.clone(),
-        attempt: j.attempt,
+        token: j.token,
     }])
     .await
     .unwrap();
     let again = q.fetch(1).await.unwrap().jobs.remove(0);
     assert_eq!((again.id.as_str(), again.attempt), (a.id.as_str(), 1));
+    assert!(again.token > j.token, "a new lease, a new token");
 }
 
 #[tokio::test]
@@ -250,15 +255,15 @@ async fn statistics_are_exact() {
     q.ack(&[
         Ack::Done {
             id: jobs[0].id.clone(),
-            attempt: 1,
+            token: jobs[0].token,
         },
         Ack::Done {
             id: jobs[1].id.clone(),
-            attempt: 1,
+            token: jobs[1].token,
         },
         Ack::Dead {
             id: jobs[2].id.clone(),
-            attempt: 1,
+            token: jobs[2].token,
             error: "bad".into(),
         },
     ])
@@ -295,12 +300,12 @@ async fn finished_jobs_are_forgotten_after_their_retention_in_bounded_steps() {
             acks.push(if i % 2 == 0 {
                 Ack::Done {
                     id: j.id,
-                    attempt: j.attempt,
+                    token: j.token,
                 }
             } else {
                 Ack::Dead {
                     id: j.id,
-                    attempt: j.attempt,
+                    token: j.token,
                     error: "x".into(),
                 }
             });
@@ -314,5 +319,314 @@ async fn finished_jobs_are_forgotten_after_their_retention_in_bounded_steps() {
     );
     tokio::time::sleep(Duration::from_millis(150)).await;
     assert_eq!(q.cleanup().await.unwrap(), (600, 600));
-    assert!(t.keys().await.is_empty(), "{:?}", t.keys().await);
+    // Only the queue's lease counter stays (one small key per queue, so tokens never repeat).
+    let left = t.keys().await;
+    assert!(left.iter().all(|k| k.ends_with(":lease_seq")), "{left:?}");
+}
+
+/// The Redis server's clock, epoch ms.
+async fn redis_now_ms(t: &TestRedis) -> i64 {
+    let (s, us): (i64, i64) = redis::cmd("TIME")
+        .query_async(&mut t.conn.clone())
+        .await
+        .unwrap();
+    s * 1000 + us / 1000
+}
+
+/// Finding 5: A hands a job back, B leases it, A's hand-back is sent again (the acker resends a
+/// batch after a lost reply). The resent hand-back must not drop B's lease, so C gets nothing
+/// while B runs, and B's outcome is recorded.
+#[tokio::test]
+async fn a_resent_hand_back_cannot_drop_the_next_lease() {
+    let t = TestRedis::new().await;
+    let q = t.queue(t.config("handback"));
+    let p = q.push(NewJob::new("{}")).await.unwrap();
+    let a = q.fetch(1).await.unwrap().jobs.remove(0);
+    assert_eq!((a.id.as_str(), a.attempt), (p.id.as_str(), 1));
+    let hand_back = Ack::Release {
+        id: a.id.clone(),
+        token: a.token,
+    };
+    assert_eq!(
+        q.ack(std::slice::from_ref(&hand_back))
+            .await
+            .unwrap()
+            .applied,
+        1
+    );
+
+    let b = q.fetch(1).await.unwrap().jobs.remove(0);
+    assert_eq!(b.id, p.id);
+    assert_eq!(b.attempt, 1, "the hand-back cost no attempt");
+    assert_ne!(b.token, a.token, "a new lease gets a new token");
+
+    let resent = q.ack(&[hand_back]).await.unwrap();
+    assert_eq!(
+        (resent.applied, resent.stale),
+        (0, 1),
+        "A's resent hand-back is stale"
+    );
+    let c = q.fetch(1).await.unwrap();
+    assert!(c.jobs.is_empty(), "C got a lease while B holds one: {c:?}");
+    let info = q.job(&p.id).await.unwrap().unwrap();
+    assert_eq!((info.status, info.attempts), (JobStatus::Running, 1));
+    // A renewal counts only when it moves the deadline: let the clock pass the fetch's millisecond.
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    assert_eq!(q.renew(&[(b.id.clone(), b.token)]).await.unwrap(), 1);
+    assert_eq!(q.renew(&[(a.id.clone(), a.token)]).await.unwrap(), 0);
+
+    let r = q
+        .ack(&[Ack::Done {
+            id: b.id.clone(),
+            token: b.token,
+        }])
+        .await
+        .unwrap();
+    assert_eq!((r.applied, r.stale), (1, 0));
+    let s = q.stats().await.unwrap();
+    assert_eq!((s.queued, s.running, s.done), (0, 0, 1));
+}
+
+/// A requeue starts the attempts afresh but not the tokens: a worker whose lease was reaped
+/// before the job died and was requeued cannot record, renew or hand back the new lease.
+#[tokio::test]
+async fn a_zombie_lease_from_before_a_requeue_is_fenced_out() {
+    let t = TestRedis::new().await;
+    let mut cfg = t.config("zombie");
+    cfg.lease = Duration::from_millis(100);
+    cfg.max_attempts = 1;
+    let q = t.queue(cfg);
+    let p = q.push(NewJob::new("{}")).await.unwrap();
+    let zombie = q.fetch(1).await.unwrap().jobs.remove(0);
+    assert_eq!(zombie.attempt, 1);
+
+    // The zombie stalls: its lease is reaped at its last attempt, so the job is dead.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_eq!(q.fetch(1).await.unwrap().reaped, 1);
+    assert_eq!(q.job(&p.id).await.unwrap().unwrap().status, JobStatus::Dead);
+    assert!(q.requeue_dead(&p.id).await.unwrap());
+    let live = q.fetch(1).await.unwrap().jobs.remove(0);
+    assert_eq!((live.id.as_str(), live.attempt), (p.id.as_str(), 1));
+    assert!(live.token > zombie.token);
+
+    // The zombie wakes up: none of its outcomes or renewals apply.
+    assert_eq!(
+        q.renew(&[(zombie.id.clone(), zombie.token)]).await.unwrap(),
+        0
+    );
+    for ack in [
+        Ack::Done {
+            id: zombie.id.clone(),
+            token: zombie.token,
+        },
+        Ack::Release {
+            id: zombie.id.clone(),
+            token: zombie.token,
+        },
+        Ack::Dead {
+            id: zombie.id.clone(),
+            token: zombie.token,
+            error: "zombie".into(),
+        },
+    ] {
+        let r = q.ack(&[ack]).await.unwrap();
+        assert_eq!((r.applied, r.stale), (0, 1));
+    }
+    let info = q.job(&p.id).await.unwrap().unwrap();
+    assert_eq!((info.status, info.attempts), (JobStatus::Running, 1));
+    let r = q
+        .ack(&[Ack::Done {
+            id: live.id.clone(),
+            token: live.token,
+        }])
+        .await
+        .unwrap();
+    assert_eq!((r.applied, r.stale), (1, 0));
+    assert_eq!(q.job(&p.id).await.unwrap().unwrap().status, JobStatus::Done);
+}
+
+/// Everything a queue holds about its jobs, to compare before and after.
+async fn snapshot(
+    t: &TestRedis,
+    q: &celeriac_queue::Queue<redis::aio::ConnectionManager>,
+) -> String {
+    use redis::AsyncCommands;
+    let k = q.keys();
+    let mut c = t.conn.clone();
+    let pending: Vec<String> = c.lrange(&k.pending, 0, -1).await.unwrap();
+    let mut out = format!("pending={pending:?}");
+    for z in [&k.scheduled, &k.running, &k.done, &k.dead] {
+        let v: Vec<(String, f64)> = c.zrange_withscores(z, 0, -1).await.unwrap();
+        out += &format!(" {z}={v:?}");
+    }
+    for h in [&k.jobs, &k.attempts, &k.errors, &k.leases] {
+        let v: std::collections::BTreeMap<String, String> = c.hgetall(h).await.unwrap();
+        out += &format!(" {h}={v:?}");
+    }
+    out
+}
+
+/// The acker resends a whole batch after any error, a lost reply included: recording a batch of
+/// outcomes twice changes nothing the second time, even once a job has been leased again.
+#[tokio::test]
+async fn a_batch_of_outcomes_recorded_twice_changes_nothing_the_second_time() {
+    let t = TestRedis::new().await;
+    let q = t.queue(t.config("twice"));
+    q.push_many(
+        (0..5)
+            .map(|i| NewJob::new(format!(r#"{{"n":{i}}}"#)))
+            .collect(),
+    )
+    .await
+    .unwrap();
+    let j = q.fetch(5).await.unwrap().jobs;
+    let batch = vec![
+        Ack::Release {
+            id: j[0].id.clone(),
+            token: j[0].token,
+        },
+        Ack::Retry {
+            id: j[1].id.clone(),
+            token: j[1].token,
+            delay: Duration::from_secs(60),
+            error: "later".into(),
+        },
+        Ack::Done {
+            id: j[2].id.clone(),
+            token: j[2].token,
+        },
+        Ack::Dead {
+            id: j[3].id.clone(),
+            token: j[3].token,
+            error: "broken".into(),
+        },
+        Ack::Snooze {
+            id: j[4].id.clone(),
+            token: j[4].token,
+            delay: Duration::from_secs(60),
+        },
+    ];
+    let first = q.ack(&batch).await.unwrap();
+    assert_eq!((first.applied, first.stale), (5, 0));
+    let after_first = snapshot(&t, &q).await;
+    let again = q.ack(&batch).await.unwrap();
+    assert_eq!((again.applied, again.stale), (0, 5));
+    assert_eq!(snapshot(&t, &q).await, after_first);
+
+    // The handed-back job is leased again; the batch arrives a third time.
+    let next = q.fetch(1).await.unwrap().jobs.remove(0);
+    assert_eq!((next.id.as_str(), next.attempt), (j[0].id.as_str(), 1));
+    let before = snapshot(&t, &q).await;
+    let third = q.ack(&batch).await.unwrap();
+    assert_eq!((third.applied, third.stale), (0, 5));
+    assert_eq!(snapshot(&t, &q).await, before);
+    assert_eq!(
+        q.job(&next.id).await.unwrap().unwrap().status,
+        JobStatus::Running
+    );
+}
+
+/// A snooze costs no attempt: a job snoozed more times than it has attempts is still alive,
+/// each lease is its first attempt, no error is written, and it finally runs.
+#[tokio::test]
+async fn snoozes_cost_no_attempt_and_write_no_error() {
+    let t = TestRedis::new().await;
+    let mut cfg = t.config("snooze");
+    cfg.max_attempts = 2;
+    let q = t.queue(cfg);
+    let p = q.push(NewJob::new(r#"{"n":1}"#)).await.unwrap();
+    let mut tokens = Vec::new();
+    for _ in 0..5 {
+        let j = q.fetch(1).await.unwrap().jobs.remove(0);
+        assert_eq!((j.id.as_str(), j.attempt), (p.id.as_str(), 1));
+        tokens.push(j.token);
+        let r = q
+            .ack(&[Ack::Snooze {
+                id: j.id.clone(),
+                token: j.token,
+                delay: Duration::from_millis(1),
+            }])
+            .await
+            .unwrap();
+        assert_eq!(r.applied, 1);
+        let info = q.job(&p.id).await.unwrap().unwrap();
+        assert_eq!((info.status, info.attempts), (JobStatus::Scheduled, 0));
+        assert_eq!(info.last_error, None);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(tokens.windows(2).all(|w| w[1] > w[0]), "{tokens:?}");
+    let j = q.fetch(1).await.unwrap().jobs.remove(0);
+    assert_eq!(j.attempt, 1);
+    q.ack(&[Ack::Done {
+        id: j.id.clone(),
+        token: j.token,
+    }])
+    .await
+    .unwrap();
+    let info = q.job(&p.id).await.unwrap().unwrap();
+    assert_eq!((info.status, info.attempts), (JobStatus::Done, 1));
+    assert_eq!(info.payload, r#"{"n":1}"#);
+}
+
+/// A snoozed job is due at the Redis server's TIME (when the snooze is recorded) + the delay:
+/// its scheduled score and its stored header say so, and it is not leased a moment earlier.
+#[tokio::test]
+async fn a_snoozed_job_falls_due_by_redis_time() {
+    let t = TestRedis::new().await;
+    let q = t.queue(t.config("snooze-due"));
+    let p = q.push(NewJob::new("{}")).await.unwrap();
+    let j = q.fetch(1).await.unwrap().jobs.remove(0);
+    let before = redis_now_ms(&t).await;
+    q.ack(&[Ack::Snooze {
+        id: j.id.clone(),
+        token: j.token,
+        delay: Duration::from_millis(400),
+    }])
+    .await
+    .unwrap();
+    let after = redis_now_ms(&t).await;
+    let info = q.job(&p.id).await.unwrap().unwrap();
+    assert_eq!(info.status, JobStatus::Scheduled);
+    let due = info.status_ms.unwrap();
+    assert!(
+        (before + 400..=after + 400).contains(&due),
+        "due {due} not within [{}, {}]",
+        before + 400,
+        after + 400
+    );
+    assert_eq!(info.since_ms, due, "the header carries the due time");
+    loop {
+        let f = q.fetch(1).await.unwrap();
+        if let Some(j) = f.jobs.first() {
+            assert!(f.now_ms >= due, "leased at {} before due {due}", f.now_ms);
+            assert_eq!((j.id.as_str(), j.attempt), (p.id.as_str(), 1));
+            break;
+        }
+        assert!(
+            f.now_ms < due + 1000,
+            "not leased a second after it fell due"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// With a done retention of zero a finished job is forgotten at once: nothing of it stays, its
+/// lease token included (only the queue's lease counter remains).
+#[tokio::test]
+async fn a_job_forgotten_at_once_leaves_nothing_behind() {
+    let t = TestRedis::new().await;
+    let mut cfg = t.config("forget");
+    cfg.done_retention = Duration::ZERO;
+    let q = t.queue(cfg);
+    let p = q.push(NewJob::new("{}")).await.unwrap();
+    let j = q.fetch(1).await.unwrap().jobs.remove(0);
+    q.ack(&[Ack::Done {
+        id: j.id.clone(),
+        token: j.token,
+    }])
+    .await
+    .unwrap();
+    assert!(q.job(&p.id).await.unwrap().is_none());
+    let left = t.keys().await;
+    assert!(left.iter().all(|k| k.ends_with(":lease_seq")), "{left:?}");
 }

@@ -172,26 +172,26 @@ async fn exercise(q: &Queue<ClusterConnection>, drain: &Queue<ClusterConnection>
         .ack(&[
             Ack::Done {
                 id: j[0].id.clone(),
-                attempt: 1,
+                token: j[0].token,
             },
             Ack::Retry {
                 id: j[1].id.clone(),
-                attempt: 1,
+                token: j[1].token,
                 delay: Duration::from_millis(500),
                 error: "try later".into(),
             },
             Ack::Dead {
                 id: j[2].id.clone(),
-                attempt: 1,
+                token: j[2].token,
                 error: "broken".into(),
             },
             Ack::Release {
                 id: j[3].id.clone(),
-                attempt: 1,
+                token: j[3].token,
             },
             Ack::Done {
                 id: j[0].id.clone(),
-                attempt: 1,
+                token: j[0].token,
             },
         ])
         .await
@@ -200,9 +200,12 @@ async fn exercise(q: &Queue<ClusterConnection>, drain: &Queue<ClusterConnection>
     // Renewal moves the deadline: let the clock pass the fetch's millisecond first.
     tokio::time::sleep(Duration::from_millis(5)).await;
     assert_eq!(
-        q.renew(&[(j[4].id.clone(), 1), (j[5].id.clone(), 7)])
-            .await
-            .unwrap(),
+        q.renew(&[
+            (j[4].id.clone(), j[4].token),
+            (j[5].id.clone(), j[5].token + 100)
+        ])
+        .await
+        .unwrap(),
         1
     );
     let s = q.stats().await.unwrap();
@@ -242,7 +245,7 @@ async fn exercise(q: &Queue<ClusterConnection>, drain: &Queue<ClusterConnection>
             }
             acks.push(Ack::Done {
                 id: job.id,
-                attempt: job.attempt,
+                token: job.token,
             });
         }
     }
@@ -270,7 +273,7 @@ async fn exercise(q: &Queue<ClusterConnection>, drain: &Queue<ClusterConnection>
     assert_eq!(f.jobs[0].id, again.id);
     q.ack(&[Ack::Dead {
         id: again.id.clone(),
-        attempt: 1,
+        token: f.jobs[0].token,
         error: "no".into(),
     }])
     .await

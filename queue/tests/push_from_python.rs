@@ -210,7 +210,7 @@ async fn a_value_without_the_time_header_survives_a_retry_and_a_requeue() {
         let r = q
             .ack(&[Ack::Retry {
                 id: j.id.clone(),
-                attempt: j.attempt,
+                token: j.token,
                 delay: Duration::from_millis(1),
                 error: "once more".into(),
             }])
@@ -222,7 +222,7 @@ async fn a_value_without_the_time_header_survives_a_retry_and_a_requeue() {
         assert_eq!((j.attempt, j.payload.as_str()), (2, payload));
         q.ack(&[Ack::Dead {
             id: j.id.clone(),
-            attempt: 2,
+            token: j.token,
             error: "dead".into(),
         }])
         .await

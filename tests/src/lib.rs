@@ -166,6 +166,13 @@ impl Drop for TestRedis {
         // `*{namespace}*`: queue keys, and what the Celery client names after the queue (kombu bindings).
         let mut patterns = vec![format!("*{}*", self.namespace)];
         patterns.extend(fragments.iter().map(|t| format!("*{t}*")));
+        // Erasure marks are named by a hash of the fingerprint.
+        patterns.extend(
+            fragments
+                .iter()
+                .filter_map(|t| worker::hot::Fingerprint::parse(t).ok())
+                .map(|fp| worker::hot::anon_erased_key(&fp)),
+        );
         let url = redis_url();
         let _ = std::thread::spawn(move || {
             let Ok(client) = redis::Client::open(url) else {
@@ -182,6 +189,23 @@ impl Drop for TestRedis {
                 for chunk in keys.chunks(500) {
                     let _: Result<(), _> = redis::cmd("UNLINK").arg(chunk).query(&mut conn);
                 }
+            }
+            // The open-sessions list is shared by every test: take out only this test's visitors.
+            let open: Vec<String> = redis::cmd("ZRANGE")
+                .arg("anon_sessions:open")
+                .arg(0)
+                .arg(-1)
+                .query(&mut conn)
+                .unwrap_or_default();
+            let mine: Vec<&String> = open
+                .iter()
+                .filter(|m| fragments.iter().any(|t| m.contains(t.as_str())))
+                .collect();
+            if !mine.is_empty() {
+                let _: Result<(), _> = redis::cmd("ZREM")
+                    .arg("anon_sessions:open")
+                    .arg(mine)
+                    .query(&mut conn);
             }
             // The day path sets are shared by every test: take out only this test's paths.
             let path_sets: Vec<String> = redis::cmd("KEYS")

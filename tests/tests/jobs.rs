@@ -18,30 +18,83 @@ use sea_orm::{
 use serde_json::json;
 use uuid::Uuid;
 use worker::context::JobContext;
+use worker::hot::Fingerprint;
 use worker::jobs::*;
 use worker::registry::JobArgs;
 
+/// A live session document as the API writes it, with its TTL (`ttl_s`; the session timeout).
 async fn put_doc(
     ctx: &JobContext,
     fp: &str,
     session_id: Uuid,
     pages: i32,
     last_activity: chrono::DateTime<Utc>,
+    ttl_s: u64,
 ) {
-    let doc = json!({
+    let _: () = ctx
+        .redis
+        .clone()
+        .set_ex(
+            format!("anon_session:{fp}"),
+            session_doc(fp, session_id, pages, last_activity).to_string(),
+            ttl_s,
+        )
+        .await
+        .unwrap();
+}
+
+fn session_doc(
+    fp: &str,
+    session_id: Uuid,
+    pages: i32,
+    last_activity: chrono::DateTime<Utc>,
+) -> serde_json::Value {
+    json!({
         "session_id": session_id, "device_fingerprint": fp,
         "started_at": (last_activity - ChronoDuration::minutes(3)).to_rfc3339(),
         "last_activity": last_activity.to_rfc3339(), "pages_visited": pages,
         "current_page": "/c/montreal/", "landing_page": "/search?q=events",
         "referrer": "https://google.com", "is_active": true,
         "ip_address": "203.0.113.45", "user_agent": "Mozilla/5.0", "is_bot": false
-    });
-    let _: () = ctx
-        .redis
-        .clone()
-        .set(format!("anon_session:{fp}"), doc.to_string())
-        .await
-        .unwrap();
+    })
+}
+
+/// Buffer views 1..=pages of a session as the page-view script does (the first carries the
+/// session's first document).
+async fn buffer_views(
+    ctx: &JobContext,
+    fp: &str,
+    session_id: Uuid,
+    pages: i32,
+    last: chrono::DateTime<Utc>,
+) {
+    let first = session_doc(
+        fp,
+        session_id,
+        1,
+        last - ChronoDuration::seconds(i64::from(pages)),
+    );
+    for n in 1..=pages {
+        let mut v = json!({
+            "session_id": session_id, "n": n, "url": format!("/p/{n}"), "url_name": "",
+            "page_type": "page", "referrer": "",
+            // Two views share each second: one row each all the same.
+            "viewed_at": (last - ChronoDuration::seconds(i64::from((pages - n) / 2))).to_rfc3339(),
+        });
+        if n == 1 {
+            v["session"] = first.clone();
+        }
+        let _: () = ctx
+            .redis
+            .clone()
+            .rpush(format!("anon_session:{fp}:views"), v.to_string())
+            .await
+            .unwrap();
+    }
+}
+
+fn fpr(s: &str) -> Fingerprint {
+    Fingerprint::parse(s).unwrap()
 }
 
 async fn twice_and_concurrently<J: Job + Clone>(ctx: &JobContext, job: J) {
@@ -58,11 +111,11 @@ async fn persist_anonymous_session_upserts_one_row_and_never_goes_backwards() {
     let ctx = job_context(&db, &redis, &[]);
     let fp = redis.token("fp");
     let sid = Uuid::new_v4();
-    put_doc(&ctx, &fp, sid, 10, Utc::now()).await;
+    put_doc(&ctx, &fp, sid, 10, Utc::now(), 1800).await;
     twice_and_concurrently(
         &ctx,
         PersistAnonymousSession {
-            fingerprint: fp.clone(),
+            fingerprint: fpr(&fp),
         },
     )
     .await;
@@ -76,9 +129,17 @@ async fn persist_anonymous_session_upserts_one_row_and_never_goes_backwards() {
     assert_eq!(row.landing_page, "/search?q=events");
     assert!(row.is_active);
     // An older document replayed late does not move the row backwards.
-    put_doc(&ctx, &fp, sid, 5, Utc::now() - ChronoDuration::minutes(10)).await;
+    put_doc(
+        &ctx,
+        &fp,
+        sid,
+        5,
+        Utc::now() - ChronoDuration::minutes(10),
+        1800,
+    )
+    .await;
     PersistAnonymousSession {
-        fingerprint: fp.clone(),
+        fingerprint: fpr(&fp),
     }
     .run(&ctx)
     .await
@@ -101,7 +162,7 @@ async fn persist_anonymous_session_upserts_one_row_and_never_goes_backwards() {
     );
     // A missing key is a no-op.
     PersistAnonymousSession {
-        fingerprint: redis.token("gone"),
+        fingerprint: fpr(&redis.token("gone")),
     }
     .run(&ctx)
     .await
@@ -114,8 +175,14 @@ async fn persist_anonymous_session_works_on_sqlite_too() {
     let ctx = job_context(&db, &redis, &[]);
     let fp = redis.token("fp");
     let sid = Uuid::new_v4();
-    put_doc(&ctx, &fp, sid, 3, Utc::now()).await;
-    twice_and_concurrently(&ctx, PersistAnonymousSession { fingerprint: fp }).await;
+    put_doc(&ctx, &fp, sid, 3, Utc::now(), 1800).await;
+    twice_and_concurrently(
+        &ctx,
+        PersistAnonymousSession {
+            fingerprint: fpr(&fp),
+        },
+    )
+    .await;
     let row = anonymous_session::Entity::find_by_id(sid)
         .one(&db.conn)
         .await
@@ -124,19 +191,20 @@ async fn persist_anonymous_session_works_on_sqlite_too() {
     assert_eq!(row.pages_visited, 3);
 }
 
-#[tokio::test]
-async fn finalize_ends_an_idle_session_once_and_reschedules_an_active_one_once() {
-    let (db, redis) = (TestDb::postgres().await, TestRedis::new().await);
+/// Finding 3: a finalize that runs after the session's document expired, and after the session
+/// was never persisted (fewer than 5 pages), still writes the session and every view.
+async fn late_finalize_writes_everything(db: TestDb) {
+    let redis = TestRedis::new().await;
     let ctx = job_context(&db, &redis, &[("ANON_SESSION_TIMEOUT_SECONDS", "60")]);
-    // Idle: last activity two minutes ago, document still in Redis, never persisted before.
     let fp = redis.token("fp");
     let sid = Uuid::new_v4();
-    let last = Utc::now() - ChronoDuration::minutes(2);
-    put_doc(&ctx, &fp, sid, 7, last).await;
+    let last = Utc::now() - ChronoDuration::hours(3);
+    // The document is gone (expired hours ago); only the buffer is left.
+    buffer_views(&ctx, &fp, sid, 4, last).await;
     twice_and_concurrently(
         &ctx,
         FinalizeAnonymousSession {
-            fingerprint: fp.clone(),
+            fingerprint: fpr(&fp),
             session_id: sid,
         },
     )
@@ -145,84 +213,180 @@ async fn finalize_ends_an_idle_session_once_and_reschedules_an_active_one_once()
         .one(&db.conn)
         .await
         .unwrap()
-        .unwrap();
+        .expect("the session reached the database");
     assert!(!row.is_active);
-    assert_eq!(row.pages_visited, 7);
+    assert_eq!(row.pages_visited, 4);
+    assert_eq!(row.landing_page, "/search?q=events");
+    assert_eq!(row.last_activity.timestamp(), last.timestamp());
     assert_eq!(
         row.session_end.map(|t| t.timestamp()),
-        Some(row.last_activity.timestamp())
+        Some(last.timestamp())
     );
-    assert_eq!(row.duration_seconds, Some(180));
+    // Finding 6: four views, two per second: four rows.
+    let views = anonymous_page_view::Entity::find()
+        .filter(anonymous_page_view::Column::SessionId.eq(sid))
+        .order_by_asc(anonymous_page_view::Column::ViewNumber)
+        .all(&db.conn)
+        .await
+        .unwrap();
+    let numbers: Vec<_> = views.iter().map(|v| v.view_number).collect();
+    assert_eq!(numbers, [Some(1), Some(2), Some(3), Some(4)]);
+    let buffered: i64 = ctx
+        .redis
+        .clone()
+        .llen(format!("anon_session:{fp}:views"))
+        .await
+        .unwrap();
+    assert_eq!(buffered, 0);
+}
 
-    // Active: comes back later, exactly one follow-up pending however often it runs.
-    let fp2 = redis.token("fp");
-    let sid2 = Uuid::new_v4();
-    put_doc(&ctx, &fp2, sid2, 2, Utc::now()).await;
-    twice_and_concurrently(
-        &ctx,
-        FinalizeAnonymousSession {
-            fingerprint: fp2,
-            session_id: sid2,
-        },
-    )
-    .await;
-    let q = ctx.queues.get(FinalizeAnonymousSession::NAME).unwrap();
-    assert_eq!(q.stats().await.unwrap().scheduled, 1);
+#[tokio::test]
+async fn a_late_finalize_writes_the_session_and_every_view_on_postgres() {
+    late_finalize_writes_everything(TestDb::postgres().await).await;
+}
+
+#[tokio::test]
+async fn a_late_finalize_writes_the_session_and_every_view_on_sqlite() {
+    late_finalize_writes_everything(TestDb::sqlite().await).await;
+}
+
+#[tokio::test]
+async fn finalize_snoozes_while_the_document_lives_and_ends_the_session_after() {
+    let (db, redis) = (TestDb::postgres().await, TestRedis::new().await);
+    let ctx = job_context(&db, &redis, &[("ANON_SESSION_TIMEOUT_SECONDS", "60")]);
+    let fp = redis.token("fp");
+    let sid = Uuid::new_v4();
+    // The client's clock says the last view was long ago; Redis's TTL says the session lives:
+    // Redis decides.
+    put_doc(&ctx, &fp, sid, 2, Utc::now() - ChronoDuration::hours(2), 60).await;
+    buffer_views(&ctx, &fp, sid, 2, Utc::now() - ChronoDuration::hours(2)).await;
+    let job = FinalizeAnonymousSession {
+        fingerprint: fpr(&fp),
+        session_id: sid,
+    };
+    match job.clone().run(&ctx).await {
+        Err(JobError::Snooze(d)) => {
+            assert!(
+                d > Duration::from_secs(55) && d <= Duration::from_secs(62),
+                "{d:?}"
+            )
+        }
+        other => panic!("expected a snooze, got {other:?}"),
+    }
     assert!(
-        anonymous_session::Entity::find_by_id(sid2)
+        anonymous_session::Entity::find_by_id(sid)
             .one(&db.conn)
             .await
             .unwrap()
             .is_none()
     );
+    // The document expires: the next run writes and ends the session.
+    let _: () = ctx
+        .redis
+        .clone()
+        .del(format!("anon_session:{fp}"))
+        .await
+        .unwrap();
+    twice_and_concurrently(&ctx, job).await;
+    let row = anonymous_session::Entity::find_by_id(sid)
+        .one(&db.conn)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!row.is_active);
+    assert_eq!(row.pages_visited, 2);
 }
 
 #[tokio::test]
-async fn finalize_idle_sessions_sweeps_sessions_whose_finalize_was_lost() {
+async fn finalize_idle_sessions_finds_lost_sessions_persisted_or_not() {
     let (db, redis) = (TestDb::postgres().await, TestRedis::new().await);
     let ctx = job_context(&db, &redis, &[("ANON_SESSION_TIMEOUT_SECONDS", "60")]);
-    let (stale_fp, live_fp) = (redis.token("fp"), redis.token("fp"));
-    let (stale, live) = (Uuid::new_v4(), Uuid::new_v4());
+    let (stale_fp, live_fp, unpersisted_fp) =
+        (redis.token("fp"), redis.token("fp"), redis.token("fp"));
+    let (stale, live, unpersisted) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
     put_doc(
         &ctx,
         &stale_fp,
         stale,
         4,
         Utc::now() - ChronoDuration::minutes(5),
+        1800,
     )
     .await;
-    put_doc(&ctx, &live_fp, live, 4, Utc::now()).await;
-    PersistAnonymousSession {
-        fingerprint: stale_fp.clone(),
+    put_doc(&ctx, &live_fp, live, 4, Utc::now(), 1800).await;
+    for fp in [&stale_fp, &live_fp] {
+        PersistAnonymousSession {
+            fingerprint: fpr(fp),
+        }
+        .run(&ctx)
+        .await
+        .unwrap();
     }
-    .run(&ctx)
-    .await
-    .unwrap();
-    PersistAnonymousSession {
-        fingerprint: live_fp,
-    }
-    .run(&ctx)
-    .await
-    .unwrap();
     let _: () = ctx
         .redis
         .clone()
         .del(format!("anon_session:{stale_fp}"))
         .await
         .unwrap();
-    twice_and_concurrently(&ctx, FinalizeIdleSessions {}).await;
-    let s = anonymous_session::Entity::find_by_id(stale)
-        .one(&db.conn)
+    // Never persisted, document gone, its finalize lost: only the buffer and the open list know.
+    buffer_views(
+        &ctx,
+        &unpersisted_fp,
+        unpersisted,
+        3,
+        Utc::now() - ChronoDuration::minutes(5),
+    )
+    .await;
+    let started = (Utc::now() - ChronoDuration::minutes(10)).timestamp_millis();
+    let _: () = ctx
+        .redis
+        .clone()
+        .zadd("anon_sessions:open", &unpersisted_fp, started)
         .await
-        .unwrap()
         .unwrap();
+    twice_and_concurrently(&ctx, FinalizeIdleSessions {}).await;
+    // The sweep enqueued one finalize for each lost session (not for the live one); run them.
+    let q = ctx.queues.get(FinalizeAnonymousSession::NAME).unwrap();
+    let mut ran = Vec::new();
+    let fetched = q.fetch(100).await.unwrap();
+    for job in &fetched.jobs {
+        let args: FinalizeAnonymousSession = serde_json::from_str(&job.payload).unwrap();
+        ran.push(args.session_id);
+        args.run(&ctx).await.unwrap();
+    }
+    ran.sort();
+    let mut want = vec![stale, unpersisted];
+    want.sort();
+    assert_eq!(ran, want);
+    for id in [stale, unpersisted] {
+        let row = anonymous_session::Entity::find_by_id(id)
+            .one(&db.conn)
+            .await
+            .unwrap()
+            .expect("the lost session reached the database");
+        assert!(!row.is_active);
+    }
     let l = anonymous_session::Entity::find_by_id(live)
         .one(&db.conn)
         .await
         .unwrap()
         .unwrap();
-    assert!(!s.is_active && s.duration_seconds == Some(180));
     assert!(l.is_active);
+    // A later sweep (a timeout on): the fingerprint with nothing left leaves the open list.
+    let _: () = ctx
+        .redis
+        .clone()
+        .zadd("anon_sessions:open", &unpersisted_fp, started)
+        .await
+        .unwrap();
+    FinalizeIdleSessions {}.run(&ctx).await.unwrap();
+    let score: Option<f64> = ctx
+        .redis
+        .clone()
+        .zscore("anon_sessions:open", &unpersisted_fp)
+        .await
+        .unwrap();
+    assert_eq!(score, None);
 }
 
 #[tokio::test]
@@ -292,7 +456,9 @@ async fn cleanup_deletes_only_data_past_retention_with_its_page_views() {
 async fn aggregate_page_analytics_recomputes_the_same_numbers_every_time() {
     let (db, redis) = (TestDb::postgres().await, TestRedis::new().await);
     let ctx = job_context(&db, &redis, &[]);
-    let day = Utc::now().date_naive() - chrono::Days::new(1);
+    // A day no view can still land in (client timestamps are at most a day old), so Redis has
+    // no counters for it and the log is the source.
+    let day = Utc::now().date_naive() - chrono::Days::new(10);
     let at = day.and_hms_opt(12, 0, 0).unwrap().and_utc();
     let views = [
         ("/a", "v1", false, false),
@@ -390,12 +556,12 @@ async fn link_anonymous_conversion_links_once_and_writes_one_account_created_eve
     let user = make_user(&db).await;
     let fp = redis.token("fp");
     let sid = Uuid::new_v4();
-    put_doc(&ctx, &fp, sid, 6, Utc::now()).await;
+    put_doc(&ctx, &fp, sid, 6, Utc::now(), 1800).await;
     twice_and_concurrently(
         &ctx,
         LinkAnonymousConversion {
             user_id: user,
-            fingerprint: fp,
+            fingerprint: fpr(&fp),
         },
     )
     .await;
@@ -427,7 +593,7 @@ async fn the_worker_runs_queued_jobs_and_kills_invalid_ones_at_once() {
     let ctx = job_context(&db, &redis, &[]);
     let fps: Vec<String> = (0..20).map(|_| redis.token("fp")).collect();
     for fp in &fps {
-        put_doc(&ctx, fp, Uuid::new_v4(), 5, Utc::now()).await;
+        put_doc(&ctx, fp, Uuid::new_v4(), 5, Utc::now(), 1800).await;
     }
     let q = ctx
         .queues
@@ -475,7 +641,8 @@ async fn the_worker_runs_queued_jobs_and_kills_invalid_ones_at_once() {
     );
     let info = q.job(&bad.id).await.unwrap().unwrap();
     assert_eq!(info.attempts, 1);
-    assert!(info.last_error.unwrap().contains("fingerprint"));
+    let error = info.last_error.unwrap();
+    assert!(error.contains("fingerprint"), "{error}");
 }
 
 /// A session document as the writer receives it.

@@ -31,15 +31,13 @@ fn setup(redis: &TestRedis, schedule: &[(&str, &str)]) -> (Queues, Schedule) {
     )
 }
 
-async fn tick_keys(redis: &TestRedis, job: &str) -> Vec<i64> {
-    let pattern = format!("{}:{{{job}}}:unique:cron:{job}:*", redis.namespace);
-    let keys: Vec<String> = redis.conn.clone().keys(pattern).await.unwrap();
-    let mut ticks: Vec<i64> = keys
-        .iter()
-        .filter_map(|k| k.rsplit(':').next()?.parse().ok())
-        .collect();
-    ticks.sort();
-    ticks
+/// Redis's clock, in ms: the scheduler's ticks are whole seconds of wall time.
+async fn redis_ms(redis: &TestRedis) -> i64 {
+    let (s, us): (i64, i64) = redis::cmd("TIME")
+        .query_async(&mut redis.conn.clone())
+        .await
+        .unwrap();
+    s * 1000 + us / 1000
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -66,19 +64,22 @@ async fn three_schedulers_enqueue_every_tick_exactly_once() {
             .await
         }));
     }
+    // The ticks that fell while the copies ran, counted on a clock of the test's own: one job
+    // each, whatever the copies wrote about them. A duplicate per copy would triple the count.
+    let from = redis_ms(&redis).await;
     tokio::time::sleep(Duration::from_millis(4500)).await;
+    let to = redis_ms(&redis).await;
     let _ = stop_tx.send(());
     for c in copies {
         c.await.unwrap().unwrap();
     }
+    let ticks = (to / 1000 - from / 1000) as u64;
     let q = queues.get("finalize_idle_sessions").unwrap();
     let queued = q.stats().await.unwrap().queued;
-    let ticks = tick_keys(&redis, "finalize_idle_sessions").await;
-    assert!(ticks.len() >= 4, "ticks {ticks:?}");
-    assert_eq!(queued, ticks.len() as u64, "one job per tick");
+    // A tick at either edge of the window may fall before a copy started or after all stopped.
     assert!(
-        ticks.windows(2).all(|w| w[1] - w[0] == 1),
-        "no tick skipped: {ticks:?}"
+        (ticks.saturating_sub(2)..=ticks).contains(&queued) && queued >= 3,
+        "{queued} jobs for {ticks} ticks"
     );
 }
 

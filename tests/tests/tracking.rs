@@ -594,7 +594,7 @@ async fn erasing_a_visitor_removes_every_trace_in_redis_and_the_database() {
     }
     // Persisted (the 5th view enqueued it).
     worker::jobs::PersistAnonymousSession {
-        fingerprint: fp.clone(),
+        fingerprint: worker::hot::Fingerprint::parse(&fp).unwrap(),
     }
     .run(&ctx)
     .await
@@ -626,10 +626,24 @@ async fn erasing_a_visitor_removes_every_trace_in_redis_and_the_database() {
         holding
     };
     assert_eq!(sets_holding().await, visitor_sets);
+    // Finding 7: the jobs the views enqueued (finalize, persist) carry the fingerprint until
+    // erasure.
+    let payloads_naming_fp = || async {
+        let mut n = 0;
+        for job in ["persist_anonymous_session", "finalize_anonymous_session"] {
+            let q = ctx.queues.get(job).unwrap();
+            let values: Vec<String> = redis.conn.clone().hvals(&q.keys().jobs).await.unwrap();
+            n += values.iter().filter(|v| v.contains(fp.as_str())).count();
+        }
+        n
+    };
+    assert_eq!(payloads_naming_fp().await, 2);
     let (s, b) = api
         .call("DELETE", &format!("/v1/anonymous/{fp}"), None)
         .await;
     assert_eq!(s, 200, "{b}");
+    assert_eq!(b["jobs"], 2, "{b}");
+    assert_eq!(payloads_naming_fp().await, 0);
     assert_eq!(sets_holding().await, Vec::<String>::new());
     assert_eq!(
         anonymous_session::Entity::find()

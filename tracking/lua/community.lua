@@ -1,9 +1,12 @@
 -- One visit to a community page (community_lib.lua), for a signed-in visitor's view.
 -- KEYS: 1 community:{id}:visitors, 2 …:authenticated, 3 …:anonymous, 4 …:seen, 5 visitor footprint,
 --   6 …:seen:authenticated.
--- ARGV: 1 visitor key, 2 visitor JSON without pages_viewed, 3 now ms, 4 window s, 5 authenticated (1/0),
---   6 analytics counters ttl s (the footprint lives a day longer).
+-- ARGV: 1 visitor key, 2 visitor JSON without pages_viewed, 3 (unused: the clock is Redis's
+--   TIME, as for every other visit), 4 window s, 5 authenticated (1/0), 6 analytics counters ttl
+--   s (the footprint lives a day longer).
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 return community_visit(
   {visitors = KEYS[1], authenticated = KEYS[2], anonymous = KEYS[3], seen = KEYS[4],
    footprint = KEYS[5], seen_authenticated = KEYS[6], footprint_ttl = tonumber(ARGV[6]) + 86400},
-  ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5] == '1')
+  ARGV[1], ARGV[2], now, tonumber(ARGV[4]), ARGV[5] == '1')

@@ -31,7 +31,7 @@ const QUEUE: usize = 4096;
 /// One view's keys and arguments, in `views.lua`'s per-view layout.
 #[derive(Debug)]
 pub(crate) struct AnonView {
-    /// 6 keys, or 11 for a community page.
+    /// 10 keys, or 15 for a community page.
     pub(crate) keys: Vec<String>,
     /// 11 arguments.
     pub(crate) args: Vec<String>,
@@ -53,11 +53,13 @@ pub(crate) struct Outcome {
 /// The batch-wide part of the script's keys and arguments.
 #[derive(Debug)]
 pub(crate) struct Fixed {
-    /// Persist queue: jobs, pending, scheduled; then finalize queue: the same.
-    pub(crate) keys: [String; 6],
+    /// Persist queue: jobs, pending, scheduled; then finalize queue: the same; the open
+    /// sessions set.
+    pub(crate) keys: [String; 7],
     /// Persist notify channel, finalize notify channel, persist every n, session ttl s,
-    /// counters ttl s, community window s.
-    pub(crate) args: [String; 6],
+    /// counters ttl s, community window s, buffer ttl s, distinct paths a day at most, exact
+    /// unique visitors a path at most.
+    pub(crate) args: [String; 9],
 }
 
 type Reply = oneshot::Sender<Result<Outcome, TrackError>>;

@@ -83,7 +83,12 @@ pub(crate) async fn visit(
         .key(keys::footprint(&visitor))
         .key(k.seen_authenticated)
         .arg(&visitor)
-        .arg(visitor_doc(v.user_id, &v.fingerprint, division, now))
+        .arg(visitor_doc(
+            v.user_id,
+            v.fingerprint.as_str(),
+            division,
+            now,
+        ))
         .arg(now.timestamp_millis())
         .arg(t.config.visitor_window.as_secs())
         .arg(if authenticated { "1" } else { "0" })

@@ -1,11 +1,28 @@
-//! `DELETE /v1/anonymous/{fingerprint}`: erase every trace of an anonymous visitor, in Redis and
-//! in the database (the privacy matrix's right to erasure).
+//! `DELETE /v1/anonymous/{fingerprint}`: erase every trace of an anonymous visitor, in Redis, in
+//! the database and in job payloads (the privacy matrix's right to erasure), for good.
+//!
+//! Final: the erasure first marks the visitor erased (`erased:anon:{sha256(fp)}`, Redis's clock,
+//! kept a day), then deletes. A persist or finalize that read the visitor's data before the mark
+//! and writes after the deletion finds the mark after its own commit and deletes what it wrote
+//! (`worker::store::undo_if_erased`); a job that reads after the deletion finds nothing. The bound:
+//! a job attempt that read before the erasure and commits more than a day later is not undone
+//! (attempts are bounded by the job lease, 15 s by default).
+//!
+//! Proportional: the work grows with the visitor's own data: its sessions (live document,
+//! buffered views, rows), the visitor sets and community hashes its footprint names, and the jobs
+//! of its sessions, named by their ids (finalize `<session id>`, persist `<session id>-<n>`).
+
+use std::collections::BTreeMap;
 
 use redis::AsyncCommands;
-use sea_orm::ConnectionTrait;
+use sea_orm::{ConnectionTrait, FromQueryResult};
 use serde::Serialize;
 use utoipa::ToSchema;
+use uuid::Uuid;
 use worker::context::statement;
+use worker::hot::{AnonSessionDoc, BufferedView, Fingerprint};
+use worker::jobs::{FinalizeAnonymousSession, PersistAnonymousSession};
+use worker::registry::JobArgs as _;
 
 use crate::validate::{self, TrackError};
 use crate::{Tracker, keys};
@@ -17,60 +34,92 @@ pub struct Erased {
     pub redis_entries: u64,
     /// Anonymous session rows deleted (their page views go with them).
     pub sessions: u64,
+    /// Queued, finished or dead jobs whose payload named the visitor, removed (or, while
+    /// running, their stored payload redacted).
+    pub jobs: u64,
 }
 
-/// The day of a `pageviews:{date}:paths` key (None for any other key).
+/// How long the erasure mark lives.
+const MARK_TTL_SECS: u64 = 86_400;
+
+/// `KEYS[1]` the erasure mark, `KEYS[2]` anon_sessions:open; `ARGV[1]` the fingerprint, `ARGV[2]`
+/// the mark's TTL. Marks the visitor erased now (Redis ms) and takes it off the sweep's list.
+static MARK: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+    redis::Script::new(
+        "local t = redis.call('TIME') \
+         local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) \
+         redis.call('SET', KEYS[1], now, 'EX', ARGV[2]) \
+         redis.call('ZREM', KEYS[2], ARGV[1]) \
+         return now",
+    )
+});
+
+/// The day of a `pageviews:{date}:paths` key (None for any other key): footprints written by
+/// builds before 2026-12 named a day's path set rather than the visitor sets themselves.
 fn path_set_day(key: &str) -> Option<chrono::NaiveDate> {
     let day = key.strip_prefix("pageviews:")?.strip_suffix(":paths")?;
     let day = day.parse().ok()?;
     (worker::hot::pageview_paths_key(day) == key).then_some(day)
 }
 
+#[derive(FromQueryResult)]
+struct SessionRow {
+    id: Uuid,
+    pages_visited: i32,
+}
+
 impl Tracker {
     /// Remove the visitor's live session, buffered views, community presence, analytics visitor
-    /// entries, and every anonymous session row (page views cascade).
+    /// entries, every anonymous session row (page views cascade) and the jobs naming it.
     pub async fn erase_anonymous(&self, fingerprint: &str) -> Result<Erased, TrackError> {
-        validate::fingerprint("fingerprint", fingerprint)?;
+        let fp = validate::fingerprint("fingerprint", fingerprint)?;
         let mut redis = self.redis.clone();
-        let visitor = keys::anon_visitor(fingerprint);
-        let footprint = keys::footprint(&visitor);
-        let mut removed: u64 = redis
-            .del(&[
-                keys::anon_session_key(fingerprint),
-                keys::anon_views_key(fingerprint),
-            ])
+        let _: i64 = MARK
+            .key(keys::anon_erased_key(&fp))
+            .key(keys::ANON_OPEN_KEY)
+            .arg(fp.as_str())
+            .arg(MARK_TTL_SECS)
+            .invoke_async(&mut redis)
             .await?;
-        // The footprint names community visitor hashes, days' path sets (anonymous page views:
-        // the visitor is in the visitor set of some of that day's paths) and visitor sets.
-        let places: Vec<String> = redis.smembers(&footprint).await?;
-        for place in places {
-            let mut pipe = redis::pipe();
-            if place.starts_with("community:") {
-                pipe.hdel(&place, &visitor)
-                    .srem(format!("{place}:authenticated"), &visitor)
-                    .srem(format!("{place}:anonymous"), &visitor)
-                    .zrem(format!("{place}:seen"), &visitor)
-                    .zrem(format!("{place}:seen:authenticated"), &visitor);
-            } else if let Some(day) = path_set_day(&place) {
-                let paths: Vec<String> = redis.smembers(&place).await?;
-                for path in paths {
-                    pipe.srem(worker::hot::pageview_visitors_key(day, &path), &visitor);
-                }
-            } else {
-                pipe.srem(&place, &visitor);
-            }
-            let counts: Vec<u64> = pipe.query_async(&mut redis).await?;
-            removed += counts.iter().sum::<u64>();
+        // Every session of the visitor, with its page count (which names its persist jobs).
+        let mut sessions: BTreeMap<Uuid, i32> = BTreeMap::new();
+        let mut note = |id: Uuid, pages: i32| {
+            let e = sessions.entry(id).or_insert(0);
+            *e = (*e).max(pages);
+        };
+        let doc: Option<String> = redis.get(keys::anon_session_key(&fp)).await?;
+        if let Some(doc) = doc.and_then(|d| serde_json::from_str::<AnonSessionDoc>(&d).ok()) {
+            note(doc.session_id, doc.pages_visited);
         }
-        let n: u64 = redis.del(&footprint).await?;
-        removed += n;
+        let views: Vec<String> = redis.lrange(keys::anon_views_key(&fp), 0, -1).await?;
+        for v in views
+            .iter()
+            .filter_map(|v| serde_json::from_str::<BufferedView>(v).ok())
+        {
+            note(v.session_id, v.view_number.unwrap_or(0));
+        }
         let backend = self.db.get_database_backend();
-        let sessions = self
+        let rows = SessionRow::find_by_statement(statement(
+            backend,
+            "SELECT id, pages_visited FROM analytics_anonymoussession WHERE device_fingerprint = $1",
+            vec![fp.as_str().into()],
+        ))
+        .all(&self.db)
+        .await?;
+        for r in &rows {
+            note(r.id, r.pages_visited);
+        }
+
+        let mut removed: u64 = redis
+            .del(&[keys::anon_session_key(&fp), keys::anon_views_key(&fp)])
+            .await?;
+        removed += self.erase_footprint(&keys::anon_visitor(&fp)).await?;
+        let erased = self
             .db
             .execute_raw(statement(
                 backend,
                 "DELETE FROM analytics_anonymoussession WHERE device_fingerprint = $1",
-                vec![fingerprint.into()],
+                vec![fp.as_str().into()],
             ))
             .await?
             .rows_affected();
@@ -78,17 +127,97 @@ impl Tracker {
             .execute_raw(statement(
                 backend,
                 "DELETE FROM analytics_pageviewlog WHERE visitor_key = $1 AND NOT is_authenticated",
-                vec![fingerprint.into()],
+                vec![fp.as_str().into()],
             ))
             .await?;
+        let jobs = self.erase_jobs(&fp, &sessions).await?;
         tracing::info!(
             redis_entries = removed,
-            sessions,
+            sessions = erased,
+            jobs,
             "anonymous visitor erased"
         );
         Ok(Erased {
             redis_entries: removed,
-            sessions,
+            sessions: erased,
+            jobs,
         })
+    }
+
+    /// Take the visitor out of every place its footprint names, then drop the footprint.
+    async fn erase_footprint(&self, visitor: &str) -> Result<u64, TrackError> {
+        let mut redis = self.redis.clone();
+        let footprint = keys::footprint(visitor);
+        let places: Vec<String> = redis.smembers(&footprint).await?;
+        let mut pipe = redis::pipe();
+        for place in &places {
+            if place.starts_with("community:") {
+                pipe.hdel(place, visitor)
+                    .srem(format!("{place}:authenticated"), visitor)
+                    .srem(format!("{place}:anonymous"), visitor)
+                    .zrem(format!("{place}:seen"), visitor)
+                    .zrem(format!("{place}:seen:authenticated"), visitor);
+            } else if let Some(day) = path_set_day(place) {
+                let paths: Vec<String> = redis.smembers(place).await?;
+                for path in paths {
+                    pipe.srem(worker::hot::pageview_visitors_key(day, &path), visitor);
+                }
+            } else {
+                pipe.srem(place, visitor);
+            }
+        }
+        pipe.del(&footprint);
+        let counts: Vec<u64> = pipe.query_async(&mut redis).await?;
+        Ok(counts.iter().sum())
+    }
+
+    /// The finalize and persist jobs of the visitor's sessions: removed, or redacted while they
+    /// run (a running job finds nothing, or undoes what it wrote; see the module doc).
+    async fn erase_jobs(
+        &self,
+        fp: &Fingerprint,
+        sessions: &BTreeMap<Uuid, i32>,
+    ) -> Result<u64, TrackError> {
+        let every = i32::try_from(self.config.persist_every).unwrap_or(i32::MAX);
+        let finalize: Vec<String> = sessions.keys().map(Uuid::to_string).collect();
+        let persist: Vec<String> = sessions
+            .iter()
+            .flat_map(|(id, pages)| {
+                let n = if every > 0 { pages / every } else { 0 };
+                (1..=n).map(move |k| format!("{id}-{}", k * every))
+            })
+            .collect();
+        let redacted = |session_id: Option<Uuid>| {
+            let mut v = serde_json::json!({"fingerprint": "[erased]"});
+            if let Some(id) = session_id {
+                v["session_id"] = id.to_string().into();
+            }
+            v.to_string()
+        };
+        let mut n = 0;
+        for (job, ids, payload) in [
+            (
+                FinalizeAnonymousSession::NAME,
+                finalize,
+                redacted(Some(Uuid::nil())),
+            ),
+            (PersistAnonymousSession::NAME, persist, redacted(None)),
+        ] {
+            if ids.is_empty() {
+                continue;
+            }
+            if let Some(queue) = self.queues.get(job) {
+                n += queue.erase(&ids, &payload).await.map_err(|e| match e {
+                    celeriac_queue::QueueError::Redis(e) => TrackError::Redis(e),
+                    other => TrackError::Redis(redis::RedisError::from((
+                        redis::ErrorKind::Parse,
+                        "erasing jobs",
+                        other.to_string(),
+                    ))),
+                })?;
+            }
+        }
+        tracing::debug!(fingerprint_len = fp.as_str().len(), jobs = n, "jobs erased");
+        Ok(n)
     }
 }

@@ -46,6 +46,14 @@ pub struct TrackingConfig {
     pub counters_ttl: Duration,
     /// How far in the future a client timestamp may be (clock skew, 2 min).
     pub max_skew: Duration,
+    /// How old a client timestamp may be (`TRACK_MAX_PAST_SECONDS`, 24 h).
+    pub max_past: Duration,
+    /// How long a session's buffered views wait for a worker (`ANON_BUFFER_SECONDS`, 24 h).
+    pub buffer_ttl: Duration,
+    /// Distinct paths counted a day (`PAGEVIEW_MAX_PATHS_PER_DAY`, 20,000; 0 = no cap).
+    pub max_paths_per_day: u64,
+    /// Exact unique visitors a path a day (`PAGEVIEW_MAX_EXACT_VISITORS`, 1,000; 0 = no cap).
+    pub max_exact_visitors: u64,
 }
 
 impl TrackingConfig {
@@ -59,6 +67,10 @@ impl TrackingConfig {
             remember_ttl: Duration::from_secs(30 * 86_400),
             counters_ttl: Duration::from_secs(3 * 86_400),
             max_skew: Duration::from_secs(120),
+            max_past: settings.max_past,
+            buffer_ttl: settings.anon_buffer,
+            max_paths_per_day: settings.max_paths_per_day,
+            max_exact_visitors: settings.max_exact_visitors,
         }
     }
 }
@@ -103,6 +115,7 @@ impl Tracker {
                 finalize.jobs,
                 finalize.pending,
                 finalize.scheduled,
+                keys::ANON_OPEN_KEY.to_owned(),
             ],
             args: [
                 persist.notify,
@@ -111,6 +124,13 @@ impl Tracker {
                 config.anon_timeout.as_secs().max(1).to_string(),
                 config.counters_ttl.as_secs().to_string(),
                 config.visitor_window.as_secs().to_string(),
+                config
+                    .buffer_ttl
+                    .max(config.anon_timeout * 2)
+                    .as_secs()
+                    .to_string(),
+                config.max_paths_per_day.to_string(),
+                config.max_exact_visitors.to_string(),
             ],
         };
         Self {

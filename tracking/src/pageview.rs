@@ -6,7 +6,7 @@ use sea_orm::{ActiveModelTrait, ConnectionTrait, Set};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
-use worker::hot::hash_session_id;
+use worker::hot::{Fingerprint, hash_session_id};
 use worker::jobs::{FinalizeAnonymousSession, PersistAnonymousSession};
 
 use crate::batch::AnonView;
@@ -50,13 +50,15 @@ struct NewSession<'a> {
 /// One page view, as the web tier reports it.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 pub struct PageView {
-    /// The device fingerprint (required): 1 to 128 bytes, no spaces or control characters.
+    /// The device fingerprint (required): 1 to 128 characters of A-Z, a-z, 0-9 and `-_.~+/=`
+    /// (a hex, base64 or base64url digest, or a UUID).
     #[schema(
+        value_type = String,
         min_length = 1,
         max_length = 128,
-        pattern = r"^[^\s\x00-\x1F\x7F-\x9F]+$"
+        pattern = r"^[A-Za-z0-9._~+/=-]+$"
     )]
-    pub fingerprint: String,
+    pub fingerprint: Fingerprint,
     /// The page: a path (`/c/montreal/?tab=1`) or an absolute http(s) URL, at most 2048 bytes
     /// without spaces. Analytics group by its path.
     #[schema(max_length = 2048, pattern = r"^(/|/[^/\s]\S*|https?://[^/?#\s]\S*)$")]
@@ -86,7 +88,9 @@ pub struct PageView {
     /// The user's session id, for authenticated visitors.
     #[serde(default)]
     pub session_id: Option<String>,
-    /// When the view happened (default now); at most a small skew in the future.
+    /// When the view happened (default now): from `TRACK_MAX_PAST_SECONDS` (24 h) in the past to
+    /// 2 minutes in the future. It dates the view and its day's counters; it never decides when
+    /// a job runs (the server's clock does).
     #[serde(default)]
     pub timestamp: Option<DateTime<Utc>>,
 }
@@ -132,7 +136,6 @@ struct Checked {
 }
 
 fn check(t: &Tracker, v: &PageView) -> Result<Checked, TrackError> {
-    validate::fingerprint("fingerprint", &v.fingerprint)?;
     let path = validate::url_path("url", &v.url)?;
     let referrer = v.referrer.clone().unwrap_or_default();
     validate::referrer("referrer", &referrer)?;
@@ -144,7 +147,12 @@ fn check(t: &Tracker, v: &PageView) -> Result<Checked, TrackError> {
         ip: validate::ip("ip", v.ip.as_deref())?,
         url_name: validate::text("url_name", v.url_name.as_deref(), 200)?,
         page_type: validate::text("page_type", v.page_type.as_deref(), 50)?,
-        at: validate::timestamp("timestamp", v.timestamp, t.config.max_skew)?,
+        at: validate::timestamp(
+            "timestamp",
+            v.timestamp,
+            t.config.max_past,
+            t.config.max_skew,
+        )?,
     })
 }
 
@@ -175,7 +183,8 @@ impl Tracker {
         let d = device(&c.user_agent);
         let day = c.at.date_naive();
         let visitor = keys::anon_visitor(&v.fingerprint);
-        let (paths, counters, visitors) = keys::pageview_keys(day, &c.path);
+        let page = keys::pageview_keys(day, &c.path);
+        let other = keys::pageview_keys(day, worker::hot::OVERFLOW_PATH);
         let now = c.at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
         let view = json_text(&BufferedView {
             url: &c.url,
@@ -187,9 +196,7 @@ impl Tracker {
         // A v4 id from the thread's CSPRNG: no system call per view. It names the session only
         // when this view starts one; so does the finalize job's payload below.
         let new_id = uuid::Builder::from_random_bytes(rand::random()).into_uuid();
-        let finalize_due =
-            worker::jobs::finalize_due(c.at, self.config.anon_timeout).timestamp_millis();
-        // The jobs' only checked argument, the fingerprint, passed the jobs' own rule in `check`.
+        // The finalize job's due time is the script's: Redis's clock, never the client's.
         let finalize = json_text(&FinalizeAnonymousSession {
             fingerprint: v.fingerprint.clone(),
             session_id: new_id,
@@ -200,10 +207,14 @@ impl Tracker {
         let mut batch_keys = vec![
             keys::anon_session_key(&v.fingerprint),
             keys::anon_views_key(&v.fingerprint),
-            paths,
-            counters,
-            visitors,
+            page.paths,
+            page.counters,
+            page.visitors,
+            page.sketch,
             keys::footprint(&visitor),
+            other.counters,
+            other.visitors,
+            other.sketch,
         ];
         let community_visit = match v.community_id {
             Some(id) => {
@@ -215,19 +226,14 @@ impl Tracker {
                     k.seen,
                     k.seen_authenticated,
                 ]);
-                let at = chrono::Utc::now();
-                format!(
-                    "{}|{}",
-                    at.timestamp_millis(),
-                    community::visitor_doc(None, &v.fingerprint, None, at)
-                )
+                community::visitor_doc(None, v.fingerprint.as_str(), None, chrono::Utc::now())
             }
             None => String::new(),
         };
         // The document a new session starts with (the script adds the view's own fields).
         let new_session = json_text(&NewSession {
             session_id: new_id,
-            device_fingerprint: &v.fingerprint,
+            device_fingerprint: v.fingerprint.as_str(),
             started_at: &now,
             pages_visited: 0,
             landing_page: &c.url,
@@ -249,11 +255,8 @@ impl Tracker {
             c.path,
             c.page_type,
             visitor,
-            format!(
-                "{}|{finalize_due}|{finalize}",
-                celeriac_queue::id::new_job_id()
-            ),
-            format!("{}|{persist}", celeriac_queue::id::new_job_id()),
+            finalize,
+            persist,
             community_visit,
         ];
         let out = self
@@ -288,14 +291,20 @@ impl Tracker {
     ) -> Result<Tracked, TrackError> {
         let d = device(&c.user_agent);
         let visitor = keys::user_visitor(&user_id);
-        let (paths, counters, visitors) = keys::pageview_keys(c.at.date_naive(), &c.path);
+        let day = c.at.date_naive();
+        let page = keys::pageview_keys(day, &c.path);
+        let other = keys::pageview_keys(day, worker::hot::OVERFLOW_PATH);
         let now = c.at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
         let redis_pages: i64 = scripts::AUTH
             .key(keys::session_key(session_id))
-            .key(paths)
-            .key(counters)
-            .key(visitors)
+            .key(page.paths)
+            .key(page.counters)
+            .key(page.visitors)
+            .key(page.sketch)
             .key(keys::footprint(&visitor))
+            .key(other.counters)
+            .key(other.visitors)
+            .key(other.sketch)
             .arg(&now)
             .arg(&c.path)
             .arg(&c.page_type)
@@ -303,6 +312,8 @@ impl Tracker {
             .arg(self.config.counters_ttl.as_secs())
             .arg(if d.is_bot { "1" } else { "0" })
             .arg(user_id.to_string())
+            .arg(self.config.max_paths_per_day)
+            .arg(self.config.max_exact_visitors)
             .invoke_async(&mut self.redis.clone())
             .await?;
         if redis_pages == -2 {

@@ -5,9 +5,12 @@ use std::sync::LazyLock;
 use redis::Script;
 
 /// A batch of anonymous page views ([`crate::batch`]), with the queue crate's push functions.
+/// It declares flags (`#!lua`, Redis 7): a server over `maxmemory` refuses the whole run before
+/// it starts, rather than failing a write halfway through a view.
 pub(crate) static VIEWS: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         &[
+            "#!lua\n",
             include_str!("../lua/count.lua"),
             include_str!("../lua/community_lib.lua"),
             celeriac_queue::push_lib(),

@@ -153,7 +153,9 @@ impl Tracker {
         self.queues
             .enqueue(
                 EnhanceSessionAsync::NAME,
-                serde_json::json!({ "session_id": session_id }),
+                // The stored form: no job payload holds a usable session token.
+                serde_json::to_value(EnhanceSessionAsync::hashed(&session_id))
+                    .map_err(|e| invalid("session_id", e.to_string()))?,
                 celeriac_queue::When::Now,
             )
             .await?;

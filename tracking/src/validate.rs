@@ -1,6 +1,7 @@
 //! The tracking error type and input checks that name the offending field.
 
 use chrono::{DateTime, Utc};
+use worker::hot::Fingerprint;
 use worker::registry::ArgError;
 
 /// What can go wrong in a tracking call.
@@ -31,10 +32,10 @@ pub fn invalid(field: &str, message: impl Into<String>) -> TrackError {
     TrackError::Invalid(ArgError::new(field, message))
 }
 
-/// A device fingerprint: 1 to 128 printable characters without spaces (the jobs' own rule, so a
-/// fingerprint the API accepts is one its jobs accept).
-pub fn fingerprint(field: &str, fp: &str) -> Result<(), TrackError> {
-    worker::jobs::check_fingerprint(fp).map_err(|e| invalid(field, e.message))
+/// A device fingerprint ([`Fingerprint`]: the jobs' own type, so a fingerprint the API accepts is
+/// one its jobs accept).
+pub fn fingerprint(field: &str, fp: &str) -> Result<Fingerprint, TrackError> {
+    Fingerprint::parse(fp).map_err(|e| invalid(field, e.to_string()))
 }
 
 /// A page address: a path (`/communities/montreal/?tab=events`) or an absolute http(s) URL.
@@ -92,18 +93,28 @@ pub fn ip(field: &str, ip: Option<&str>) -> Result<Option<String>, TrackError> {
     }
 }
 
-/// An optional client time: not further in the future than the allowed skew.
+/// An optional client time: at most `max_past` old and `max_skew` ahead of this server's clock.
 pub fn timestamp(
     field: &str,
     at: Option<DateTime<Utc>>,
+    max_past: std::time::Duration,
     max_skew: std::time::Duration,
 ) -> Result<DateTime<Utc>, TrackError> {
     let now = Utc::now();
+    let span = |d: std::time::Duration| chrono::Duration::from_std(d).unwrap_or_default();
     match at {
         None => Ok(now),
-        Some(t) if t > now + chrono::Duration::from_std(max_skew).unwrap_or_default() => {
-            Err(invalid(field, "is in the future"))
-        }
+        Some(t) if t > now + span(max_skew) => Err(invalid(
+            field,
+            format!(
+                "is in the future (more than {} s ahead)",
+                max_skew.as_secs()
+            ),
+        )),
+        Some(t) if t < now - span(max_past) => Err(invalid(
+            field,
+            format!("is too old (more than {} s ago)", max_past.as_secs()),
+        )),
         Some(t) => Ok(t),
     }
 }
@@ -190,13 +201,17 @@ mod tests {
         assert!(json_text("metadata", &serde_json::json!({"\0": 1})).is_err());
         assert!(ip("ip", Some("nope")).is_err());
         let future = Utc::now() + chrono::Duration::hours(1);
-        assert!(
-            timestamp(
-                "timestamp",
-                Some(future),
-                std::time::Duration::from_secs(120)
-            )
-            .is_err()
+        let (day, skew) = (
+            std::time::Duration::from_secs(86_400),
+            std::time::Duration::from_secs(120),
+        );
+        assert!(timestamp("timestamp", Some(future), day, skew).is_err());
+        let old = Utc::now() - chrono::Duration::hours(25);
+        assert!(timestamp("timestamp", Some(old), day, skew).is_err());
+        let recent = Utc::now() - chrono::Duration::hours(23);
+        assert_eq!(
+            timestamp("timestamp", Some(recent), day, skew).unwrap(),
+            recent
         );
     }
 }

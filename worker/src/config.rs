@@ -44,6 +44,21 @@ pub struct Settings {
     pub celery_queues: Vec<String>,
     /// `CELERY_RESULT_BACKEND`: Redis URL where Celery result documents are written (unset: none).
     pub celery_result_backend: Option<String>,
+    /// `ANON_BUFFER_SECONDS`: how long an anonymous session's buffered views (and its first
+    /// document) wait in Redis for a worker after the session's last view (86400). A finalize that
+    /// runs later than the session's end plus this loses the views it has not written.
+    pub anon_buffer: Duration,
+    /// `PAGEVIEW_MAX_PATHS_PER_DAY`: distinct paths counted a day (20000; 0 = no cap); views of
+    /// further new paths count under the path `(other)`, so a flood of random paths costs Redis a
+    /// bounded amount.
+    pub max_paths_per_day: u64,
+    /// `PAGEVIEW_MAX_EXACT_VISITORS`: unique visitors a path keeps exactly per day (1000; 0 = no
+    /// cap); past it they are counted in a HyperLogLog sketch (≤ 12 KB, ~0.8 % error).
+    pub max_exact_visitors: u64,
+    /// `TRACK_MAX_PAST_SECONDS`: how old a client timestamp may be (86400): older views are refused
+    /// (422 naming `timestamp`), so every counted view lands in a day the aggregation still
+    /// recomputes (today and yesterday).
+    pub max_past: Duration,
     /// `DB_WRITERS`: session-upsert statements in flight at once per worker process (4); each
     /// carries every row that arrived while the others were committing.
     pub db_writers: usize,
@@ -96,6 +111,10 @@ impl Settings {
                 .map(str::to_owned)
                 .collect(),
             celery_result_backend: get("CELERY_RESULT_BACKEND").map(str::to_owned),
+            anon_buffer: secs(vars, "ANON_BUFFER_SECONDS", 86_400)?,
+            max_paths_per_day: opt(vars, "PAGEVIEW_MAX_PATHS_PER_DAY")?.unwrap_or(20_000),
+            max_exact_visitors: opt(vars, "PAGEVIEW_MAX_EXACT_VISITORS")?.unwrap_or(1_000),
+            max_past: secs(vars, "TRACK_MAX_PAST_SECONDS", 86_400)?,
             db_writers: opt(vars, "DB_WRITERS")?.unwrap_or(4usize).clamp(1, 16),
         })
     }

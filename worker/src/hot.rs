@@ -1,33 +1,144 @@
 //! Hot data in Redis (SPEC §3): key names and the documents the API writes and the jobs read.
+//!
+//! Every key that carries a client value is built here, and no client value can make two
+//! different logical keys one Redis key: a fingerprint is a [`Fingerprint`] (a character set
+//! without `:`), a page path is escaped by [`key_part`] (`%` and `:` percent-encoded), ids are
+//! UUIDs or hashes. `keys_are_distinct` (a property test below) and the `keys` fuzz target check it.
+
+use std::fmt;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
 use uuid::Uuid;
 
+/// A visitor's device fingerprint as the web tier computes it (a hash): 1 to 128 characters of
+/// ASCII letters, digits and `-_.~+/=` (hex, base64 and base64url digests, UUIDs). Checked once
+/// where it enters (request body, path or job payload), so a key built from it cannot reach
+/// another key: it has no `:`, `{`, `}`, space or control character.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Fingerprint(String);
+
+/// Why a fingerprint was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a fingerprint must be 1 to 128 characters of A-Z, a-z, 0-9 and -_.~+/=")]
+pub struct BadFingerprint;
+
+impl Fingerprint {
+    /// The longest fingerprint accepted, in bytes.
+    pub const MAX_LEN: usize = 128;
+
+    /// Check `s` against the fingerprint character set.
+    pub fn parse(s: &str) -> Result<Self, BadFingerprint> {
+        let ok = !s.is_empty()
+            && s.len() <= Self::MAX_LEN
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.~+/=".contains(&b));
+        if ok {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(BadFingerprint)
+        }
+    }
+
+    /// The fingerprint as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for Fingerprint {
+    type Error = BadFingerprint;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Self::parse(&s).map(|_| Self(s))
+    }
+}
+
+impl From<Fingerprint> for String {
+    fn from(f: Fingerprint) -> Self {
+        f.0
+    }
+}
+
+impl fmt::Display for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl AsRef<str> for Fingerprint {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A client string made safe to stand between `:` separators of a key: `%` becomes `%25` and
+/// `:` becomes `%3A`, nothing else changes (so a path without either reads as itself). The
+/// escaping is injective: two different strings never give the same part.
+pub fn key_part(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.contains(['%', ':']) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '%' => out.push_str("%25"),
+            ':' => out.push_str("%3A"),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// `anon_session:{fingerprint}`.
-pub fn anon_session_key(fingerprint: &str) -> String {
+pub fn anon_session_key(fingerprint: &Fingerprint) -> String {
     format!("anon_session:{fingerprint}")
 }
 
 /// `anon_session:{fingerprint}:views`: views not yet written to the database.
-pub fn anon_views_key(fingerprint: &str) -> String {
+pub fn anon_views_key(fingerprint: &Fingerprint) -> String {
     format!("anon_session:{fingerprint}:views")
 }
+
+/// `erased:anon:{sha256 of the fingerprint}`: when the visitor was last erased (Redis ms); a job
+/// that read the visitor's data before then undoes what it wrote (see `tracking::erase`). Keyed
+/// by a hash so that the mark itself keeps nothing of the visitor.
+pub fn anon_erased_key(fingerprint: &Fingerprint) -> String {
+    use sha2::Digest;
+    format!(
+        "erased:anon:{}",
+        hex::encode(sha2::Sha256::digest(fingerprint.as_str().as_bytes()))
+    )
+}
+
+/// `anon_sessions:open`: fingerprint → Redis ms its latest session started. The idle sweep reads
+/// it to finalize sessions whose finalize job was lost, persisted or not.
+pub const ANON_OPEN_KEY: &str = "anon_sessions:open";
 
 /// `pageviews:{date}:paths`: the paths viewed that UTC day.
 pub fn pageview_paths_key(day: chrono::NaiveDate) -> String {
     format!("pageviews:{day}:paths")
 }
 
-/// `pageviews:{date}:{path}`: the day's counters of one path.
+/// `pageviews:{date}:{path}`: the day's counters of one path (the path escaped by [`key_part`]).
 pub fn pageview_counters_key(day: chrono::NaiveDate, path: &str) -> String {
-    format!("pageviews:{day}:{path}")
+    format!("pageviews:{day}:{}", key_part(path))
 }
 
 /// `pageviews:{date}:{path}:visitors`: the day's unique visitors of one path.
 pub fn pageview_visitors_key(day: chrono::NaiveDate, path: &str) -> String {
-    format!("pageviews:{day}:{path}:visitors")
+    format!("pageviews:{day}:{}:visitors", key_part(path))
 }
+
+/// `pageviews:{date}:{path}:sketch`: a HyperLogLog of the path's unique visitors past the exact
+/// set's cap (`PAGEVIEW_MAX_EXACT_VISITORS`); it keeps no identity.
+pub fn pageview_sketch_key(day: chrono::NaiveDate, path: &str) -> String {
+    format!("pageviews:{day}:{}:sketch", key_part(path))
+}
+
+/// The path under which views past the day's distinct-path cap are counted (it cannot be a
+/// tracked path: those start with `/`).
+pub const OVERFLOW_PATH: &str = "(other)";
 
 /// One buffered anonymous page view (an element of the views list).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -48,6 +159,15 @@ pub struct BufferedView {
     /// Referrer, if any.
     #[serde(default)]
     pub referrer: String,
+    /// The view's place in its session (1 for the first view): with the session id, what makes
+    /// a view's row unique, so two views in the same instant are two rows. Absent in views
+    /// buffered by older builds.
+    #[serde(default, rename = "n", skip_serializing_if = "Option::is_none")]
+    pub view_number: Option<i32>,
+    /// On the view that started the session: the session's first document, so the session's
+    /// row can be written from the buffer alone when its live document is gone (a late finalize).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<Box<AnonSessionDoc>>,
 }
 
 /// `session:{session_id}`.

@@ -51,21 +51,14 @@ async fn run(
         }
         Command::Scheduler => {
             let schedule = worker::scheduler::Schedule::from_env()?;
-            let conn = worker::queues::connect(&settings.redis_url)
-                .await
-                .map_err(|e| {
-                    anyhow::anyhow!(
-                        "Redis is unreachable at {}: {e}",
-                        worker::run::redact(&settings.redis_url)
-                    )
-                })?;
+            let conn = connect_redis(&settings).await?;
             let queues = worker::queues::Queues::new(conn.clone(), &settings);
             worker::scheduler::run(conn, queues, &settings.namespace, schedule, shutdown).await
         }
         Command::Enqueue { name, args } => {
             let args: serde_json::Value = serde_json::from_str(&args)
                 .map_err(|e| anyhow::anyhow!("arguments are not JSON: {e}"))?;
-            let conn = worker::queues::connect(&settings.redis_url).await?;
+            let conn = connect_redis(&settings).await?;
             let queues = worker::queues::Queues::new(conn, &settings);
             let pushed = queues
                 .enqueue(&name, args, celeriac_queue::When::Now)
@@ -74,4 +67,18 @@ async fn run(
             Ok(())
         }
     }
+}
+
+/// Connect to Redis and check its version, failing with one line.
+async fn connect_redis(
+    settings: &worker::config::Settings,
+) -> anyhow::Result<redis::aio::ConnectionManager> {
+    let at = worker::run::redact(&settings.redis_url);
+    let mut conn = worker::queues::connect(&settings.redis_url)
+        .await
+        .map_err(|e| anyhow::anyhow!("Redis is unreachable at {at}: {e}"))?;
+    celeriac_queue::require_redis_version(&mut conn)
+        .await
+        .map_err(|e| anyhow::anyhow!("Redis at {at}: {e}"))?;
+    Ok(conn)
 }

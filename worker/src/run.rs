@@ -9,7 +9,7 @@ use apalis_core::error::{AbortError, BoxDynError};
 use apalis_core::task::data::Data;
 use apalis_core::worker::builder::WorkerBuilder;
 use apalis_core::worker::ext::parallelize::ParallelizeExt;
-use celeriac_queue::backend::{BackendOptions, Driver, JobLease, RedisBackend};
+use celeriac_queue::backend::{BackendOptions, Driver, JobLease, RedisBackend, Snooze};
 use futures::FutureExt;
 use futures::future::LocalBoxFuture;
 use tokio::sync::watch;
@@ -23,9 +23,12 @@ use crate::queues;
 
 /// Connect to Redis and the database, failing fast with a one-line message.
 pub async fn connect(settings: &Settings) -> anyhow::Result<JobContext> {
-    let redis = queues::connect(&settings.redis_url)
+    let mut redis = queues::connect(&settings.redis_url)
         .await
         .with_context(|| format!("Redis is unreachable at {}", redact(&settings.redis_url)))?;
+    celeriac_queue::require_redis_version(&mut redis)
+        .await
+        .with_context(|| format!("Redis at {}", redact(&settings.redis_url)))?;
     let db = sea_orm::Database::connect(db_options(&settings.database_url))
         .await
         .with_context(|| {
@@ -84,6 +87,10 @@ async fn handle<T: Job>(
             Ok(Err(JobError::Retry(e))) => {
                 tracing::warn!(elapsed_ms, error = %format!("{e:#}"), "job failed; will retry");
                 Err(format!("{e:#}").into())
+            }
+            Ok(Err(JobError::Snooze(delay))) => {
+                tracing::debug!(elapsed_ms, delay_ms = delay.as_millis() as u64, "not due yet; snoozed");
+                Err(Snooze(delay).into())
             }
             Err(_) => {
                 tracing::error!(elapsed_ms, "job panicked");
@@ -146,10 +153,7 @@ fn celery_worker(
         ..BackendOptions::default()
     };
     let name = format!("{}-{}", intake.name(), std::process::id());
-    let bridge = crate::celery::Bridge {
-        intake: intake.clone(),
-        results,
-    };
+    let bridge = crate::celery::Bridge { results };
     let (backend, driver) =
         RedisBackend::<serde_json::Value>::new(intake, options, Some(redis_client.clone()));
     let worker = WorkerBuilder::new(name)
@@ -171,8 +175,10 @@ fn celery_worker(
     (fut.boxed_local(), driver)
 }
 
-/// Run every job type until `shutdown` resolves; then stop taking work, let running jobs finish
-/// (at most `shutdown_timeout`), hand back what was fetched but not started, and return.
+/// Run every job type until `shutdown` resolves; then stop taking work, hand back at once what was
+/// fetched but not started (no attempt counted), let running jobs finish (at most
+/// `shutdown_timeout`; a job still running then stays leased and runs again elsewhere), record
+/// the last outcomes (every queue at once, at most `FINISH_GRACE`, 4 s), and return.
 pub async fn run(ctx: JobContext, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     let redis_client = redis::Client::open(ctx.settings.redis_url.as_str())?;
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -232,28 +238,46 @@ pub async fn run(ctx: JobContext, shutdown: impl Future<Output = ()>) -> anyhow:
         concurrency = ctx.settings.worker_concurrency,
         "worker started"
     );
-    let all = futures::future::join_all(workers);
-    tokio::pin!(all);
+    let mut all = Box::pin(futures::future::join_all(workers));
     tokio::select! {
         _ = &mut all => {}
         () = shutdown => {
             tracing::info!(timeout_s = ctx.settings.shutdown_timeout.as_secs(), "stopping: finishing running jobs");
             let _ = stop_tx.send(true);
+            // Jobs fetched but not started go back now (no attempt counted), for other workers.
+            let handed_back: usize = drivers.iter().map(Driver::hand_back_unstarted).sum();
+            tracing::info!(handed_back, "handed back prefetched jobs");
             if tokio::time::timeout(ctx.settings.shutdown_timeout, &mut all).await.is_err() {
                 tracing::warn!("shutdown timeout: unfinished jobs stay leased and will run again elsewhere");
             }
         }
     }
     let _ = stop_tx.send(true);
-    for i in intakes {
-        let _ = i.await;
+    // Give up on jobs still running: their workers (and backends) go, so nothing waits for them.
+    drop(all);
+    // One deadline for the rest: the intake loops end and every driver records what it was given,
+    // all at once.
+    let deadline = tokio::time::Instant::now() + FINISH_GRACE;
+    let intakes_done = futures::future::join_all(intakes);
+    if tokio::time::timeout_at(deadline, intakes_done)
+        .await
+        .is_err()
+    {
+        tracing::warn!("celery intake did not stop in time");
     }
-    for d in drivers {
-        d.finish(Duration::from_secs(5)).await;
-    }
+    futures::future::join_all(
+        drivers
+            .into_iter()
+            .map(|d| d.finish(deadline.saturating_duration_since(tokio::time::Instant::now()))),
+    )
+    .await;
     tracing::info!("worker stopped");
     Ok(())
 }
+
+/// How long after the shutdown timeout the queue drivers get, together, to record the last
+/// outcomes and hand-backs: the process exits within `SHUTDOWN_TIMEOUT_SECONDS` + this.
+const FINISH_GRACE: Duration = Duration::from_secs(4);
 
 /// Install the SIGTERM and Ctrl-C handlers now (so a signal during start-up is not fatal) and
 /// return a future that resolves on the first of them. Call it first thing in `main`.

@@ -142,7 +142,7 @@ fn fingerprint(ns: &str, i: usize) -> String {
 }
 
 fn doc_key(fp: &str) -> String {
-    worker::hot::anon_session_key(fp)
+    format!("anon_session:{fp}")
 }
 
 /// N documents, like the peer's `seed()` (TTL 30 min); returns (first, middle, last) for checking.

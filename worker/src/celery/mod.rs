@@ -5,9 +5,13 @@
 //!   `q\x06\x163`, `…6`, `…9`) into the intake queue; when they are empty, `BLMOVE` waits on the
 //!   main list and moves the next message into a staging list the script drains. A message is
 //!   never only in this process's memory, so kill -9 at any moment loses nothing.
-//! - `eta`/`countdown`: the message is rescheduled in the intake queue at its time (a ZSET, not
-//!   memory), deduplicated by task id and eta, so it runs once however far away the time is.
-//! - `expires` in the past: recorded as dead ("expired") and, with a result backend, REVOKED.
+//! - `eta`/`countdown`: a message not yet due snoozes (the same job goes back to the intake
+//!   queue's scheduled set until its eta, costing no attempt), so it runs once however far away
+//!   the time is. Due-ness is decided on the Redis server's clock (the lease's fetch time plus
+//!   the time since on this process's monotonic clock), the clock that promotes scheduled jobs:
+//!   a worker whose wall clock is off neither runs a task early nor parks it forever.
+//! - `expires` in the past (on the same Redis clock): recorded as dead ("expired") and, with a
+//!   result backend, REVOKED.
 //! - `retries` counts against the job's attempts; `redelivered` is logged.
 //! - Unknown task, undecodable body, non-JSON serializer: dead with the reason, never dropped.
 //! - With `CELERY_RESULT_BACKEND`, `celery-task-meta-<id>` gets SUCCESS/FAILURE (+ PUBLISH).
@@ -18,9 +22,9 @@ use std::time::Duration;
 
 use apalis_core::error::{AbortError, BoxDynError};
 use apalis_core::task::data::Data;
-use celeriac_queue::backend::JobLease;
-use celeriac_queue::{NewJob, Queue, QueueConfig, When};
-use chrono::Utc;
+use celeriac_queue::backend::{JobLease, Snooze};
+use celeriac_queue::{Queue, QueueConfig};
+use chrono::{DateTime, Utc};
 use redis::aio::ConnectionManager;
 use serde_json::{Value, json};
 use tokio::sync::watch;
@@ -57,7 +61,21 @@ pub fn celery_lists(q: &str) -> Vec<String> {
     out
 }
 
+/// How long one `BLMOVE` of an idle intake waits for a message (priority lists, which it does not
+/// watch, are picked up after at most this long).
+const BLOCK: Duration = Duration::from_secs(1);
+
+/// The blocking connection's settings: its replies may take the whole `BLOCK`, so it waits for
+/// them longer than that (redis-rs' default of 500 ms would time every idle `BLMOVE` out and
+/// reconnect about twice a second).
+fn blocking_config() -> redis::AsyncConnectionConfig {
+    redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(2)))
+        .set_response_timeout(Some(BLOCK + Duration::from_secs(2)))
+}
+
 /// Moves messages from one Celery queue's lists into its intake queue until `stop` is set.
+/// While idle it holds one extra Redis connection, for `BLMOVE`, and opens no other.
 pub async fn intake_loop(
     redis_url: String,
     queue: Queue<ConnectionManager>,
@@ -68,6 +86,7 @@ pub async fn intake_loop(
     let staging = queue.keys().staging.clone();
     let mut blocking: Option<redis::aio::MultiplexedConnection> = None;
     let mut failures = 0u32;
+    let mut block_failures = 0u32;
     while !*stop.borrow() {
         match queue.adopt(&staging, &lists, 1000).await {
             Ok(n) if n > 0 => {
@@ -86,10 +105,13 @@ pub async fn intake_loop(
             }
         }
         // Nothing waiting: block (on a connection of its own) until a message arrives, moving it
-        // into staging atomically. Priority lists are picked up within the 1 s timeout.
+        // into staging atomically. Priority lists are picked up within `BLOCK`.
         if blocking.is_none() {
             blocking = match redis::Client::open(redis_url.as_str()) {
-                Ok(c) => c.get_multiplexed_async_connection().await.ok(),
+                Ok(c) => c
+                    .get_multiplexed_async_connection_with_config(&blocking_config())
+                    .await
+                    .ok(),
                 Err(_) => None,
             };
         }
@@ -104,13 +126,21 @@ pub async fn intake_loop(
             .arg(&staging)
             .arg("RIGHT")
             .arg("LEFT")
-            .arg(1.0);
+            .arg(BLOCK.as_secs_f64());
         let moved = cmd.query_async::<Option<Vec<u8>>>(conn);
         tokio::select! {
             _ = stop.changed() => break,
-            r = moved => if let Err(e) = r {
-                tracing::debug!(error = %e, "BLMOVE failed; reconnecting");
-                blocking = None;
+            r = moved => match r {
+                Ok(_) => block_failures = 0,
+                Err(e) => {
+                    block_failures += 1;
+                    tracing::debug!(error = %e, block_failures, "BLMOVE failed; reconnecting");
+                    blocking = None;
+                    tokio::select! {
+                        _ = stop.changed() => break,
+                        _ = tokio::time::sleep(Duration::from_millis(100 * u64::from(block_failures.min(20)))) => {}
+                    }
+                }
             },
         }
     }
@@ -119,8 +149,6 @@ pub async fn intake_loop(
 /// What the Celery handler needs besides the job context.
 #[derive(Clone)]
 pub struct Bridge {
-    /// The intake queue (for rescheduling eta messages).
-    pub intake: Queue<ConnectionManager>,
     /// Where result documents go, if anywhere.
     pub results: Option<ConnectionManager>,
 }
@@ -174,47 +202,49 @@ pub async fn handle(
         }
     };
     let span = tracing::info_span!("celery_task", task = %task.task, task.id = %task.id, job.id = %lease.id, attempt = lease.attempt);
-    run_task(task, message, &ctx, &bridge, &lease)
-        .instrument(span)
-        .await
+    // The decoded task is all that is needed from here on; the message tree is not kept in
+    // memory while the job runs.
+    drop(message);
+    run_task(task, &ctx, &bridge, &lease).instrument(span).await
 }
 
-/// Run one decoded Celery task (inside its span): expiry, eta parking, then the job.
+/// Whether a task with `eta` must wait at Redis time `now_ms`, and how long.
+fn not_due_for(eta: Option<DateTime<Utc>>, now_ms: i64) -> Option<Duration> {
+    let wait = eta?.timestamp_millis().saturating_sub(now_ms);
+    (wait > 0).then(|| Duration::from_millis(wait.unsigned_abs()))
+}
+
+/// Whether a task with `expires` has expired at Redis time `now_ms`.
+fn expired(expires: Option<DateTime<Utc>>, now_ms: i64) -> Option<DateTime<Utc>> {
+    expires.filter(|e| e.timestamp_millis() <= now_ms)
+}
+
+/// Run one decoded Celery task (inside its span): expiry, eta snoozing, then the job. Times are
+/// compared with the Redis server's clock, never this process's wall clock.
 async fn run_task(
     task: envelope::CeleryTask,
-    message: Value,
     ctx: &JobContext,
     bridge: &Bridge,
     lease: &JobLease,
 ) -> Result<(), BoxDynError> {
-    let now = Utc::now();
-    if let Some(expires) = task.expires.filter(|e| *e <= now) {
+    let now_ms = lease.redis_now_ms();
+    if let Some(expires) = expired(task.expires, now_ms) {
         tracing::warn!(%expires, "celery task expired; not run");
         bridge
             .write_result(&task.id, "REVOKED", json!({"exc_type": "TaskRevokedError", "exc_message": ["expired"], "exc_module": "celery.exceptions"}), None)
             .await;
         return Err(AbortError::new(format!("expired at {}", expires.to_rfc3339())).into());
     }
-    if let Some(eta) = task
-        .eta
-        .filter(|e| *e > now + chrono::Duration::milliseconds(50))
-    {
-        let ms = eta.timestamp_millis();
-        let job = NewJob::new(message.to_string()).at(When::At(ms)).unique(
-            format!("celery-eta:{}:{ms}", task.id),
-            Duration::from_secs(7 * 86_400),
+    if let Some(wait) = not_due_for(task.eta, now_ms) {
+        // The same job goes back to the scheduled set (no copy, no uniqueness key that could
+        // refuse it), due at Redis time + wait; a snooze costs no attempt.
+        tracing::debug!(
+            eta = ?task.eta,
+            wait_ms = wait.as_millis() as u64,
+            "celery task not due yet; snoozed until its eta"
         );
-        bridge
-            .intake
-            .push(job)
-            .await
-            .map_err(|e| -> BoxDynError { e.to_string().into() })?;
-        tracing::debug!(%eta, "celery task parked until its eta");
-        return Ok(());
+        return Err(Snooze(wait).into());
     }
-    // The decoded task is all that is needed from here on; the message tree is not kept in
-    // memory while the job runs.
-    drop(message);
     if task.redelivered {
         tracing::info!("celery message was redelivered");
     }
@@ -261,6 +291,13 @@ async fn run_task(
             Err(AbortError::new(reason).into())
         }
         Some(Err(JobError::Retry(e))) => Err(format!("{e:#}").into()),
+        Some(Err(JobError::Snooze(delay))) => {
+            tracing::debug!(
+                delay_ms = delay.as_millis() as u64,
+                "celery task not due yet; snoozed"
+            );
+            Err(Snooze(delay).into())
+        }
         None => Err(AbortError::new(format!("unknown task {:?}", task.task)).into()),
     }
 }

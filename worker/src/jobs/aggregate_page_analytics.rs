@@ -63,16 +63,21 @@ pub async fn aggregate_day(ctx: &JobContext, day: NaiveDate) -> Result<u64, JobE
     let mut pipe = redis::pipe();
     for path in &paths {
         pipe.hgetall(crate::hot::pageview_counters_key(day, path))
-            .scard(crate::hot::pageview_visitors_key(day, path));
+            .scard(crate::hot::pageview_visitors_key(day, path))
+            .pfcount(crate::hot::pageview_sketch_key(day, path));
     }
     let replies: Vec<redis::Value> = pipe.query_async(&mut ctx.redis.clone()).await?;
     let mut rows = Vec::with_capacity(paths.len());
-    for (path, pair) in paths.iter().zip(replies.chunks(2)) {
-        let [counters, unique] = pair else { continue };
+    for (path, triple) in paths.iter().zip(replies.chunks(3)) {
+        let [counters, exact, sketched] = triple else {
+            continue;
+        };
         let counters: std::collections::HashMap<String, String> =
             redis::from_redis_value_ref(counters).map_err(|e| JobError::Retry(e.into()))?;
-        let unique: i64 =
-            redis::from_redis_value_ref(unique).map_err(|e| JobError::Retry(e.into()))?;
+        // Exact visitors up to the cap, a HyperLogLog estimate of the rest.
+        let unique: i64 = redis::from_redis_value_ref::<i64>(exact)
+            .and_then(|e| Ok(e + redis::from_redis_value_ref::<i64>(sketched)?))
+            .map_err(|e| JobError::Retry(e.into()))?;
         let n = |k: &str| {
             counters
                 .get(k)

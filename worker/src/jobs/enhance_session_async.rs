@@ -9,11 +9,33 @@ use crate::hot::hash_session_id;
 use crate::registry::{ArgError, JobArgs};
 use entity::user_session;
 
-/// Arguments: the session to enhance (the id the client holds, not its hash).
+/// Arguments: the session to enhance: its stored form (`hash_session_id`, 64 lowercase hex
+/// characters, what the API enqueues so no payload holds a usable token), or the id the client
+/// holds (what a Celery `.delay()` may send), hashed here.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EnhanceSessionAsync {
-    /// Session id.
+    /// Session id, hashed or not.
     pub session_id: String,
+}
+
+impl EnhanceSessionAsync {
+    /// The arguments for a session the client knows as `session_id`, already hashed.
+    pub fn hashed(session_id: &str) -> Self {
+        Self {
+            session_id: hash_session_id(session_id),
+        }
+    }
+
+    /// The stored form of the session id.
+    fn stored_id(&self) -> String {
+        let s = &self.session_id;
+        let already = s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        if already {
+            s.clone()
+        } else {
+            hash_session_id(s)
+        }
+    }
 }
 
 impl JobArgs for EnhanceSessionAsync {
@@ -50,7 +72,7 @@ pub fn parse_user_agent(ua: &str) -> serde_json::Value {
 
 impl Job for EnhanceSessionAsync {
     async fn run(self, ctx: &JobContext) -> Result<(), JobError> {
-        let hashed = hash_session_id(&self.session_id);
+        let hashed = self.stored_id();
         let Some(row) = user_session::Entity::find()
             .filter(user_session::Column::SessionId.eq(&hashed))
             .one(&ctx.db)

@@ -1,14 +1,14 @@
-//! `finalize_anonymous_session`: end a session idle for the timeout, or come back when it could be.
+//! `finalize_anonymous_session`: once a session has ended (its live document expired on Redis's
+//! clock), write it and all its views to the database and mark it ended, however late this runs.
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{Job, JobError, check_fingerprint};
+use super::{Job, JobError};
 use crate::context::JobContext;
-use crate::queues::EnqueueItem;
+use crate::hot::Fingerprint;
 use crate::registry::{ArgError, JobArgs};
 use crate::store;
 
@@ -16,7 +16,7 @@ use crate::store;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FinalizeAnonymousSession {
     /// Device fingerprint.
-    pub fingerprint: String,
+    pub fingerprint: Fingerprint,
     /// The session's id (the row's primary key).
     pub session_id: Uuid,
 }
@@ -26,61 +26,47 @@ impl JobArgs for FinalizeAnonymousSession {
     const POSITIONAL: &'static [&'static str] = &["fingerprint", "session_id"];
 
     fn validate(&self) -> Result<(), ArgError> {
-        check_fingerprint(&self.fingerprint)
+        // The fingerprint was checked when the arguments were decoded (its type).
+        Ok(())
     }
 }
 
-/// When a session last active at `last_activity` is finalized: after the timeout less a grace
-/// (5 s, or a tenth of a short timeout), so the document is read before Redis expires it (its
-/// TTL equals the timeout).
-pub fn finalize_due(last_activity: DateTime<Utc>, timeout: Duration) -> DateTime<Utc> {
-    let wait = timeout.saturating_sub((timeout / 10).min(Duration::from_secs(5)));
-    chrono::Duration::from_std(wait)
-        .ok()
-        .and_then(|w| last_activity.checked_add_signed(w))
-        .unwrap_or(DateTime::<Utc>::MAX_UTC)
-}
-
-impl FinalizeAnonymousSession {
-    /// The uniqueness key that keeps one finalize pending per session and due time.
-    pub fn unique_key(session_id: Uuid, due_ms: i64) -> String {
-        format!("finalize:{session_id}:{due_ms}")
-    }
-}
+/// How long after the live document's expiry a snoozed finalize comes back.
+const AFTER_EXPIRY: Duration = Duration::from_secs(1);
 
 impl Job for FinalizeAnonymousSession {
-    /// Persist the last state and end the session, or reschedule while it is still active.
+    /// While the session's document lives (Redis's clock: its TTL), come back when it expires;
+    /// then write the session and every buffered view, and end it.
     async fn run(self, ctx: &JobContext) -> Result<(), JobError> {
-        let live = store::read_anon_session(ctx, &self.fingerprint)
-            .await?
+        let snap = store::read_anon_session(ctx, &self.fingerprint).await?;
+        let live = snap
+            .doc
+            .as_ref()
             .filter(|doc| doc.session_id == self.session_id);
         if let Some(doc) = live {
-            {
-                let due = finalize_due(doc.last_activity, ctx.settings.anon_session_timeout);
-                if due > Utc::now() {
-                    let due_ms = due.timestamp_millis();
-                    let args = serde_json::to_value(&self).map_err(anyhow::Error::from)?;
-                    ctx.queues
-                        .enqueue_many(
-                            Self::NAME,
-                            vec![EnqueueItem {
-                                args,
-                                when: celeriac_queue::When::At(due_ms),
-                                unique: Some((
-                                    Self::unique_key(self.session_id, due_ms),
-                                    ctx.settings.anon_session_timeout * 2,
-                                )),
-                            }],
-                        )
-                        .await?;
-                    tracing::debug!(due_ms, "session still active; finalize rescheduled");
-                    return Ok(());
+            let wait = match snap.pttl_ms {
+                // A document without a TTL (written by another producer) ends when it has been
+                // idle for the timeout, counted on Redis's clock.
+                -1 => {
+                    let idle = snap.now_ms - doc.last_activity.timestamp_millis();
+                    let timeout = ctx.settings.anon_session_timeout.as_millis() as i64;
+                    (timeout - idle).max(0) as u64
                 }
-                store::upsert_anon_session(ctx, &doc).await?;
+                ms => ms.max(0) as u64,
+            };
+            if wait > 0 {
+                let delay = Duration::from_millis(wait) + AFTER_EXPIRY;
+                tracing::debug!(
+                    delay_ms = delay.as_millis() as u64,
+                    "session still active; finalize snoozed"
+                );
+                return Err(JobError::Snooze(delay));
             }
+            store::upsert_anon_session(ctx, doc).await?;
         }
-        store::flush_page_views(ctx, &self.fingerprint, self.session_id).await?;
+        store::flush_page_views(ctx, &self.fingerprint, self.session_id, live, true).await?;
         end_session(ctx, self.session_id).await?;
+        store::undo_if_erased(ctx, &self.fingerprint, self.session_id, snap.now_ms).await?;
         Ok(())
     }
 }

@@ -1,12 +1,16 @@
-//! `finalize_idle_sessions`: the sweep that ends sessions idle past the timeout whose finalize job was lost.
+//! `finalize_idle_sessions`: the sweep that finds sessions whose finalize job was lost (dead after
+//! a long outage, or never pushed by an older build) and enqueues it again, persisted or not.
 
 use chrono::Utc;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
 use super::finalize_anonymous_session::end_session;
-use super::{Job, JobError};
+use super::{FinalizeAnonymousSession, Job, JobError};
 use crate::context::JobContext;
+use crate::hot::{ANON_OPEN_KEY, BufferedView, Fingerprint, anon_session_key, anon_views_key};
+use crate::queues::EnqueueItem;
 use crate::registry::JobArgs;
 use crate::store;
 use entity::anonymous_session;
@@ -19,43 +23,175 @@ impl JobArgs for FinalizeIdleSessions {
     const NAME: &'static str = "finalize_idle_sessions";
 }
 
-/// Rows examined per step.
+/// Rows or fingerprints examined per step.
 const BATCH: u64 = 500;
+/// Fingerprints of `anon_sessions:open` examined per run at most (the rest wait for the next).
+const OPEN_PER_RUN: usize = 5000;
+
+/// `KEYS[1]` anon_sessions:open, `KEYS[2]` anon_session:{fp}, `KEYS[3]` its views; `ARGV[1]` the
+/// fingerprint. A fingerprint with no live document and no buffered view leaves the set (it has
+/// nothing left to finalize); else it moves to the back (score: Redis now) and the document and
+/// the first 1000 buffered views are returned.
+static CHECK_OPEN: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+    redis::Script::new(
+        "local doc = redis.call('GET', KEYS[2]) \
+         local views = redis.call('LRANGE', KEYS[3], 0, 999) \
+         if not doc and #views == 0 then redis.call('ZREM', KEYS[1], ARGV[1]) return {} end \
+         local t = redis.call('TIME') \
+         redis.call('ZADD', KEYS[1], 'XX', tonumber(t[1]) * 1000, ARGV[1]) \
+         table.insert(views, 1, doc or '') \
+         return views",
+    )
+});
 
 impl Job for FinalizeIdleSessions {
     async fn run(self, ctx: &JobContext) -> Result<(), JobError> {
-        let timeout = chrono::Duration::from_std(ctx.settings.anon_session_timeout)
-            .map_err(|e| JobError::Permanent(e.to_string()))?;
-        let cutoff = Utc::now() - timeout;
-        let mut ended = 0u64;
-        let mut after: Option<uuid::Uuid> = None;
-        loop {
-            let mut q = anonymous_session::Entity::find()
-                .filter(anonymous_session::Column::IsActive.eq(true))
-                .filter(anonymous_session::Column::LastActivity.lt(cutoff))
-                .order_by_asc(anonymous_session::Column::Id)
-                .limit(BATCH);
-            if let Some(id) = after {
-                q = q.filter(anonymous_session::Column::Id.gt(id));
-            }
-            let rows = q.all(&ctx.db).await?;
-            let Some(last) = rows.last() else { break };
-            after = Some(last.id);
-            for row in &rows {
-                // A document that is still live and newer belongs to a session that is not idle.
-                let live = store::read_anon_session(ctx, &row.device_fingerprint).await?;
-                if live.is_some_and(|doc| doc.session_id == row.id && doc.last_activity >= cutoff) {
-                    continue;
-                }
-                ended += end_session(ctx, row.id).await?;
-            }
-            if (rows.len() as u64) < BATCH {
-                break;
-            }
-        }
-        if ended > 0 {
-            tracing::info!(ended, "finalized idle anonymous sessions");
+        let from_rows = sweep_rows(ctx).await?;
+        let from_buffers = sweep_open(ctx).await?;
+        if from_rows + from_buffers > 0 {
+            tracing::info!(
+                from_rows,
+                from_buffers,
+                "finalize enqueued for idle anonymous sessions"
+            );
         }
         Ok(())
     }
+}
+
+/// One finalize per session: a sweep that runs while an earlier one's job waits adds none.
+async fn enqueue_finalize(
+    ctx: &JobContext,
+    sessions: Vec<(Fingerprint, Uuid)>,
+) -> Result<usize, JobError> {
+    if sessions.is_empty() {
+        return Ok(0);
+    }
+    let hold = ctx.settings.anon_session_timeout * 2;
+    let mut items = Vec::with_capacity(sessions.len());
+    for (fingerprint, session_id) in sessions {
+        let args = serde_json::to_value(FinalizeAnonymousSession {
+            fingerprint,
+            session_id,
+        })
+        .map_err(anyhow::Error::from)?;
+        items.push(EnqueueItem {
+            args,
+            when: celeriac_queue::When::Now,
+            unique: Some((format!("finalize-sweep:{session_id}"), hold)),
+        });
+    }
+    let pushed = ctx
+        .queues
+        .enqueue_many(FinalizeAnonymousSession::NAME, items)
+        .await?;
+    Ok(pushed.iter().filter(|p| p.created).count())
+}
+
+/// Active rows idle past the timeout (by their last activity): their finalize again.
+async fn sweep_rows(ctx: &JobContext) -> Result<usize, JobError> {
+    let timeout = chrono::Duration::from_std(ctx.settings.anon_session_timeout)
+        .map_err(|e| JobError::Permanent(e.to_string()))?;
+    let cutoff = Utc::now() - timeout;
+    let mut queued = 0;
+    let mut after: Option<Uuid> = None;
+    loop {
+        let mut q = anonymous_session::Entity::find()
+            .filter(anonymous_session::Column::IsActive.eq(true))
+            .filter(anonymous_session::Column::LastActivity.lt(cutoff))
+            .order_by_asc(anonymous_session::Column::Id)
+            .limit(BATCH);
+        if let Some(id) = after {
+            q = q.filter(anonymous_session::Column::Id.gt(id));
+        }
+        let rows = q.all(&ctx.db).await?;
+        let Some(last) = rows.last() else { break };
+        after = Some(last.id);
+        let mut sessions = Vec::new();
+        for row in &rows {
+            let Ok(fp) = Fingerprint::parse(&row.device_fingerprint) else {
+                // A row no job could address (written by another producer): end it here.
+                end_session(ctx, row.id).await?;
+                continue;
+            };
+            // A live document of this session: its finalize is still to come.
+            let live = store::read_anon_session(ctx, &fp).await?;
+            if live.doc.is_some_and(|doc| doc.session_id == row.id) {
+                continue;
+            }
+            sessions.push((fp, row.id));
+        }
+        queued += enqueue_finalize(ctx, sessions).await?;
+        if (rows.len() as u64) < BATCH {
+            break;
+        }
+    }
+    Ok(queued)
+}
+
+/// Fingerprints whose latest session started more than a timeout ago: each session with
+/// buffered views that is not the live one gets its finalize again (persisted or not).
+async fn sweep_open(ctx: &JobContext) -> Result<usize, JobError> {
+    let mut redis = ctx.redis.clone();
+    let snap_now: i64 = {
+        let (secs, micros): (i64, i64) = redis::cmd("TIME").query_async(&mut redis).await?;
+        secs * 1000 + micros / 1000
+    };
+    let cutoff = snap_now - ctx.settings.anon_session_timeout.as_millis() as i64;
+    let mut queued = 0;
+    let mut examined = 0;
+    while examined < OPEN_PER_RUN {
+        let fps: Vec<String> = redis::cmd("ZRANGE")
+            .arg(ANON_OPEN_KEY)
+            .arg("-inf")
+            .arg(cutoff)
+            .arg("BYSCORE")
+            .arg("LIMIT")
+            .arg(0)
+            .arg(BATCH)
+            .query_async(&mut redis)
+            .await?;
+        if fps.is_empty() {
+            break;
+        }
+        examined += fps.len();
+        let mut sessions = Vec::new();
+        for raw in &fps {
+            let Ok(fp) = Fingerprint::parse(raw) else {
+                let _: i64 = redis::cmd("ZREM")
+                    .arg(ANON_OPEN_KEY)
+                    .arg(raw)
+                    .query_async(&mut redis)
+                    .await?;
+                continue;
+            };
+            let found: Vec<String> = CHECK_OPEN
+                .key(ANON_OPEN_KEY)
+                .key(anon_session_key(&fp))
+                .key(anon_views_key(&fp))
+                .arg(fp.as_str())
+                .invoke_async(&mut redis)
+                .await?;
+            let Some((doc, views)) = found.split_first() else {
+                continue;
+            };
+            let live = serde_json::from_str::<crate::hot::AnonSessionDoc>(doc)
+                .ok()
+                .map(|d| d.session_id);
+            let mut ids: Vec<Uuid> = views
+                .iter()
+                .filter_map(|v| serde_json::from_str::<BufferedView>(v).ok())
+                .map(|v| v.session_id)
+                .filter(|id| Some(*id) != live)
+                .collect();
+            ids.sort_unstable();
+            ids.dedup();
+            sessions.extend(ids.into_iter().map(|id| (fp.clone(), id)));
+        }
+        queued += enqueue_finalize(ctx, sessions).await?;
+        if (fps.len() as u64) < BATCH {
+            break;
+        }
+    }
+    Ok(queued)
 }

@@ -7,8 +7,9 @@ use sea_orm::{
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{Job, JobError, check_fingerprint};
+use super::{Job, JobError};
 use crate::context::{JobContext, statement};
+use crate::hot::Fingerprint;
 use crate::registry::{ArgError, JobArgs};
 use crate::store;
 use entity::anonymous_session;
@@ -19,7 +20,7 @@ pub struct LinkAnonymousConversion {
     /// The new user's id (`accounts_userprofile.id`).
     pub user_id: Uuid,
     /// The visitor's device fingerprint.
-    pub fingerprint: String,
+    pub fingerprint: Fingerprint,
 }
 
 impl JobArgs for LinkAnonymousConversion {
@@ -27,14 +28,15 @@ impl JobArgs for LinkAnonymousConversion {
     const POSITIONAL: &'static [&'static str] = &["user_id", "fingerprint"];
 
     fn validate(&self) -> Result<(), ArgError> {
-        check_fingerprint(&self.fingerprint)
+        // The fingerprint was checked when the arguments were decoded (its type).
+        Ok(())
     }
 }
 
 impl Job for LinkAnonymousConversion {
     async fn run(self, ctx: &JobContext) -> Result<(), JobError> {
         // The live document is the freshest truth: persist it first.
-        let live = store::read_anon_session(ctx, &self.fingerprint).await?;
+        let live = store::read_anon_session(ctx, &self.fingerprint).await?.doc;
         if let Some(doc) = &live {
             store::upsert_anon_session(ctx, doc).await?;
         }
@@ -46,7 +48,9 @@ impl Job for LinkAnonymousConversion {
             }
             None => {
                 anonymous_session::Entity::find()
-                    .filter(anonymous_session::Column::DeviceFingerprint.eq(&self.fingerprint))
+                    .filter(
+                        anonymous_session::Column::DeviceFingerprint.eq(self.fingerprint.as_str()),
+                    )
                     .order_by_desc(anonymous_session::Column::SessionStart)
                     .one(&ctx.db)
                     .await?

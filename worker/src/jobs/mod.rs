@@ -13,7 +13,7 @@ mod persist_anonymous_session;
 pub use aggregate_page_analytics::AggregatePageAnalytics;
 pub use cleanup_old_anonymous_data::CleanupOldAnonymousData;
 pub use enhance_session_async::{EnhanceSessionAsync, parse_user_agent};
-pub use finalize_anonymous_session::{FinalizeAnonymousSession, finalize_due};
+pub use finalize_anonymous_session::FinalizeAnonymousSession;
 pub use finalize_idle_sessions::FinalizeIdleSessions;
 pub use link_anonymous_conversion::LinkAnonymousConversion;
 pub use persist_anonymous_session::PersistAnonymousSession;
@@ -63,6 +63,9 @@ pub enum JobError {
     /// Permanent (bad arguments or data): dead at once with this reason.
     #[error("{0}")]
     Permanent(String),
+    /// Not due yet: run again after this delay, measured on Redis's clock; costs no attempt.
+    #[error("not due yet: run again in {} ms", .0.as_millis())]
+    Snooze(std::time::Duration),
 }
 
 impl From<sea_orm::DbErr> for JobError {
@@ -92,13 +95,9 @@ impl From<crate::queues::EnqueueError> for JobError {
     }
 }
 
-/// Validates that a fingerprint is a non-empty token of at most 128 characters.
+/// Validates a fingerprint ([`crate::hot::Fingerprint`]'s rule), naming the field.
 pub fn check_fingerprint(fp: &str) -> Result<(), crate::registry::ArgError> {
-    if fp.is_empty() || fp.len() > 128 || fp.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(crate::registry::ArgError::new(
-            "fingerprint",
-            "must be 1 to 128 characters without spaces",
-        ));
-    }
-    Ok(())
+    crate::hot::Fingerprint::parse(fp)
+        .map(|_| ())
+        .map_err(|e| crate::registry::ArgError::new("fingerprint", e.to_string()))
 }

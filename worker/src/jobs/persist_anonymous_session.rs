@@ -2,8 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Job, JobError, check_fingerprint};
+use super::{Job, JobError};
 use crate::context::JobContext;
+use crate::hot::Fingerprint;
 use crate::registry::{ArgError, JobArgs};
 use crate::store;
 
@@ -11,7 +12,7 @@ use crate::store;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PersistAnonymousSession {
     /// Device fingerprint; the Redis key is `anon_session:{fingerprint}`.
-    pub fingerprint: String,
+    pub fingerprint: Fingerprint,
 }
 
 impl JobArgs for PersistAnonymousSession {
@@ -19,18 +20,22 @@ impl JobArgs for PersistAnonymousSession {
     const POSITIONAL: &'static [&'static str] = &["fingerprint"];
 
     fn validate(&self) -> Result<(), ArgError> {
-        check_fingerprint(&self.fingerprint)
+        // The fingerprint was checked when the arguments were decoded (its type).
+        Ok(())
     }
 }
 
 impl Job for PersistAnonymousSession {
     async fn run(self, ctx: &JobContext) -> Result<(), JobError> {
-        let Some(doc) = store::read_anon_session(ctx, &self.fingerprint).await? else {
-            tracing::info!("anon_session key is gone; nothing to persist");
+        let snap = store::read_anon_session(ctx, &self.fingerprint).await?;
+        let Some(doc) = snap.doc else {
+            // The session has ended: its finalize writes it, from the buffered views.
+            tracing::debug!("anon_session key is gone; the session's finalize writes it");
             return Ok(());
         };
         store::upsert_anon_session(ctx, &doc).await?;
-        store::flush_page_views(ctx, &self.fingerprint, doc.session_id).await?;
+        store::flush_page_views(ctx, &self.fingerprint, doc.session_id, Some(&doc), false).await?;
+        store::undo_if_erased(ctx, &self.fingerprint, doc.session_id, snap.now_ms).await?;
         Ok(())
     }
 }

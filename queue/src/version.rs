@@ -1,0 +1,110 @@
+//! The Redis version the queue needs, checked once when a process starts.
+
+use redis::aio::ConnectionLike;
+
+use crate::error::QueueError;
+
+/// The oldest Redis the queue's scripts run on: `push.lua` uses `SET … NX GET` (NX and GET
+/// together need 7.0); `fetch.lua` pops with `LPOP key count` and `ack.lua` reads `ZMSCORE`
+/// (both 6.2).
+pub const MIN_REDIS_VERSION: RedisVersion = RedisVersion(7, 0, 0);
+
+/// A Redis server version, `major.minor.patch`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct RedisVersion(pub u32, pub u32, pub u32);
+
+impl std::fmt::Display for RedisVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}.{}", self.0, self.1, self.2)
+    }
+}
+
+impl RedisVersion {
+    /// `7.0.15`, `7.2.4-rc1` (the leading digits of each part), `7.2` (patch 0).
+    pub fn parse(text: &str) -> Option<Self> {
+        let mut parts = text.trim().split('.').map(|p| {
+            let digits: String = p.chars().take_while(char::is_ascii_digit).collect();
+            digits.parse::<u32>().ok()
+        });
+        let major = parts.next()??;
+        let minor = parts.next().flatten().unwrap_or(0);
+        let patch = parts.next().flatten().unwrap_or(0);
+        Some(Self(major, minor, patch))
+    }
+
+    /// The `redis_version` field of an `INFO` (or `INFO server`) reply, as written there.
+    pub fn field(info: &str) -> Option<&str> {
+        info.lines()
+            .find_map(|l| l.strip_prefix("redis_version:"))
+            .map(str::trim)
+    }
+}
+
+/// Check that the Redis behind `conn` is at least [`MIN_REDIS_VERSION`] (`INFO server`,
+/// `redis_version`). Every Celeriac process calls it at start; the error is one line naming the
+/// version found and the one required. Returns the version found.
+pub async fn require_redis_version<C: ConnectionLike>(
+    conn: &mut C,
+) -> Result<RedisVersion, QueueError> {
+    let info: String = redis::cmd("INFO").arg("server").query_async(conn).await?;
+    check_info(&info)
+}
+
+/// [`require_redis_version`]'s decision on an `INFO server` reply.
+fn check_info(info: &str) -> Result<RedisVersion, QueueError> {
+    let found = RedisVersion::field(info).unwrap_or("unknown");
+    match RedisVersion::parse(found) {
+        Some(v) if v >= MIN_REDIS_VERSION => Ok(v),
+        _ => Err(QueueError::RedisTooOld {
+            found: found.to_owned(),
+            required: MIN_REDIS_VERSION,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const INFO_7: &str =
+        "# Server\r\nredis_version:7.0.15\r\nredis_git_sha1:00000000\r\nredis_mode:standalone\r\n";
+
+    #[test]
+    fn versions_parse_from_info_and_compare() {
+        assert_eq!(RedisVersion::field(INFO_7), Some("7.0.15"));
+        assert_eq!(RedisVersion::parse("7.0.15"), Some(RedisVersion(7, 0, 15)));
+        assert_eq!(
+            RedisVersion::parse("7.2.4-rc1"),
+            Some(RedisVersion(7, 2, 4))
+        );
+        assert_eq!(RedisVersion::parse("8.0"), Some(RedisVersion(8, 0, 0)));
+        assert_eq!(
+            RedisVersion::parse("255.255.255"),
+            Some(RedisVersion(255, 255, 255))
+        );
+        assert_eq!(RedisVersion::parse(""), None);
+        assert_eq!(RedisVersion::parse("x.1"), None);
+        assert!(RedisVersion(6, 2, 14) < MIN_REDIS_VERSION);
+        assert!(RedisVersion(7, 0, 0) >= MIN_REDIS_VERSION);
+        assert!(RedisVersion(10, 0, 0) > RedisVersion(9, 9, 9));
+        assert_eq!(RedisVersion(7, 0, 15).to_string(), "7.0.15");
+    }
+
+    #[test]
+    fn too_old_or_unknown_versions_fail_with_one_line_naming_both() {
+        assert_eq!(check_info(INFO_7).ok(), Some(RedisVersion(7, 0, 15)));
+        assert_eq!(
+            check_info("redis_version:7.4.1\r\n").ok(),
+            Some(RedisVersion(7, 4, 1))
+        );
+        for (info, found) in [
+            ("# Server\r\nredis_version:6.2.14\r\n", "6.2.14"),
+            ("redis_version:5.0.7\n", "5.0.7"),
+            ("# Server\r\nredis_mode:standalone\r\n", "unknown"),
+        ] {
+            let e = check_info(info).unwrap_err().to_string();
+            assert!(!e.contains('\n'), "{e}");
+            assert!(e.contains(found) && e.contains("7.0.0"), "{e}");
+        }
+    }
+}

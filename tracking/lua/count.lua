@@ -11,13 +11,14 @@
 -- flood of random paths costs a bounded number of keys. Returns the target T: counters,
 -- visitors, sketch, path.
 --
--- count_view(V, T): count one view into T. Returns true when the visitor joined T.visitors (the
--- caller records that set in the visitor's footprint, for erasure). Each redis.call costs a script
+-- count_view(V, T): count one view into T; callers run it as a view's first write (its HINCRBY is
+-- the only step that can still fail, on a non-integer counter). Returns true when the visitor
+-- joined T.visitors (the caller records that set in the visitor's footprint, for erasure). Each redis.call costs a script
 -- about as much as the command itself, so keys are written only when something changes. On the
 -- first view of each kind that day (the aggregate job derives the total from the two kinds) the
--- path joins the day's path set, the counters hash and the visitor set get their TTL, and the page
--- type is recorded (a path keeps the page type of its first view). The path set lives a day longer
--- than the keys it lists, from the last path added, so erasure can always walk it. A visitor new to
+-- path joins the day's path set and the counters hash gets its TTL, and the page type is recorded (a path keeps the page type of its first view). The path set lives a day longer
+-- than the keys it lists, from the last path added, so erasure can always walk it. A visitor set
+-- lives a TTL from its last new visitor. A visitor new to
 -- a path whose exact set is full is added to the path's HyperLogLog sketch instead (12 KB at most,
 -- about 0.8 % error, no identity kept): unique visitors = SCARD(visitors) + PFCOUNT(sketch).
 local function expect(key, want)
@@ -37,7 +38,11 @@ local function count_target(V)
   end
   expect(T.counters, 'hash')
   expect(T.visitors, 'set')
-  expect(T.sketch, 'string')
+  -- A sketch must be a HyperLogLog, not just any string (PFADD would fail after other writes).
+  if redis.call('TYPE', T.sketch)['ok'] ~= 'none'
+      and not pcall(redis.call, 'PFCOUNT', T.sketch) then
+    error('key ' .. T.sketch .. ' is not a HyperLogLog', 0)
+  end
   return T
 end
 
@@ -48,6 +53,8 @@ local function count_visitor(V, T)
     if redis.call('PFADD', T.sketch, V.visitor) == 1 then redis.call('EXPIRE', T.sketch, V.ttl) end
     return false
   end
+  -- Renewed with each new visitor, so a set emptied by erasures and filled again still expires.
+  redis.call('EXPIRE', T.visitors, V.ttl)
   return true
 end
 
@@ -56,9 +63,6 @@ local function count_view(V, T)
     if V.page_type ~= '' then redis.call('HSET', T.counters, 'page_type', V.page_type) end
     redis.call('EXPIRE', T.counters, V.ttl)
     if redis.call('SADD', V.paths, T.path) == 1 then redis.call('EXPIRE', V.paths, V.ttl + 86400) end
-    local new = count_visitor(V, T)
-    redis.call('EXPIRE', T.visitors, V.ttl)
-    return new
   end
   return count_visitor(V, T)
 end

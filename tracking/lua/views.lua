@@ -89,7 +89,12 @@ local function view(k, a)
   doc.current_page = ARGV[a + 2]
   local sid = cjson.encode(doc.session_id)
   local encoded = cjson.encode(doc)
-  -- 2. Writes.
+  -- 2. Writes, the counters first (their HINCRBY is the one step that could still fail).
+  if counted and count_view(V, T) then
+    -- The footprint (what erasure reads) names each visitor set the visitor joined.
+    redis.call('SADD', KEYS[k + 6], T.visitors)
+    redis.call('EXPIRE', KEYS[k + 6], footprint_ttl)
+  end
   redis.call('SET', KEYS[k], encoded, 'EX', ttl)
   -- The view JSON is an object with at least one field: the session id and the view's number go
   -- in front as text; a session's first view also carries its first document.
@@ -97,11 +102,6 @@ local function view(k, a)
   if flags == 1 then head = head .. '"session":' .. encoded .. ',' end
   redis.call('RPUSH', KEYS[k + 1], head .. string.sub(ARGV[a + 4], 2))
   redis.call('EXPIRE', KEYS[k + 1], buffer_ttl)
-  if counted and count_view(V, T) then
-    -- The footprint (what erasure reads) names each visitor set the visitor joined.
-    redis.call('SADD', KEYS[k + 6], T.visitors)
-    redis.call('EXPIRE', KEYS[k + 6], footprint_ttl)
-  end
   if community then
     community_visit({visitors = KEYS[k + 10], authenticated = KEYS[k + 11],
                      anonymous = KEYS[k + 12], seen = KEYS[k + 13],

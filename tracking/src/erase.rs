@@ -1,12 +1,14 @@
 //! `DELETE /v1/anonymous/{fingerprint}`: erase every trace of an anonymous visitor, in Redis, in
 //! the database and in job payloads (the privacy matrix's right to erasure), for good.
 //!
-//! Final: the erasure first marks the visitor erased (`erased:anon:{sha256(fp)}`, Redis's clock,
-//! kept a day), then deletes. A persist or finalize that read the visitor's data before the mark
-//! and writes after the deletion finds the mark after its own commit and deletes what it wrote
-//! (`worker::store::undo_if_erased`); a job that reads after the deletion finds nothing. The bound:
-//! a job attempt that read before the erasure and commits more than a day later is not undone
-//! (attempts are bounded by the job lease, 15 s by default).
+//! Final: in one atomic step the erasure takes the visitor's live document and buffered views out
+//! of Redis and marks the visitor erased (`erased:anon:{sha256(fp)}`) as "in progress"; once every
+//! row and job is gone it stamps the mark with Redis's time (kept a day). A persist, finalize or
+//! link job checks the mark after its own writes (and after a failed attempt): while the erasure
+//! runs, or when it finished after the job read the visitor's data, the job deletes the sessions
+//! it wrote (`worker::store::undo_if_erased`). A job that reads after the erasure finds nothing.
+//! The bound: a job attempt that read before the erasure and commits more than a day later is not
+//! undone (an attempt is bounded by the job lease, 15 s by default).
 //!
 //! Proportional: the work grows with the visitor's own data: its sessions (live document,
 //! buffered views, rows), the visitor sets and community hashes its footprint names, and the jobs
@@ -42,14 +44,32 @@ pub struct Erased {
 /// How long the erasure mark lives.
 const MARK_TTL_SECS: u64 = 86_400;
 
-/// `KEYS[1]` the erasure mark, `KEYS[2]` anon_sessions:open; `ARGV[1]` the fingerprint, `ARGV[2]`
-/// the mark's TTL. Marks the visitor erased now (Redis ms) and takes it off the sweep's list.
-static MARK: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+/// The mark while an erasure runs: later than any read a job can make.
+const IN_PROGRESS: i64 = i64::MAX;
+
+/// `KEYS[1]` the erasure mark, `KEYS[2]` anon_sessions:open, `KEYS[3]` anon_session:{fp},
+/// `KEYS[4]` its views; `ARGV[1]` the fingerprint, `ARGV[2]` the mark's TTL, `ARGV[3]` the
+/// in-progress value. Atomically: mark the visitor as being erased, take it off the sweep's list,
+/// and take its live document and buffered views out of Redis, returning them (the sessions they
+/// name are whose jobs to erase: no view can slip in between the read and the delete).
+static TAKE: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+    redis::Script::new(
+        "redis.call('SET', KEYS[1], ARGV[3], 'EX', ARGV[2]) \
+         redis.call('ZREM', KEYS[2], ARGV[1]) \
+         local doc = redis.call('GET', KEYS[3]) \
+         local views = redis.call('LRANGE', KEYS[4], 0, -1) \
+         redis.call('DEL', KEYS[3], KEYS[4]) \
+         table.insert(views, 1, doc or '') \
+         return views",
+    )
+});
+
+/// `KEYS[1]` the erasure mark; `ARGV[1]` its TTL. Stamps the finished erasure with Redis's time.
+static STAMP: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
     redis::Script::new(
         "local t = redis.call('TIME') \
          local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) \
-         redis.call('SET', KEYS[1], now, 'EX', ARGV[2]) \
-         redis.call('ZREM', KEYS[2], ARGV[1]) \
+         redis.call('SET', KEYS[1], now, 'EX', ARGV[1]) \
          return now",
     )
 });
@@ -74,29 +94,34 @@ impl Tracker {
     pub async fn erase_anonymous(&self, fingerprint: &str) -> Result<Erased, TrackError> {
         let fp = validate::fingerprint("fingerprint", fingerprint)?;
         let mut redis = self.redis.clone();
-        let _: i64 = MARK
+        let taken: Vec<String> = TAKE
             .key(keys::anon_erased_key(&fp))
             .key(keys::ANON_OPEN_KEY)
+            .key(keys::anon_session_key(&fp))
+            .key(keys::anon_views_key(&fp))
             .arg(fp.as_str())
             .arg(MARK_TTL_SECS)
+            .arg(IN_PROGRESS)
             .invoke_async(&mut redis)
             .await?;
+        let mut removed = taken.len().saturating_sub(1) as u64;
         // Every session of the visitor, with its page count (which names its persist jobs).
         let mut sessions: BTreeMap<Uuid, i32> = BTreeMap::new();
         let mut note = |id: Uuid, pages: i32| {
             let e = sessions.entry(id).or_insert(0);
             *e = (*e).max(pages);
         };
-        let doc: Option<String> = redis.get(keys::anon_session_key(&fp)).await?;
-        if let Some(doc) = doc.and_then(|d| serde_json::from_str::<AnonSessionDoc>(&d).ok()) {
-            note(doc.session_id, doc.pages_visited);
-        }
-        let views: Vec<String> = redis.lrange(keys::anon_views_key(&fp), 0, -1).await?;
-        for v in views
-            .iter()
-            .filter_map(|v| serde_json::from_str::<BufferedView>(v).ok())
-        {
-            note(v.session_id, v.view_number.unwrap_or(0));
+        if let Some((doc, views)) = taken.split_first() {
+            if let Ok(doc) = serde_json::from_str::<AnonSessionDoc>(doc) {
+                removed += 1;
+                note(doc.session_id, doc.pages_visited);
+            }
+            for v in views
+                .iter()
+                .filter_map(|v| serde_json::from_str::<BufferedView>(v).ok())
+            {
+                note(v.session_id, v.view_number.unwrap_or(0));
+            }
         }
         let backend = self.db.get_database_backend();
         let rows = SessionRow::find_by_statement(statement(
@@ -110,9 +135,6 @@ impl Tracker {
             note(r.id, r.pages_visited);
         }
 
-        let mut removed: u64 = redis
-            .del(&[keys::anon_session_key(&fp), keys::anon_views_key(&fp)])
-            .await?;
         removed += self.erase_footprint(&keys::anon_visitor(&fp)).await?;
         let erased = self
             .db
@@ -131,6 +153,11 @@ impl Tracker {
             ))
             .await?;
         let jobs = self.erase_jobs(&fp, &sessions).await?;
+        let _: i64 = STAMP
+            .key(keys::anon_erased_key(&fp))
+            .arg(MARK_TTL_SECS)
+            .invoke_async(&mut redis)
+            .await?;
         tracing::info!(
             redis_entries = removed,
             sessions = erased,
@@ -179,7 +206,11 @@ impl Tracker {
         sessions: &BTreeMap<Uuid, i32>,
     ) -> Result<u64, TrackError> {
         let every = i32::try_from(self.config.persist_every).unwrap_or(i32::MAX);
-        let finalize: Vec<String> = sessions.keys().map(Uuid::to_string).collect();
+        // The finalize a view pushed, and the one the idle sweep may have pushed again.
+        let finalize: Vec<String> = sessions
+            .keys()
+            .flat_map(|id| [id.to_string(), format!("{id}-sweep")])
+            .collect();
         let persist: Vec<String> = sessions
             .iter()
             .flat_map(|(id, pages)| {

@@ -295,25 +295,32 @@ impl Tracker {
         let page = keys::pageview_keys(day, &c.path);
         let other = keys::pageview_keys(day, worker::hot::OVERFLOW_PATH);
         let now = c.at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
-        let redis_pages: i64 = scripts::AUTH
-            .key(keys::session_key(session_id))
-            .key(page.paths)
-            .key(page.counters)
-            .key(page.visitors)
-            .key(page.sketch)
-            .key(keys::footprint(&visitor))
-            .key(other.counters)
-            .key(other.visitors)
-            .key(other.sketch)
-            .arg(&now)
-            .arg(&c.path)
-            .arg(&c.page_type)
-            .arg(&visitor)
-            .arg(self.config.counters_ttl.as_secs())
-            .arg(if d.is_bot { "1" } else { "0" })
-            .arg(user_id.to_string())
-            .arg(self.config.max_paths_per_day)
-            .arg(self.config.max_exact_visitors)
+        // The script counts the view only where it will be answered as tracked: with the live
+        // document, or (second call) once the database has confirmed the session.
+        let auth_view = |count_without_doc: bool| {
+            let mut inv = scripts::AUTH.prepare_invoke();
+            inv.key(keys::session_key(session_id))
+                .key(&page.paths)
+                .key(&page.counters)
+                .key(&page.visitors)
+                .key(&page.sketch)
+                .key(keys::footprint(&visitor))
+                .key(&other.counters)
+                .key(&other.visitors)
+                .key(&other.sketch)
+                .arg(&now)
+                .arg(&c.path)
+                .arg(&c.page_type)
+                .arg(&visitor)
+                .arg(self.config.counters_ttl.as_secs())
+                .arg(if d.is_bot { "1" } else { "0" })
+                .arg(user_id.to_string())
+                .arg(self.config.max_paths_per_day)
+                .arg(self.config.max_exact_visitors)
+                .arg(if count_without_doc { "1" } else { "0" });
+            inv
+        };
+        let redis_pages: i64 = auth_view(false)
             .invoke_async(&mut self.redis.clone())
             .await?;
         if redis_pages == -2 {
@@ -331,8 +338,15 @@ impl Tracker {
             ))
             .await?
             .rows_affected();
-        if updated == 0 && redis_pages < 0 {
-            return Err(TrackError::NotFound("session"));
+        if redis_pages < 0 {
+            if updated == 0 {
+                // Neither Redis nor the database knows the session: nothing was counted.
+                return Err(TrackError::NotFound("session"));
+            }
+            // The document expired but the session stands: count the view now.
+            let _: i64 = auth_view(true)
+                .invoke_async(&mut self.redis.clone())
+                .await?;
         }
         user_event::ActiveModel {
             user_id: Set(user_id),

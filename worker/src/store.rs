@@ -131,12 +131,28 @@ pub async fn flush_page_views(
     let mut inserted = 0;
     let mut has_row = false;
     loop {
-        let raw: Vec<String> = ctx.redis.clone().lrange(&key, 0, FLUSH_CHUNK - 1).await?;
-        let mut mine: Vec<(&String, BufferedView)> = raw
-            .iter()
-            .filter_map(|r| Some((r, serde_json::from_str::<BufferedView>(r).ok()?)))
-            .filter(|(_, v)| v.session_id == session_id)
-            .collect();
+        // This session's views, wherever they are in the buffer (behind another session's
+        // backlog too), at most FLUSH_CHUNK per step.
+        let mut mine: Vec<(String, BufferedView)> = Vec::new();
+        let mut offset: isize = 0;
+        let mut scanned_all = false;
+        while mine.len() < FLUSH_CHUNK as usize {
+            let raw: Vec<String> = ctx
+                .redis
+                .clone()
+                .lrange(&key, offset, offset + FLUSH_CHUNK - 1)
+                .await?;
+            offset += raw.len() as isize;
+            let last_page = (raw.len() as isize) < FLUSH_CHUNK;
+            mine.extend(raw.into_iter().filter_map(|r| {
+                let v = serde_json::from_str::<BufferedView>(&r).ok()?;
+                (v.session_id == session_id).then_some((r, v))
+            }));
+            if last_page {
+                scanned_all = true;
+                break;
+            }
+        }
         if mine.is_empty() {
             break;
         }
@@ -173,11 +189,33 @@ pub async fn flush_page_views(
             .arg(mine.iter().map(|(r, _)| r.as_str()).collect::<Vec<_>>())
             .invoke_async(&mut ctx.redis.clone())
             .await?;
-        if (raw.len() as isize) < FLUSH_CHUNK {
+        if scanned_all {
             break;
         }
     }
     Ok(inserted)
+}
+
+/// `KEYS[1]` anon_sessions:open, `KEYS[2]` anon_session:{fp}, `KEYS[3]` its views; `ARGV[1]` the
+/// fingerprint. The visitor leaves the open list once it has neither a live session nor a
+/// buffered view.
+static FORGET_OPEN: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+    redis::Script::new(
+        "if redis.call('EXISTS', KEYS[2]) == 0 and redis.call('LLEN', KEYS[3]) == 0 then \
+           return redis.call('ZREM', KEYS[1], ARGV[1]) end return 0",
+    )
+});
+
+/// Take `fingerprint` off the idle sweep's list when nothing of it is left to finalize.
+pub async fn forget_if_done(ctx: &JobContext, fingerprint: &Fingerprint) -> Result<(), StoreError> {
+    let _: i64 = FORGET_OPEN
+        .key(crate::hot::ANON_OPEN_KEY)
+        .key(anon_session_key(fingerprint))
+        .key(crate::hot::anon_views_key(fingerprint))
+        .arg(fingerprint.as_str())
+        .invoke_async(&mut ctx.redis.clone())
+        .await?;
+    Ok(())
 }
 
 /// Insert the views (sorted by view number), one row each.

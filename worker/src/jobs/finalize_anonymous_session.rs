@@ -62,11 +62,20 @@ impl Job for FinalizeAnonymousSession {
                 );
                 return Err(JobError::Snooze(delay));
             }
-            store::upsert_anon_session(ctx, doc).await?;
         }
-        store::flush_page_views(ctx, &self.fingerprint, self.session_id, live, true).await?;
-        end_session(ctx, self.session_id).await?;
+        let written = async {
+            if let Some(doc) = live {
+                store::upsert_anon_session(ctx, doc).await?;
+            }
+            store::flush_page_views(ctx, &self.fingerprint, self.session_id, live, true).await?;
+            end_session(ctx, self.session_id).await?;
+            Ok::<(), JobError>(())
+        }
+        .await;
+        // Also after a failed attempt: what it wrote must not outlive an erasure.
         store::undo_if_erased(ctx, &self.fingerprint, self.session_id, snap.now_ms).await?;
+        written?;
+        store::forget_if_done(ctx, &self.fingerprint).await?;
         Ok(())
     }
 }

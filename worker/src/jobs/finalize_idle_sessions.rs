@@ -10,7 +10,6 @@ use super::finalize_anonymous_session::end_session;
 use super::{FinalizeAnonymousSession, Job, JobError};
 use crate::context::JobContext;
 use crate::hot::{ANON_OPEN_KEY, BufferedView, Fingerprint, anon_session_key, anon_views_key};
-use crate::queues::EnqueueItem;
 use crate::registry::JobArgs;
 use crate::store;
 use entity::anonymous_session;
@@ -26,23 +25,47 @@ impl JobArgs for FinalizeIdleSessions {
 /// Rows or fingerprints examined per step.
 const BATCH: u64 = 500;
 /// Fingerprints of `anon_sessions:open` examined per run at most (the rest wait for the next).
-const OPEN_PER_RUN: usize = 5000;
+const OPEN_PER_RUN: usize = 50_000;
 
 /// `KEYS[1]` anon_sessions:open, `KEYS[2]` anon_session:{fp}, `KEYS[3]` its views; `ARGV[1]` the
 /// fingerprint. A fingerprint with no live document and no buffered view leaves the set (it has
-/// nothing left to finalize); else it moves to the back (score: Redis now) and the document and
-/// the first 1000 buffered views are returned.
+/// nothing left to finalize); else it moves to the back (score: Redis now) and the document (or
+/// '') and the buffer's length are returned.
 static CHECK_OPEN: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
     redis::Script::new(
         "local doc = redis.call('GET', KEYS[2]) \
-         local views = redis.call('LRANGE', KEYS[3], 0, 999) \
-         if not doc and #views == 0 then redis.call('ZREM', KEYS[1], ARGV[1]) return {} end \
+         local n = redis.call('LLEN', KEYS[3]) \
+         if not doc and n == 0 then redis.call('ZREM', KEYS[1], ARGV[1]) return {'', 0} end \
          local t = redis.call('TIME') \
          redis.call('ZADD', KEYS[1], 'XX', tonumber(t[1]) * 1000, ARGV[1]) \
-         table.insert(views, 1, doc or '') \
-         return views",
+         return {doc or '', n}",
     )
 });
+
+/// The sessions named in `fingerprint`'s buffered views, read a page at a time.
+async fn buffered_sessions(
+    redis: &mut redis::aio::ConnectionManager,
+    fingerprint: &Fingerprint,
+    len: isize,
+) -> Result<Vec<Uuid>, JobError> {
+    let key = anon_views_key(fingerprint);
+    let mut ids = std::collections::BTreeSet::new();
+    let mut offset = 0;
+    while offset < len {
+        let page: Vec<String> =
+            redis::AsyncCommands::lrange(redis, &key, offset, offset + 999).await?;
+        if page.is_empty() {
+            break;
+        }
+        offset += page.len() as isize;
+        ids.extend(
+            page.iter()
+                .filter_map(|v| serde_json::from_str::<BufferedView>(v).ok())
+                .map(|v| v.session_id),
+        );
+    }
+    Ok(ids.into_iter().collect())
+}
 
 impl Job for FinalizeIdleSessions {
     async fn run(self, ctx: &JobContext) -> Result<(), JobError> {
@@ -59,32 +82,33 @@ impl Job for FinalizeIdleSessions {
     }
 }
 
-/// One finalize per session: a sweep that runs while an earlier one's job waits adds none.
+/// One finalize per session, named `<session id>-sweep` (so erasure can name it): a sweep that
+/// runs while an earlier one's job waits, or is still kept as done or dead, adds none.
 async fn enqueue_finalize(
     ctx: &JobContext,
     sessions: Vec<(Fingerprint, Uuid)>,
 ) -> Result<usize, JobError> {
+    let Some(queue) = ctx.queues.get(FinalizeAnonymousSession::NAME) else {
+        return Ok(0);
+    };
     if sessions.is_empty() {
         return Ok(0);
     }
-    let hold = ctx.settings.anon_session_timeout * 2;
-    let mut items = Vec::with_capacity(sessions.len());
+    let hold = ctx.settings.done_retention.max(ctx.settings.dead_retention)
+        + ctx.settings.anon_session_timeout * 2;
+    let mut jobs = Vec::with_capacity(sessions.len());
     for (fingerprint, session_id) in sessions {
-        let args = serde_json::to_value(FinalizeAnonymousSession {
+        let payload = serde_json::to_string(&FinalizeAnonymousSession {
             fingerprint,
             session_id,
         })
         .map_err(anyhow::Error::from)?;
-        items.push(EnqueueItem {
-            args,
-            when: celeriac_queue::When::Now,
-            unique: Some((format!("finalize-sweep:{session_id}"), hold)),
-        });
+        let mut job = celeriac_queue::NewJob::new(payload)
+            .unique(format!("finalize-sweep:{session_id}"), hold);
+        job.id = format!("{session_id}-sweep");
+        jobs.push(job);
     }
-    let pushed = ctx
-        .queues
-        .enqueue_many(FinalizeAnonymousSession::NAME, items)
-        .await?;
+    let pushed = queue.push_many(jobs).await.map_err(anyhow::Error::from)?;
     Ok(pushed.iter().filter(|p| p.created).count())
 }
 
@@ -165,27 +189,18 @@ async fn sweep_open(ctx: &JobContext) -> Result<usize, JobError> {
                     .await?;
                 continue;
             };
-            let found: Vec<String> = CHECK_OPEN
+            let (doc, len): (String, isize) = CHECK_OPEN
                 .key(ANON_OPEN_KEY)
                 .key(anon_session_key(&fp))
                 .key(anon_views_key(&fp))
                 .arg(fp.as_str())
                 .invoke_async(&mut redis)
                 .await?;
-            let Some((doc, views)) = found.split_first() else {
-                continue;
-            };
-            let live = serde_json::from_str::<crate::hot::AnonSessionDoc>(doc)
+            let live = serde_json::from_str::<crate::hot::AnonSessionDoc>(&doc)
                 .ok()
                 .map(|d| d.session_id);
-            let mut ids: Vec<Uuid> = views
-                .iter()
-                .filter_map(|v| serde_json::from_str::<BufferedView>(v).ok())
-                .map(|v| v.session_id)
-                .filter(|id| Some(*id) != live)
-                .collect();
-            ids.sort_unstable();
-            ids.dedup();
+            let mut ids = buffered_sessions(&mut redis, &fp, len).await?;
+            ids.retain(|id| Some(*id) != live);
             sessions.extend(ids.into_iter().map(|id| (fp.clone(), id)));
         }
         queued += enqueue_finalize(ctx, sessions).await?;

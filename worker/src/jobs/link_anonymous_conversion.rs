@@ -36,9 +36,15 @@ impl JobArgs for LinkAnonymousConversion {
 impl Job for LinkAnonymousConversion {
     async fn run(self, ctx: &JobContext) -> Result<(), JobError> {
         // The live document is the freshest truth: persist it first.
-        let live = store::read_anon_session(ctx, &self.fingerprint).await?.doc;
+        let snap = store::read_anon_session(ctx, &self.fingerprint).await?;
+        let live = snap.doc;
         if let Some(doc) = &live {
-            store::upsert_anon_session(ctx, doc).await?;
+            let written = store::upsert_anon_session(ctx, doc).await;
+            // The visitor erased meanwhile: the row this wrote goes, and there is nothing to link.
+            if store::undo_if_erased(ctx, &self.fingerprint, doc.session_id, snap.now_ms).await? {
+                return Ok(());
+            }
+            written?;
         }
         let session = match &live {
             Some(doc) => {

@@ -33,9 +33,15 @@ impl Job for PersistAnonymousSession {
             tracing::debug!("anon_session key is gone; the session's finalize writes it");
             return Ok(());
         };
-        store::upsert_anon_session(ctx, &doc).await?;
-        store::flush_page_views(ctx, &self.fingerprint, doc.session_id, Some(&doc), false).await?;
+        let written = async {
+            store::upsert_anon_session(ctx, &doc).await?;
+            store::flush_page_views(ctx, &self.fingerprint, doc.session_id, Some(&doc), false)
+                .await?;
+            Ok::<(), JobError>(())
+        }
+        .await;
+        // Also after a failed attempt: what it wrote must not outlive an erasure.
         store::undo_if_erased(ctx, &self.fingerprint, doc.session_id, snap.now_ms).await?;
-        Ok(())
+        written
     }
 }

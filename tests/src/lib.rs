@@ -593,3 +593,21 @@ pub fn schemathesis_bin() -> std::path::PathBuf {
     })
     .clone()
 }
+
+/// libfaketime's preload library (Debian package `faketime`; `scripts/services.sh` installs it),
+/// for running a process on a skewed wall clock (`LD_PRELOAD`, `FAKETIME=-5s`,
+/// `FAKETIME_DONT_FAKE_MONOTONIC=1` so timers keep running on the real monotonic clock).
+pub fn libfaketime() -> std::path::PathBuf {
+    let candidates = [
+        std::env::var("LIBFAKETIME").unwrap_or_default(),
+        "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1".into(),
+        "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1".into(),
+        "/usr/lib/faketime/libfaketime.so.1".into(),
+    ];
+    candidates
+        .iter()
+        .filter(|c| !c.is_empty())
+        .map(std::path::PathBuf::from)
+        .find(|p| p.exists())
+        .expect("libfaketime is missing: apt-get install faketime (scripts/services.sh does)")
+}

@@ -123,22 +123,6 @@ async fn celery_clients_feed_the_worker_unchanged() {
     }
 }
 
-/// libfaketime's preload library (Debian package `faketime`; `scripts/services.sh` installs it).
-fn libfaketime() -> std::path::PathBuf {
-    let candidates = [
-        std::env::var("LIBFAKETIME").unwrap_or_default(),
-        "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1".into(),
-        "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1".into(),
-        "/usr/lib/faketime/libfaketime.so.1".into(),
-    ];
-    candidates
-        .iter()
-        .filter(|c| !c.is_empty())
-        .map(std::path::PathBuf::from)
-        .find(|p| p.exists())
-        .expect("libfaketime is missing: apt-get install faketime (scripts/services.sh does)")
-}
-
 /// The Redis server's clock, epoch ms.
 async fn redis_ms(conn: &mut redis::aio::ConnectionManager) -> i64 {
     let (s, us): (i64, i64) = redis::cmd("TIME").query_async(conn).await.unwrap();
@@ -230,7 +214,7 @@ async fn countdown_tasks_under_skew(skew: &str) {
         .as_millis() as i64;
     assert!((redis_ms(&mut conn).await - local).abs() < 100);
 
-    let preload = libfaketime();
+    let preload = celeriac_tests::libfaketime();
     let env: Vec<(String, String)> = vec![
         ("DATABASE_URL".into(), db.url.clone()),
         ("REDIS_URL".into(), redis_url()),

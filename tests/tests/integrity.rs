@@ -593,3 +593,96 @@ async fn a_full_redis_refuses_a_view_whole() {
         .unwrap();
     assert_eq!(counted.as_deref(), Some("1"));
 }
+
+/// Finding 4 for sessions: the real `worker` binary on a wall clock 5 s off Redis's (libfaketime)
+/// ends every session once its document expired on Redis's clock: not while views still arrive
+/// (a worker ahead), not never (a worker behind). Each session: 4 views 1.5 s apart with a 2 s
+/// timeout, so the session outlives its first finalize's due time (first view + 3 s): a finalize
+/// that trusted the document's time on a clock 5 s ahead would end it mid-visit.
+async fn sessions_end_on_redis_time_under_skew(skew: &str) {
+    let (db, redis) = (TestDb::postgres().await, TestRedis::new().await);
+    let env = [("ANON_SESSION_TIMEOUT_SECONDS", "2"), ("CELERY_QUEUES", "")];
+    let api = TestApi::start(&db, &redis, &env).await;
+    let vars: Vec<(String, String)> = vec![
+        ("DATABASE_URL".into(), db.url.clone()),
+        ("REDIS_URL".into(), celeriac_tests::redis_url()),
+        ("CELERIAC_NAMESPACE".into(), redis.namespace.clone()),
+        ("CELERY_QUEUES".into(), String::new()),
+        ("ANON_SESSION_TIMEOUT_SECONDS".into(), "2".into()),
+        (
+            "LD_PRELOAD".into(),
+            celeriac_tests::libfaketime().display().to_string(),
+        ),
+        ("FAKETIME".into(), skew.into()),
+        ("FAKETIME_DONT_FAKE_MONOTONIC".into(), "1".into()),
+        ("RUST_LOG".into(), "error".into()),
+    ];
+    let mut worker = tokio::process::Command::new(celeriac_tests::bin_path("worker"))
+        .arg("run")
+        .envs(vars)
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let fps: Vec<String> = (0..8).map(|_| redis.token("fp")).collect();
+    let p = format!("/{}", redis.token("skew"));
+    for step in 0..4 {
+        for fp in &fps {
+            let (s, r) = view(
+                &api,
+                json!({"fingerprint": fp, "url": format!("{p}/{step}")}),
+            )
+            .await;
+            assert_eq!(s / 100, 2, "{s} {r}");
+        }
+        if step < 3 {
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+        }
+    }
+    let db_conn = db.conn.clone();
+    eventually(Duration::from_secs(60), "every session ended", || {
+        let db = db_conn.clone();
+        async move {
+            let ended = anonymous_session::Entity::find()
+                .filter(anonymous_session::Column::IsActive.eq(false))
+                .count(&db)
+                .await
+                .ok()?;
+            (ended == 8).then_some(())
+        }
+    })
+    .await;
+    let _ = worker.start_kill();
+    let _ = worker.wait().await;
+    for row in anonymous_session::Entity::find()
+        .all(&db.conn)
+        .await
+        .unwrap()
+    {
+        assert_eq!(row.pages_visited, 4, "ended mid-visit: {row:?}");
+        assert_eq!(row.session_end, Some(row.last_activity));
+        let views = anonymous_page_view::Entity::find()
+            .filter(anonymous_page_view::Column::SessionId.eq(row.id))
+            .count(&db.conn)
+            .await
+            .unwrap();
+        assert_eq!(views, 4);
+    }
+    assert_eq!(
+        anonymous_session::Entity::find()
+            .count(&db.conn)
+            .await
+            .unwrap(),
+        8
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_end_on_redis_time_with_the_worker_clock_5s_behind() {
+    sessions_end_on_redis_time_under_skew("-5s").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_end_on_redis_time_with_the_worker_clock_5s_ahead() {
+    sessions_end_on_redis_time_under_skew("+5s").await;
+}

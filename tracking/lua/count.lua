@@ -31,12 +31,16 @@ end
 local function count_target(V)
   expect(V.paths, 'set')
   local T = {counters = V.counters, visitors = V.visitors, sketch = V.sketch, path = V.path}
-  if V.max_paths > 0 and redis.call('SISMEMBER', V.paths, V.path) == 0
+  -- A path with counters today is counted already: only a new one meets the cap (two lookups).
+  local counters = redis.call('TYPE', V.counters)['ok']
+  if counters == 'none' and V.max_paths > 0 and redis.call('SISMEMBER', V.paths, V.path) == 0
       and redis.call('SCARD', V.paths) >= V.max_paths then
     T = {counters = V.other_counters, visitors = V.other_visitors, sketch = V.other_sketch,
          path = '(other)'}
+    expect(T.counters, 'hash')
+  elseif counters ~= 'none' and counters ~= 'hash' then
+    error('key ' .. V.counters .. ' holds a ' .. counters .. ', not a hash', 0)
   end
-  expect(T.counters, 'hash')
   expect(T.visitors, 'set')
   -- A sketch must be a HyperLogLog, not just any string (PFADD would fail after other writes).
   if redis.call('TYPE', T.sketch)['ok'] ~= 'none'

@@ -46,6 +46,16 @@ async fn snapshot(redis: &TestRedis, patterns: &[String]) -> Vec<(String, String
     out
 }
 
+/// `Some` once `n` anonymous sessions are ended in the database.
+async fn sessions_ended(db: sea_orm::DatabaseConnection, n: u64) -> Option<()> {
+    let ended = anonymous_session::Entity::find()
+        .filter(anonymous_session::Column::IsActive.eq(false))
+        .count(&db)
+        .await
+        .ok()?;
+    (ended == n).then_some(())
+}
+
 /// Run the worker in this process (its own runtime and connections, as the binary makes them)
 /// until `done` holds, then stop it.
 async fn run_worker_until<F, Fut>(settings: worker::config::Settings, what: &str, done: F)
@@ -260,15 +270,7 @@ async fn sessions_survive_workers_down_for_several_timeouts() {
     let db_conn = db.conn.clone();
     let settings = celeriac_tests::settings(&db, &redis, &env);
     run_worker_until(settings, "every session written and ended", || {
-        let db = db_conn.clone();
-        async move {
-            let ended = anonymous_session::Entity::find()
-                .filter(anonymous_session::Column::IsActive.eq(false))
-                .count(&db)
-                .await
-                .ok()?;
-            (ended == 10).then_some(())
-        }
+        sessions_ended(db_conn.clone(), 10)
     })
     .await;
     let views = anonymous_page_view::Entity::find()
@@ -641,15 +643,7 @@ async fn sessions_end_on_redis_time_under_skew(skew: &str) {
     }
     let db_conn = db.conn.clone();
     eventually(Duration::from_secs(60), "every session ended", || {
-        let db = db_conn.clone();
-        async move {
-            let ended = anonymous_session::Entity::find()
-                .filter(anonymous_session::Column::IsActive.eq(false))
-                .count(&db)
-                .await
-                .ok()?;
-            (ended == 8).then_some(())
-        }
+        sessions_ended(db_conn.clone(), 8)
     })
     .await;
     let _ = worker.start_kill();

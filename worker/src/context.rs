@@ -48,6 +48,14 @@ impl JobContext {
     }
 }
 
+/// The placeholders of row `row` (0-based) of a multi-row `VALUES` list of `cols` columns:
+/// `($1, $2, $3)` for row 0 of 3, `($4, $5, $6)` for row 1.
+pub fn row_placeholders(row: usize, cols: usize) -> String {
+    let first = row * cols + 1;
+    let list: Vec<String> = (first..first + cols).map(|n| format!("${n}")).collect();
+    format!("({})", list.join(", "))
+}
+
 /// A statement for `backend` from SQL written with PostgreSQL's `$n` placeholders; for SQLite
 /// they become `?n` and `GREATEST` becomes SQLite's multi-argument `MAX`.
 pub fn statement(backend: DatabaseBackend, sql: &str, values: Vec<Value>) -> Statement {
@@ -56,4 +64,13 @@ pub fn statement(backend: DatabaseBackend, sql: &str, values: Vec<Value>) -> Sta
         _ => sql.to_owned(),
     };
     Statement::from_sql_and_values(backend, sql, values)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn row_placeholders_number_each_row_after_the_last() {
+        assert_eq!(super::row_placeholders(0, 3), "($1, $2, $3)");
+        assert_eq!(super::row_placeholders(2, 2), "($5, $6)");
+    }
 }

@@ -226,21 +226,10 @@ async fn insert_views(ctx: &JobContext, views: &[&BufferedView]) -> Result<u64, 
     );
     let mut values: Vec<Value> = Vec::with_capacity(views.len() * 8);
     for (i, v) in views.iter().enumerate() {
-        let b = i * 8;
         if i > 0 {
             sql.push_str(", ");
         }
-        sql.push_str(&format!(
-            "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
-            b + 1,
-            b + 2,
-            b + 3,
-            b + 4,
-            b + 5,
-            b + 6,
-            b + 7,
-            b + 8
-        ));
+        sql.push_str(&crate::context::row_placeholders(i, 8));
         let on_page = views.get(i + 1).map(|next| {
             (next.viewed_at - v.viewed_at)
                 .num_seconds()

@@ -102,20 +102,10 @@ pub async fn aggregate_day(ctx: &JobContext, day: NaiveDate) -> Result<u64, JobE
         );
         let mut values: Vec<sea_orm::Value> = Vec::with_capacity(chunk.len() * 7);
         for (i, (path, page_type, total, anon, auth, unique)) in chunk.iter().enumerate() {
-            let b = i * 7;
             if i > 0 {
                 sql.push_str(", ");
             }
-            sql.push_str(&format!(
-                "(${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                b + 1,
-                b + 2,
-                b + 3,
-                b + 4,
-                b + 5,
-                b + 6,
-                b + 7
-            ));
+            sql.push_str(&crate::context::row_placeholders(i, 7));
             values.extend([
                 day.into(),
                 path.clone().into(),

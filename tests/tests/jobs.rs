@@ -728,3 +728,76 @@ async fn session_writer_batches_on_postgres() {
 async fn session_writer_batches_on_sqlite() {
     session_writer_batches(TestDb::sqlite().await, false).await;
 }
+
+/// The registry is the one list: every registered job is known to the API's enqueue route,
+/// listed by `/v1/queues`, consumed by the worker, and every scheduled job is registered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_registered_job_is_enqueueable_listed_and_consumed() {
+    let (db, redis) = (TestDb::postgres().await, TestRedis::new().await);
+    let env = [("CELERY_QUEUES", "")];
+    let api = celeriac_tests::TestApi::start(&db, &redis, &env).await;
+    let ctx = job_context(&db, &redis, &env);
+    let names: Vec<&str> = worker::registry::JOBS.iter().map(|j| j.name).collect();
+    assert_eq!(names.len(), 7);
+    let (s, listed) = api.call("GET", "/v1/queues", None).await;
+    assert_eq!(s, 200, "{listed}");
+    let listed: Vec<&str> = listed["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|q| q["name"].as_str())
+        .collect();
+    assert_eq!(listed, names);
+    for (job, _) in worker::scheduler::DEFAULTS {
+        assert!(
+            names.contains(job),
+            "the scheduler names {job}, which is not registered"
+        );
+    }
+    // The enqueue route knows every job: arguments are checked (a 422 naming a field at most),
+    // never "no job is named".
+    let mut ids = Vec::new();
+    for name in &names {
+        let (s, r) = api
+            .call("POST", &format!("/v1/jobs/{name}"), Some(&json!({})))
+            .await;
+        assert!(s == 202 || s == 201 || s == 422, "{name}: {s} {r}");
+        // A raw job every consumer must at least fetch (arguments or not, it leaves the queue).
+        let q = ctx.queues.get(name).unwrap();
+        ids.push((
+            *name,
+            q.push(celeriac_queue::NewJob::new("{}")).await.unwrap().id,
+        ));
+    }
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let settings = celeriac_tests::settings(&db, &redis, &env);
+    let worker = std::thread::spawn(move || {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async move {
+            let ctx = worker::run::connect(&settings).await?;
+            worker::run::run(ctx, async move {
+                let _ = stop_rx.await;
+            })
+            .await
+        })
+    });
+    for (name, id) in &ids {
+        let q = ctx.queues.get(name).unwrap().clone();
+        let id = id.clone();
+        celeriac_tests::eventually(Duration::from_secs(30), name, || {
+            let (q, id) = (q.clone(), id.clone());
+            async move {
+                q.job(&id)
+                    .await
+                    .ok()?
+                    .filter(|j| j.attempts >= 1)
+                    .map(|_| ())
+            }
+        })
+        .await;
+    }
+    let _ = stop_tx.send(());
+    tokio::task::spawn_blocking(move || worker.join().unwrap().unwrap())
+        .await
+        .unwrap();
+}

@@ -91,16 +91,13 @@ const fn spec<T: JobArgs>() -> JobSpec {
     }
 }
 
-/// Every job, in the order the worker registers them.
-pub static JOBS: &[JobSpec] = &[
-    spec::<jobs::PersistAnonymousSession>(),
-    spec::<jobs::FinalizeAnonymousSession>(),
-    spec::<jobs::CleanupOldAnonymousData>(),
-    spec::<jobs::AggregatePageAnalytics>(),
-    spec::<jobs::FinalizeIdleSessions>(),
-    spec::<jobs::EnhanceSessionAsync>(),
-    spec::<jobs::LinkAnonymousConversion>(),
-];
+macro_rules! specs {
+    ($($job:ident),*) => {
+        /// Every job (`jobs::with_jobs!`), in the order the worker registers them.
+        pub static JOBS: &[JobSpec] = &[$(spec::<jobs::$job>()),*];
+    };
+}
+crate::with_jobs!(specs);
 
 /// The job called `name`.
 pub fn find(name: &str) -> Option<&'static JobSpec> {

@@ -184,23 +184,16 @@ pub async fn run(ctx: JobContext, shutdown: impl Future<Output = ()>) -> anyhow:
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut workers = Vec::new();
     let mut drivers = Vec::new();
+    // One consumer per registered job (`jobs::with_jobs!`, the one list).
     macro_rules! add {
-        ($($job:ty),*) => {$(
-            if let Some((w, d)) = worker_for::<$job>(&ctx, &redis_client, stop_rx.clone()) {
+        ($($job:ident),*) => {$(
+            if let Some((w, d)) = worker_for::<jobs::$job>(&ctx, &redis_client, stop_rx.clone()) {
                 workers.push(w);
                 drivers.push(d);
             }
         )*};
     }
-    add!(
-        jobs::PersistAnonymousSession,
-        jobs::FinalizeAnonymousSession,
-        jobs::CleanupOldAnonymousData,
-        jobs::AggregatePageAnalytics,
-        jobs::FinalizeIdleSessions,
-        jobs::EnhanceSessionAsync,
-        jobs::LinkAnonymousConversion
-    );
+    crate::with_jobs!(add);
     let mut intakes = Vec::new();
     if !ctx.settings.celery_queues.is_empty() {
         let results = match &ctx.settings.celery_result_backend {

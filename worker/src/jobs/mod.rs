@@ -18,6 +18,25 @@ pub use finalize_idle_sessions::FinalizeIdleSessions;
 pub use link_anonymous_conversion::LinkAnonymousConversion;
 pub use persist_anonymous_session::PersistAnonymousSession;
 
+/// The one list of jobs: `with_jobs!(m)` expands to `m! { Job1, Job2, ... }`, and the registry
+/// (`registry::JOBS`, which the API, `/v1/queues`, the scheduler's checks and the Celery bridge
+/// read), the worker's consumers and the Celery dispatch are all made from it. Adding a job is
+/// its module above and one name here.
+#[macro_export]
+macro_rules! with_jobs {
+    ($m:ident) => {
+        $m! {
+            PersistAnonymousSession,
+            FinalizeAnonymousSession,
+            CleanupOldAnonymousData,
+            AggregatePageAnalytics,
+            FinalizeIdleSessions,
+            EnhanceSessionAsync,
+            LinkAnonymousConversion
+        }
+    };
+}
+
 /// A job's work: run with the process's [`JobContext`](crate::context::JobContext).
 pub trait Job: crate::registry::JobArgs {
     /// Do the work. Must be idempotent: it may run twice, or twice at once.
@@ -27,8 +46,9 @@ pub trait Job: crate::registry::JobArgs {
     ) -> impl std::future::Future<Output = Result<(), JobError>> + Send;
 }
 
-/// Decode `args` for job `name` and run it (the Celery bridge's dynamic dispatch). `None` when
-/// no job has that name.
+/// Decode `args` for job `name` and run it (the Celery bridge's dynamic dispatch), in the same
+/// `job` span and behind the same panic guard as every other job. `None` when no job has that
+/// name.
 pub async fn run_named(
     name: &str,
     args: serde_json::Value,
@@ -38,20 +58,31 @@ pub async fn run_named(
         args: serde_json::Value,
         ctx: &crate::context::JobContext,
     ) -> Result<(), JobError> {
+        use futures::FutureExt as _;
+        use tracing::Instrument as _;
         let job = crate::registry::decode::<T>(args)
             .map_err(|e| JobError::Permanent(format!("invalid arguments: {e}")))?;
-        job.run(ctx).await
+        let span = tracing::info_span!("job", job.name = T::NAME);
+        match std::panic::AssertUnwindSafe(job.run(ctx).instrument(span))
+            .catch_unwind()
+            .await
+        {
+            Ok(result) => result,
+            Err(_) => {
+                tracing::error!(job = T::NAME, "job panicked");
+                Err(JobError::Retry(anyhow::anyhow!("job panicked")))
+            }
+        }
     }
-    Some(match name {
-        PersistAnonymousSession::NAME => go::<PersistAnonymousSession>(args, ctx).await,
-        FinalizeAnonymousSession::NAME => go::<FinalizeAnonymousSession>(args, ctx).await,
-        CleanupOldAnonymousData::NAME => go::<CleanupOldAnonymousData>(args, ctx).await,
-        AggregatePageAnalytics::NAME => go::<AggregatePageAnalytics>(args, ctx).await,
-        FinalizeIdleSessions::NAME => go::<FinalizeIdleSessions>(args, ctx).await,
-        EnhanceSessionAsync::NAME => go::<EnhanceSessionAsync>(args, ctx).await,
-        LinkAnonymousConversion::NAME => go::<LinkAnonymousConversion>(args, ctx).await,
-        _ => return None,
-    })
+    macro_rules! dispatch {
+        ($($job:ident),*) => {
+            match name {
+                $($job::NAME => Some(go::<$job>(args, ctx).await),)*
+                _ => None,
+            }
+        };
+    }
+    with_jobs!(dispatch)
 }
 
 /// How a job failed: worth retrying, or never going to work.

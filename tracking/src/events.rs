@@ -8,7 +8,6 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 use worker::jobs::LinkAnonymousConversion;
-use worker::registry::JobArgs;
 
 use crate::Tracker;
 use crate::sessions::ensure_profile;
@@ -111,15 +110,11 @@ impl Tracker {
 
     /// Enqueue `link_anonymous_conversion`; returns the job id.
     pub async fn convert(&self, c: Conversion) -> Result<String, TrackError> {
-        validate::fingerprint("fingerprint", &c.fingerprint)?;
-        let pushed = self
-            .queues
-            .enqueue(
-                LinkAnonymousConversion::NAME,
-                serde_json::json!({"user_id": c.user_id, "fingerprint": c.fingerprint}),
-                celeriac_queue::When::Now,
-            )
-            .await?;
+        let job = LinkAnonymousConversion {
+            user_id: c.user_id,
+            fingerprint: validate::fingerprint("fingerprint", &c.fingerprint)?,
+        };
+        let pushed = self.queues.push(&job, celeriac_queue::When::Now).await?;
         Ok(pushed.id)
     }
 }

@@ -11,7 +11,6 @@ use uuid::Uuid;
 use worker::context::statement;
 use worker::hot::hash_session_id;
 use worker::jobs::EnhanceSessionAsync;
-use worker::registry::JobArgs;
 
 use crate::validate::{self, TrackError, clip, invalid};
 use crate::{Tracker, keys};
@@ -150,12 +149,10 @@ impl Tracker {
             .arg(ttl.as_secs().max(1))
             .query_async(&mut self.redis.clone())
             .await?;
+        // The stored form: no job payload holds a usable session token.
         self.queues
-            .enqueue(
-                EnhanceSessionAsync::NAME,
-                // The stored form: no job payload holds a usable session token.
-                serde_json::to_value(EnhanceSessionAsync::hashed(&session_id))
-                    .map_err(|e| invalid("session_id", e.to_string()))?,
+            .push(
+                &EnhanceSessionAsync::hashed(&session_id),
                 celeriac_queue::When::Now,
             )
             .await?;

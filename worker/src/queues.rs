@@ -109,6 +109,18 @@ impl Queues {
         self.conn.clone()
     }
 
+    /// Push a typed job (what the crate's own producers use: no job name or JSON by hand); it
+    /// is validated like any other. Returns the job id.
+    pub async fn push<T: crate::registry::JobArgs>(
+        &self,
+        job: &T,
+        when: When,
+    ) -> Result<Pushed, EnqueueError> {
+        let args = serde_json::to_value(job)
+            .map_err(|e| EnqueueError::InvalidArgs(ArgError::new("", e.to_string())))?;
+        self.enqueue(T::NAME, args, when).await
+    }
+
     /// Validate `args` for job `name` and push it; returns the job id.
     pub async fn enqueue(
         &self,

@@ -91,7 +91,7 @@ trap 'exit 130' INT TERM
 
 rcli ping >/dev/null || { echo "bench: Redis is not answering at $REDIS_HOST:$REDIS_PORT" >&2; exit 1; }
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
-  cargo build --release --locked -p api -p migration -p celeriac-bench \
+  cargo build --release --locked -p api -p migration -p bench \
     --bin api --bin migration --bin api-load --bin cpu-stalls
 fi
 

@@ -25,7 +25,7 @@ SMALL=7500
 export CARGO_TARGET_DIR="$ROOT/target"
 BIN="$ROOT/target/release"
 
-cargo build --release -p celeriac-bench --bins
+cargo build --release -p bench --bins
 # Not a workspace member: its own lock file, same target directory.
 (cd bench/apalis-redis-compare && cargo build --release --locked)
 

@@ -1,6 +1,6 @@
 """Writes the seed corpora: real Celery 5.7 envelopes from the wire capture, decoded-body variants, handmade edge cases, valid arguments of every job, session documents and page addresses.
 
-Usage: python3 fuzz/make_seeds.py [/work/shared/research/celery_wire_samples.txt]
+Usage: python3 fuzz/make_seeds.py CAPTURE   (a capture of Celery 5 messages, as celery_wire_samples.txt)
 Seeds are named seed-*; files libFuzzer adds are named by their SHA-1. Run once; `cargo fuzz cmin`
 keeps what adds coverage.
 """
@@ -13,7 +13,9 @@ import re
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-CAPTURE = sys.argv[1] if len(sys.argv) > 1 else "/work/shared/research/celery_wire_samples.txt"
+if len(sys.argv) != 2:
+    sys.exit(__doc__)
+CAPTURE = sys.argv[1]
 
 
 def write(target, name, data):

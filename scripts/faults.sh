@@ -9,4 +9,4 @@ scripts/services.sh
 cargo build --release --bins --locked
 export CELERIAC_BIN_DIR="$PWD/target/release"
 export FAULT_JOBS="${FAULT_JOBS:-100000}" FAULT_PG_STOP_SECONDS="${FAULT_PG_STOP_SECONDS:-20}" FAULT_TICKS="${FAULT_TICKS:-200}"
-exec cargo test --release --locked -p celeriac-tests --test faults -- --nocapture --test-threads=1
+exec cargo test --release --locked -p tests --test faults -- --nocapture --test-threads=1

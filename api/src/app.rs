@@ -1,6 +1,5 @@
-//! The application state and the router: every route, the fallbacks and the middleware stack.
+//! The router: every route, the fallbacks and the middleware stack.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -10,78 +9,18 @@ use axum::http::HeaderValue;
 use axum::http::Request;
 use axum::middleware;
 use axum::response::Response;
-use redis::aio::ConnectionManager;
-use sea_orm::DatabaseConnection;
 use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
 use tower_http::trace::{DefaultOnRequest, TraceLayer};
 use tracing::Level;
-use worker::config::Settings;
-use worker::queues::Queues;
 
-use crate::config::ApiConfig;
 use crate::error::ApiError;
-use crate::{auth, prometheus, routes};
-
-/// What every handler can reach: [`Shared`] behind one `Arc`, so the clone each request's
-/// extractors make is a reference count (cloning every handle cost 3 to 4 % of the API's CPU
-/// per page view, `bench/api.sh`).
-#[derive(Clone)]
-pub struct AppState(Arc<Shared>);
-
-impl std::ops::Deref for AppState {
-    type Target = Shared;
-
-    fn deref(&self) -> &Shared {
-        &self.0
-    }
-}
-
-/// The handles and settings every handler shares.
-pub struct Shared {
-    /// Queue handles for every registered job.
-    pub queues: Queues,
-    /// The database (PostgreSQL or SQLite).
-    pub db: DatabaseConnection,
-    /// The shared Redis connection (hot data, readiness probe).
-    pub redis: ConnectionManager,
-    /// Settings shared with the worker.
-    pub settings: Arc<Settings>,
-    /// The API's own settings.
-    pub api: Arc<ApiConfig>,
-    /// The tracking rules (page views, sessions, events, visitors, analytics, erasure).
-    pub tracker: tracking::Tracker,
-}
-
-impl AppState {
-    /// State over open connections; queue handles are built from `settings`.
-    pub fn new(
-        redis: ConnectionManager,
-        db: DatabaseConnection,
-        settings: Settings,
-        api: ApiConfig,
-    ) -> Self {
-        let queues = Queues::new(redis.clone(), &settings);
-        let tracker = tracking::Tracker::new(
-            redis.clone(),
-            db.clone(),
-            queues.clone(),
-            tracking::TrackingConfig::from_settings(&settings),
-        );
-        Self(Arc::new(Shared {
-            queues,
-            db,
-            redis,
-            settings: Arc::new(settings),
-            api: Arc::new(api),
-            tracker,
-        }))
-    }
-}
+use crate::state::AppState;
+use crate::{auth, openapi, prometheus, routes};
 
 /// The whole application. Layers, outermost first: request id (set, then echoed in the
-/// response), a tracing span per request with a line per response ([`log_response`]), metrics,
+/// response), a tracing span per request with a line per response (`log_response`), metrics,
 /// the body limit; `/v1` routes add auth.
 pub fn build(state: AppState) -> Router {
     prometheus::handle();
@@ -91,6 +30,7 @@ pub fn build(state: AppState) -> Router {
     ));
     Router::new()
         .merge(routes::ops())
+        .merge(openapi::router())
         .merge(v1)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -5,8 +5,8 @@ use axum::http::header;
 use axum::middleware::Next;
 use axum::response::Response;
 
-use crate::app::AppState;
 use crate::error::ApiError;
+use crate::state::AppState;
 
 /// Middleware: pass the request on when no token is configured or the `Authorization: Bearer`
 /// header carries it; answer 401 otherwise. The header is never logged.

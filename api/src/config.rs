@@ -9,13 +9,13 @@
 //! | `API_THREADS` | threads serving requests: `1` runs one event loop (a current-thread Tokio runtime), more a multi-thread runtime with that many workers | `1` |
 //!
 //! Shared settings (`DATABASE_URL`, `REDIS_URL`, `CELERIAC_NAMESPACE`, ...) live in
-//! [`worker::config::Settings`].
+//! [`domain::config::Settings`].
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
+use domain::config::{ConfigError, opt};
 use subtle::ConstantTimeEq;
-use worker::config::{ConfigError, opt};
 
 /// The default bind address.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:8000";
@@ -42,7 +42,7 @@ pub struct ApiConfig {
 }
 
 impl ApiConfig {
-    /// Read the process environment (`.env` is loaded by [`worker::config::Settings::from_env`]).
+    /// Read the process environment (`.env` is loaded by [`domain::config::Settings::from_env`]).
     pub fn from_env() -> Result<Self, ConfigError> {
         let vars: HashMap<String, String> = std::env::vars().collect();
         Self::from_vars(&vars)

@@ -21,11 +21,11 @@
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use celeriac_queue::QueueError;
+use domain::queues::EnqueueError;
+use queue::QueueError;
 use sea_orm::{DbErr, RuntimeErr, SqlErr};
 use serde::Serialize;
 use utoipa::ToSchema;
-use worker::queues::EnqueueError;
 
 /// An error answered to the client as the JSON envelope.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -312,7 +312,7 @@ pub(crate) fn db_unreachable(e: &DbErr) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use worker::registry::ArgError;
+    use domain::args::ArgError;
 
     async fn body_json(e: ApiError) -> (StatusCode, Option<HeaderValue>, serde_json::Value) {
         let r = e.into_response();

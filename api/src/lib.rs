@@ -12,25 +12,28 @@ pub mod error;
 pub mod extract;
 pub mod openapi;
 pub mod prometheus;
+pub mod responses;
 pub mod routes;
+pub mod state;
 
 use axum::serve::ListenerExt as _;
 use std::future::{Future, IntoFuture};
 
 use tokio::net::TcpListener;
 
-pub use app::{AppState, build};
+pub use app::build;
 pub use config::ApiConfig;
 pub use error::ApiError;
+pub use state::AppState;
 
 /// Connect to Redis the way the API does (the `api` binary and the tests call this): the worker's
-/// settings ([`worker::queues::connect`]: connect timeout 2 s, response timeout 10 s, 2 reconnect
+/// settings ([`domain::queues::connect`]: connect timeout 2 s, response timeout 10 s, 2 reconnect
 /// retries). While Redis is down a request waits for at most the reconnect cycle in progress
 /// (refused connections fail at once; the retries back off about 0.1-0.2 s and 0.2-0.4 s), so it
 /// gets its 503 in about half a second, and the first cycle after Redis returns succeeds.
 /// `tests/tests/redis_cut.rs` holds both to a second.
 pub async fn connect_redis(url: &str) -> redis::RedisResult<redis::aio::ConnectionManager> {
-    worker::queues::connect(url).await
+    domain::queues::connect(url).await
 }
 
 /// Serve the API on `listener` until `shutdown` resolves, then stop accepting connections and

@@ -1,6 +1,6 @@
 //! `api`: the Procfile's `web` process. Usage: `api` (no arguments; configured by environment).
 //!
-//! Reads `DATABASE_URL`, `REDIS_URL`, `CELERIAC_NAMESPACE` ([`worker::config::Settings`]) and
+//! Reads `DATABASE_URL`, `REDIS_URL`, `CELERIAC_NAMESPACE` ([`domain::config::Settings`]) and
 //! `API_ADDR`, `PORT`, `API_TOKEN`, `API_MAX_BODY_BYTES` ([`api::config::ApiConfig`]), `.env`
 //! included. Exits 1 with one line on stderr when configuration is bad or Redis or the database is
 //! unreachable at start; exits 0 after SIGTERM or Ctrl-C once in-flight requests are done.
@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use api::{ApiConfig, AppState};
+use domain::config::Settings;
+use domain::process::{redact, shutdown_signal};
 use sea_orm::{ConnectOptions, Database};
-use worker::config::Settings;
-use worker::run::{redact, shutdown_signal};
 
 /// mimalloc rather than the system allocator: a request allocates and frees many small buffers
 /// across the runtime's threads, and glibc's malloc cost about a tenth of the CPU per page view
@@ -22,7 +22,7 @@ use worker::run::{redact, shutdown_signal};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    worker::telemetry::init();
+    domain::process::init();
     match start() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -80,7 +80,7 @@ async fn run(
         .query_async::<String>(&mut redis)
         .await
         .with_context(|| format!("Redis at {redis_at} does not answer PING"))?;
-    celeriac_queue::require_redis_version(&mut redis)
+    queue::require_redis_version(&mut redis)
         .await
         .with_context(|| format!("Redis at {redis_at}"))?;
 

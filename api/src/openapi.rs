@@ -1,9 +1,9 @@
 //! The OpenAPI 3.1 document, generated from the code: each handler's `#[utoipa::path]`, the request
-//! and response types' `ToSchema`, and the reusable error responses below. Served at
+//! and response types' `ToSchema`, and the reusable error responses (`responses.rs`). Served at
 //! `GET /openapi.json` without authentication.
 //!
 //! A handler's `responses(...)` lists every status it can answer. Errors always carry the
-//! [`ErrorEnvelope`]; the reusable responses in [`responses`] add the headers that go with them
+//! [`ErrorEnvelope`]; the reusable responses in [`crate::responses`] add the headers that go with them
 //! (`Retry-After` on 503, `WWW-Authenticate` on 401). Adding a route means annotating its handler
 //! and adding it to [`ApiDoc`]'s `paths(...)`.
 
@@ -15,9 +15,9 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ObjectBuilder, OpenApi as Document, RefOr, Schema, Type};
 use utoipa::{Modify, OpenApi};
 
-use crate::app::AppState;
 use crate::error::{ErrorBody, ErrorEnvelope};
-use crate::routes;
+use crate::state::AppState;
+use crate::{responses, routes};
 
 /// The bearer security scheme's name in the document.
 pub const BEARER: &str = "bearer";
@@ -76,70 +76,6 @@ pub const BEARER: &str = "bearer";
 )]
 pub struct ApiDoc;
 
-pub mod responses {
-    //! The reusable error responses, each the [`ErrorEnvelope`] with its status's meaning.
-
-    use utoipa::ToResponse;
-
-    use crate::error::ErrorEnvelope;
-
-    /// 400 `bad_json` or `bad_request`.
-    #[derive(ToResponse)]
-    #[response(
-        description = "`bad_json`: the body is not JSON; `bad_request`: the request is malformed \
-            (e.g. a path segment that does not decode)"
-    )]
-    pub struct BadRequest(pub ErrorEnvelope);
-
-    /// 401 `unauthorized`.
-    #[derive(ToResponse)]
-    #[response(
-        description = "`unauthorized`: `API_TOKEN` is set and the bearer token is missing or wrong",
-        headers(("WWW-Authenticate" = String, description = "`Bearer`"))
-    )]
-    pub struct Unauthorized(pub ErrorEnvelope);
-
-    /// 404 `not_found`.
-    #[derive(ToResponse)]
-    #[response(description = "`not_found`: no such job name, job, session or route")]
-    pub struct NotFound(pub ErrorEnvelope);
-
-    /// 409 `conflict`.
-    #[derive(ToResponse)]
-    #[response(description = "`conflict`: a record with the same key already exists")]
-    pub struct Conflict(pub ErrorEnvelope);
-
-    /// 413 `payload_too_large`.
-    #[derive(ToResponse)]
-    #[response(description = "`payload_too_large`: the body is over `API_MAX_BODY_BYTES`")]
-    pub struct PayloadTooLarge(pub ErrorEnvelope);
-
-    /// 415 `unsupported_media_type`.
-    #[derive(ToResponse)]
-    #[response(description = "`unsupported_media_type`: the body declares a type other than JSON")]
-    pub struct UnsupportedMediaType(pub ErrorEnvelope);
-
-    /// 422 `invalid_argument`.
-    #[derive(ToResponse)]
-    #[response(
-        description = "`invalid_argument`: JSON of the wrong shape or value; `field` names it"
-    )]
-    pub struct Unprocessable(pub ErrorEnvelope);
-
-    /// 500 `internal`.
-    #[derive(ToResponse)]
-    #[response(description = "`internal`: a bug; the cause is logged, never sent")]
-    pub struct Internal(pub ErrorEnvelope);
-
-    /// 503 `unavailable`.
-    #[derive(ToResponse)]
-    #[response(
-        description = "`unavailable`: Redis or the database is unreachable; retry after the delay",
-        headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))
-    )]
-    pub struct Unavailable(pub ErrorEnvelope);
-}
-
 /// Declares the bearer scheme that the `/v1` operations require.
 struct BearerScheme;
 
@@ -165,7 +101,7 @@ struct JobNames;
 
 impl Modify for JobNames {
     fn modify(&self, doc: &mut Document) {
-        let names = worker::registry::JOBS.iter().map(|spec| spec.name);
+        let names = domain::registry::JOBS.iter().map(|spec| spec.name);
         let schema: RefOr<Schema> = ObjectBuilder::new()
             .schema_type(Type::String)
             .enum_values(Some(names))
@@ -242,7 +178,7 @@ mod tests {
         let param = &json["paths"]["/v1/jobs/{name}"]["post"]["parameters"][0];
         assert_eq!(param["name"], "name");
         let names = param["schema"]["enum"].as_array().expect("enum");
-        assert_eq!(names.len(), worker::registry::JOBS.len());
+        assert_eq!(names.len(), domain::registry::JOBS.len());
         assert!(names.iter().any(|n| n == "persist_anonymous_session"));
     }
 }

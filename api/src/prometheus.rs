@@ -18,8 +18,8 @@ use axum::extract::{MatchedPath, Request};
 use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
+use domain::queues::Queues;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use worker::queues::Queues;
 
 /// Request counter name.
 pub const HTTP_REQUESTS: &str = "http_requests_total";

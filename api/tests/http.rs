@@ -9,8 +9,9 @@ use api::{ApiConfig, AppState};
 use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};
-use celeriac_tests::{TestDb, TestRedis};
+use domain::config::Settings;
 use serde_json::{Value, json};
+use testkit::{TestDb, TestRedis};
 use tower::ServiceExt;
 
 const JOB: &str = "persist_anonymous_session";
@@ -38,8 +39,13 @@ impl TestApp {
     /// An app whose [`ApiConfig`] is read from `vars` (`API_TOKEN`, `API_MAX_BODY_BYTES`, ...).
     async fn with_api_vars(vars: &[(&str, &str)]) -> Self {
         let db = TestDb::postgres().await;
-        let redis = TestRedis::new().await;
-        let settings = celeriac_tests::settings(&db, &redis, &[]);
+        // Connected the way the `api` binary connects.
+        let conn = api::connect_redis(&testkit::redis_url())
+            .await
+            .expect("Redis is running");
+        let redis = TestRedis::with_conn(conn);
+        let settings =
+            Settings::from_vars(&testkit::service_env(&db, &redis)).expect("test settings");
         let vars: HashMap<String, String> = vars
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
@@ -413,7 +419,7 @@ async fn queues_lists_every_registered_job_with_its_counts() {
     assert_eq!(r.status, StatusCode::OK);
     let queues = r.body["queues"].as_array().expect("queues");
     let names: Vec<&str> = queues.iter().filter_map(|q| q["name"].as_str()).collect();
-    let registered: Vec<&str> = worker::registry::JOBS.iter().map(|j| j.name).collect();
+    let registered: Vec<&str> = domain::registry::JOBS.iter().map(|j| j.name).collect();
     assert_eq!(names, registered);
     let persist = queues.iter().find(|q| q["name"] == JOB).expect("listed");
     assert_eq!(persist["queued"], 2);
@@ -523,8 +529,6 @@ async fn every_response_carries_a_request_id() {
 
 #[tokio::test]
 async fn serve_answers_on_a_socket_and_stops_when_told() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
     let app = TestApp::new().await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -535,20 +539,16 @@ async fn serve_answers_on_a_socket_and_stops_when_told() {
         let _ = stopped.await;
     }));
 
-    let mut socket = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    socket
-        .write_all(b"GET /healthz HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+    let reply = testkit::http_full(&addr.to_string(), "GET", "/healthz", None, None)
         .await
-        .expect("write");
-    let mut reply = String::new();
-    socket.read_to_string(&mut reply).await.expect("read");
+        .expect("an answer on the socket");
     let _ = stop.send(());
     let result = tokio::time::timeout(Duration::from_secs(10), server)
         .await
         .expect("serve stops after shutdown")
         .expect("serve task");
 
-    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
-    assert!(reply.contains(r#"{"status":"ok"}"#), "{reply}");
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(reply.body, json!({"status": "ok"}), "{reply:?}");
     assert!(result.is_ok());
 }

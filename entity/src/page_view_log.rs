@@ -1,4 +1,6 @@
-//! `analytics_pageviewlog`: one row per tracked view, the source `aggregate_page_analytics` counts.
+//! `analytics_pageviewlog`: page views imported from elsewhere (the seed's Django log). Celeriac
+//! never writes it: `aggregate_page_analytics` reads it only for a day that has no Redis counters,
+//! and cleanup and erasure delete from it.
 
 use sea_orm::entity::prelude::*;
 use serde::{Deserialize, Serialize};

@@ -5,7 +5,8 @@ use base64::Engine as _;
 use libfuzzer_sys::fuzz_target;
 use serde_json::{Value, json};
 use worker::celery::envelope::{self, CeleryTask, EnvelopeError};
-use worker::registry::{self, JOBS};
+use domain::registry::JOBS;
+use domain::registry;
 
 fuzz_target!(|data: &[u8]| {
     // The bytes exactly as found in the list.

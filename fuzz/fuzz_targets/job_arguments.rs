@@ -4,8 +4,8 @@
 use chrono::Datelike as _;
 use libfuzzer_sys::fuzz_target;
 use serde_json::{Map, Value};
-use worker::hot::{AnonSessionDoc, BufferedView, parse_time};
-use worker::registry::{JOBS, JobSpec};
+use domain::documents::{AnonSessionDoc, BufferedView, parse_time};
+use domain::registry::{JOBS, JobSpec};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use libfuzzer_sys::fuzz_target;
-use tracking::keys::{
+use domain::keys::{
     Fingerprint, anon_erased_key, anon_session_key, anon_views_key, anon_visitor, footprint,
     pageview_keys,
 };

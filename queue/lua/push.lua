@@ -1,6 +1,6 @@
 -- How a job is stored: these two functions, up to the line that ends them, are also the prelude of
 -- other crates' scripts that enqueue as part of a larger atomic write (the tracking crate's
--- page-view batch, through `celeriac_queue::push_lib()`); this file stays whole for foreign
+-- page-view batch, through `queue::push_lib()`); this file stays whole for foreign
 -- producers that load it as it is.
 -- queue_entry(at, payload): the jobs-hash value, `<epoch ms waiting since>|<payload JSON>`.
 -- queue_push(jobs, pending, scheduled, id, payload, at, now): store one job; it waits in the

@@ -1,16 +1,20 @@
 //! Celeriac's Redis queue: reliable, bounded, cluster-ready job storage with an apalis 1.0 backend.
 //!
+//! The client ([`Queue`]) is all a producer needs; the apalis backend (module `backend`) is
+//! compiled only with the cargo feature `backend`, which worker processes turn on.
+//!
 //! Every key of a queue carries the queue's hash tag (`{ns}:{queue}:…` with the queue name in
 //! braces), every operation is one Lua script over those keys, and a job never leaves Redis between
 //! push and acknowledgement. `docs/queue.md` at the workspace root documents the layout.
 
+#[cfg(feature = "backend")]
 pub mod backend;
 pub mod backoff;
 mod client;
-mod erase;
 mod error;
 pub mod id;
 mod keys;
+mod preflight;
 mod scripts;
 mod version;
 
@@ -20,5 +24,6 @@ pub use client::{
 };
 pub use error::QueueError;
 pub use keys::Keys;
+pub use preflight::require_redis_version;
 pub use scripts::push_lib;
-pub use version::{MIN_REDIS_VERSION, RedisVersion, require_redis_version};
+pub use version::{MIN_REDIS_VERSION, RedisVersion};

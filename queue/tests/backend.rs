@@ -13,12 +13,13 @@ use apalis_core::error::BoxDynError;
 use apalis_core::task::data::Data;
 use apalis_core::worker::builder::WorkerBuilder;
 use apalis_core::worker::ext::parallelize::ParallelizeExt;
-use celeriac_queue::backend::{BackendOptions, JobLease, RedisBackend, Snooze};
-use celeriac_queue::backoff::Backoff;
-use celeriac_queue::{JobStatus, NewJob, Queue, QueueConfig};
-use common::TestRedis;
+use common::QueueExt;
+use queue::backend::{BackendOptions, JobLease, RedisBackend, Snooze};
+use queue::backoff::Backoff;
+use queue::{JobStatus, NewJob, Queue, QueueConfig};
 use redis::aio::ConnectionManager;
 use serde::Deserialize;
+use testkit::TestRedis;
 use tokio::sync::{mpsc, oneshot};
 use tower::limit::ConcurrencyLimitLayer;
 
@@ -76,7 +77,7 @@ fn start(queue: Queue<ConnectionManager>, options: BackendOptions) -> Running {
     };
     let (stop, stopped) = oneshot::channel::<()>();
     let concurrency = options.concurrency;
-    let client = redis::Client::open(common::redis_url()).unwrap();
+    let client = redis::Client::open(testkit::redis_url()).unwrap();
     // The worker future is not `Send` (apalis' handler bounds), so it gets its own runtime thread.
     let done = std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -121,10 +122,7 @@ impl Running {
     }
 }
 
-async fn wait_for(
-    q: &Queue<ConnectionManager>,
-    pred: impl Fn(&celeriac_queue::QueueStats) -> bool,
-) {
+async fn wait_for(q: &Queue<ConnectionManager>, pred: impl Fn(&queue::QueueStats) -> bool) {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let s = q.stats().await.unwrap();
@@ -296,7 +294,7 @@ async fn delayed_jobs_run_when_due() {
     let q: Queue<_> = t.queue(QueueConfig::new(t.namespace.clone(), "delayed"));
     let w = start(q.clone(), BackendOptions::default());
     let t0 = Instant::now();
-    q.push(NewJob::new(r#"{"n":7}"#).at(celeriac_queue::When::After(Duration::from_millis(300))))
+    q.push(NewJob::new(r#"{"n":7}"#).at(queue::When::After(Duration::from_millis(300))))
         .await
         .unwrap();
     wait_for(&q, |s| s.done == 1).await;

@@ -6,8 +6,9 @@ mod common;
 
 use std::time::Duration;
 
-use celeriac_queue::{Ack, JobStatus, NewJob, When};
-use common::TestRedis;
+use common::QueueExt;
+use queue::{Ack, JobStatus, NewJob, When};
+use testkit::TestRedis;
 
 #[tokio::test]
 async fn push_returns_ids_and_a_unique_key_drops_duplicates() {
@@ -446,10 +447,7 @@ async fn a_zombie_lease_from_before_a_requeue_is_fenced_out() {
 }
 
 /// Everything a queue holds about its jobs, to compare before and after.
-async fn snapshot(
-    t: &TestRedis,
-    q: &celeriac_queue::Queue<redis::aio::ConnectionManager>,
-) -> String {
+async fn snapshot(t: &TestRedis, q: &queue::Queue<redis::aio::ConnectionManager>) -> String {
     use redis::AsyncCommands;
     let k = q.keys();
     let mut c = t.conn.clone();

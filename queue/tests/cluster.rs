@@ -4,8 +4,6 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -14,12 +12,12 @@ use apalis_core::error::BoxDynError;
 use apalis_core::task::data::Data;
 use apalis_core::worker::builder::WorkerBuilder;
 use apalis_core::worker::ext::parallelize::ParallelizeExt;
-use celeriac_queue::backend::{BackendOptions, RedisBackend};
-use celeriac_queue::{Ack, JobStatus, NewJob, Queue, QueueConfig, When};
-use common::servers::{RedisServer, TempDir, free_cluster_port};
+use queue::backend::{BackendOptions, RedisBackend};
+use queue::{Ack, JobStatus, NewJob, Queue, QueueConfig, When};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use serde::Deserialize;
+use testkit::servers::{RedisServer, TempDir, free_cluster_port};
 use tokio::sync::oneshot;
 use tower::limit::ConcurrencyLimitLayer;
 
@@ -309,7 +307,7 @@ async fn every_queue_operation_and_a_worker_run_on_a_three_node_cluster() {
     let names: Vec<String> = (0..100).map(|i| format!("q{i}")).collect();
     let mut picked: Vec<(String, u16)> = Vec::new();
     for name in names {
-        let keys = celeriac_queue::Keys::new(&namespace, &name);
+        let keys = queue::Keys::new(&namespace, &name);
         let slot = cluster.slot(&keys.pending);
         assert_eq!(slot, cluster.slot(&keys.dead), "one slot per queue");
         let node = cluster.node_of(slot);
@@ -328,8 +326,8 @@ async fn every_queue_operation_and_a_worker_run_on_a_three_node_cluster() {
     // slots (CROSSSLOT). Redis 7.0 does let a script reach an undeclared key in another slot of
     // the same node, which no test here can catch: every key a queue script touches is one of
     // its KEYS (checked by reading the scripts), and all of them carry the queue's hash tag.
-    let ours = celeriac_queue::Keys::new(&namespace, &picked[0].0).jobs;
-    let neighbour = celeriac_queue::Keys::new(&namespace, &picked[1].0).jobs;
+    let ours = queue::Keys::new(&namespace, &picked[0].0).jobs;
+    let neighbour = queue::Keys::new(&namespace, &picked[1].0).jobs;
     let mut node = redis::Client::open(format!("redis://127.0.0.1:{}", picked[0].1))
         .unwrap()
         .get_multiplexed_async_connection()

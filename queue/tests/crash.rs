@@ -6,63 +6,40 @@
 mod common;
 
 use std::collections::HashSet;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
-use celeriac_queue::{JobStatus, NewJob, QueueStats};
-use common::TestRedis;
+use common::QueueExt;
+use queue::{JobStatus, NewJob, QueueStats};
+use testkit::TestRedis;
 
 const LEASE_MS: u64 = 1000;
 const IDLE_POLL_MS: u64 = 500;
 
 /// A `queue-probe work` process; SIGKILLed on drop if still running.
-struct Probe(Child);
+struct Probe(tokio::process::Child);
 
 impl Probe {
     fn start(namespace: &str, queue: &str) -> Self {
-        let child = Command::new(env!("CARGO_BIN_EXE_queue-probe"))
-            .args(["work", "--url", &common::redis_url()])
+        let child = testkit::command(env!("CARGO_BIN_EXE_queue-probe"))
+            .args(["work", "--url", &testkit::redis_url()])
             .args(["--namespace", namespace, "--queue", queue])
             .args(["--lease-ms", &LEASE_MS.to_string()])
             .args(["--idle-poll-ms", &IDLE_POLL_MS.to_string()])
             .args(["--sleep-ms", "150", "--concurrency", "4", "--prefetch", "4"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
             .spawn()
             .expect("start queue-probe");
         Self(child)
     }
 
     /// SIGKILL, as a crash would.
-    fn kill_9(&mut self) {
-        self.0.kill().expect("SIGKILL the probe");
-        self.0.wait().expect("reap the probe");
+    async fn kill_9(&mut self) {
+        self.0.kill().await.expect("SIGKILL and reap the probe");
     }
 
     /// SIGTERM, then wait (at most 20 s) for the graceful stop.
-    fn terminate(&mut self) -> ExitStatus {
-        let sent = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(sent.success());
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(status) = self.0.try_wait().unwrap() {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "probe ignored SIGTERM");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Probe {
-    fn drop(&mut self) {
-        if self.0.try_wait().ok().flatten().is_none() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
+    async fn terminate(&mut self) -> ExitStatus {
+        testkit::sigterm(&mut self.0, Duration::from_secs(20)).await
     }
 }
 
@@ -101,7 +78,7 @@ async fn a_killed_worker_process_jobs_run_again_elsewhere_as_a_counted_attempt()
         assert!(Instant::now() < deadline, "worker A never got going: {s:?}");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    a.kill_9();
+    a.kill_9().await;
     let killed_at = Instant::now();
 
     // Its leases are still in Redis: exactly the jobs it held when it died.
@@ -145,7 +122,7 @@ async fn a_killed_worker_process_jobs_run_again_elsewhere_as_a_counted_attempt()
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     };
-    let status = b.terminate();
+    let status = b.terminate().await;
     assert!(status.success(), "worker B did not stop cleanly: {status}");
 
     let recovered_after = recovered_after.unwrap();

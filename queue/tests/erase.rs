@@ -5,9 +5,10 @@
 
 mod common;
 
-use celeriac_queue::{Ack, NewJob, When};
-use common::TestRedis;
+use common::QueueExt;
+use queue::{Ack, NewJob, When};
 use redis::AsyncCommands;
+use testkit::TestRedis;
 
 #[tokio::test]
 async fn erase_forgets_waiting_finished_and_dead_jobs_and_redacts_running_ones() {

@@ -4,8 +4,6 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -15,11 +13,11 @@ use apalis_core::error::BoxDynError;
 use apalis_core::task::data::Data;
 use apalis_core::worker::builder::WorkerBuilder;
 use apalis_core::worker::ext::parallelize::ParallelizeExt;
-use celeriac_queue::backend::{BackendOptions, RedisBackend};
-use celeriac_queue::{NewJob, Queue, QueueConfig, QueueStats};
-use common::servers::{RedisServer, TempDir, free_port};
+use queue::backend::{BackendOptions, RedisBackend};
+use queue::{NewJob, Queue, QueueConfig, QueueStats};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use serde::Deserialize;
+use testkit::servers::{RedisServer, TempDir, free_port};
 use tokio::sync::oneshot;
 use tower::limit::ConcurrencyLimitLayer;
 

@@ -16,12 +16,12 @@ use apalis_core::task::data::Data;
 use apalis_core::task::task_id::TaskId;
 use apalis_core::worker::builder::WorkerBuilder;
 use apalis_core::worker::ext::parallelize::ParallelizeExt;
-use celeriac_queue::backend::{BackendOptions, RedisBackend};
-use celeriac_queue::{Ack, JobStatus, Queue};
-use common::TestRedis;
-use common::servers::TempDir;
+use common::QueueExt;
+use queue::backend::{BackendOptions, RedisBackend};
+use queue::{Ack, JobStatus, Queue};
 use redis::aio::ConnectionManager;
 use serde::Deserialize;
+use testkit::TestRedis;
 use tokio::sync::{mpsc, oneshot};
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -37,40 +37,6 @@ async fn record(
 ) -> Result<(), BoxDynError> {
     seen.send((id.to_string(), job))?;
     Ok(())
-}
-
-/// `python3` with the `redis` package importable: as installed, or installed into a temp dir
-/// (kept alive by the returned guard) and put on PYTHONPATH.
-fn python_with_redis() -> (Command, Option<TempDir>) {
-    let importable = Command::new("python3")
-        .args(["-c", "import redis"])
-        .output()
-        .expect("python3 is installed");
-    if importable.status.success() {
-        return (Command::new("python3"), None);
-    }
-    let dir = TempDir::new("pyredis");
-    let out = Command::new("python3")
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-        ])
-        .args(["--no-cache-dir", "--target"])
-        .arg(dir.path())
-        .arg("redis")
-        .output()
-        .expect("run pip");
-    assert!(
-        out.status.success(),
-        "pip install redis failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut python = Command::new("python3");
-    python.env("PYTHONPATH", dir.path());
-    (python, Some(dir))
 }
 
 #[derive(Debug, Deserialize)]
@@ -97,7 +63,7 @@ async fn a_python_producer_pushes_by_the_documented_layout_and_a_rust_worker_run
                 .build()
                 .unwrap();
             rt.block_on(async move {
-                let client = redis::Client::open(common::redis_url()).unwrap();
+                let client = redis::Client::open(testkit::redis_url()).unwrap();
                 let (backend, driver) =
                     RedisBackend::<FromPython>::new(q, BackendOptions::default(), Some(client));
                 WorkerBuilder::new("from-python")
@@ -117,11 +83,13 @@ async fn a_python_producer_pushes_by_the_documented_layout_and_a_rust_worker_run
     };
 
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let (mut python, _site) = tokio::task::block_in_place(python_with_redis);
+    // The Python of the `redis-py` tool environment, which `scripts/tool-envs.sh` makes; the test
+    // never installs it.
+    let mut python = Command::new(testkit::venv::redis_py_python());
     let out = tokio::task::block_in_place(|| {
         python
             .arg(manifest.join("tests/push_from_python.py"))
-            .arg(common::redis_url())
+            .arg(testkit::redis_url())
             .arg(&t.namespace)
             .arg("from-python")
             .arg(manifest.join("lua/push.lua"))

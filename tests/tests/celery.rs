@@ -6,12 +6,14 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use celeriac_tests::{TestDb, TestRedis, celery_python, eventually, job_context, redis_url};
 use chrono::Utc;
 use entity::anonymous_session;
 use redis::AsyncCommands;
 use sea_orm::{EntityTrait, PaginatorTrait};
 use serde_json::json;
+use testkit::venv::celery_python;
+use testkit::{PrivateRedis, TestDb, eventually, redis_url, service_env, sigterm, spawn_worker};
+use tests::{InProcessWorker, TestRedis, job_context};
 use uuid::Uuid;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -34,15 +36,7 @@ async fn celery_clients_feed_the_worker_unchanged() {
             .await
             .unwrap();
     }
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let run_ctx = ctx.clone();
-    let worker = std::thread::spawn(move || {
-        tokio::runtime::Runtime::new()
-            .unwrap()
-            .block_on(worker::run::run(run_ctx, async move {
-                let _ = stop_rx.await;
-            }))
-    });
+    let worker = InProcessWorker::start(ctx.clone());
 
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/celery_client.py");
     let out = tokio::process::Command::new(&python)
@@ -108,10 +102,7 @@ async fn celery_clients_feed_the_worker_unchanged() {
     let left: i64 = ctx.redis.clone().llen(&celery_queue).await.unwrap();
     assert_eq!(left, 0);
 
-    let _ = stop_tx.send(());
-    tokio::task::spawn_blocking(move || worker.join().unwrap().unwrap())
-        .await
-        .unwrap();
+    worker.stop().await;
     // The result documents are the Celery client's; remove them with the test.
     for id in report["ids"].as_object().unwrap().values() {
         let _: () = ctx
@@ -214,24 +205,21 @@ async fn countdown_tasks_under_skew(skew: &str) {
         .as_millis() as i64;
     assert!((redis_ms(&mut conn).await - local).abs() < 100);
 
-    let preload = celeriac_tests::libfaketime();
-    let env: Vec<(String, String)> = vec![
-        ("DATABASE_URL".into(), db.url.clone()),
-        ("REDIS_URL".into(), redis_url()),
-        ("CELERIAC_NAMESPACE".into(), redis.namespace.clone()),
-        ("CELERY_QUEUES".into(), celery_queue.clone()),
+    let preload = testkit::libfaketime();
+    // The test's database, namespace and Celery queue (`celery_queue`).
+    let mut env = service_env(&db, &redis);
+    env.extend([
         ("CELERY_RESULT_BACKEND".into(), redis_url()),
         ("WORKER_CONCURRENCY".into(), "8".into()),
         ("LD_PRELOAD".into(), preload.display().to_string()),
         ("FAKETIME".into(), skew.into()),
         // Only the wall clock is skewed; tokio's timers run on the monotonic clock.
         ("FAKETIME_DONT_FAKE_MONOTONIC".into(), "1".into()),
-        ("RUST_LOG".into(), "error".into()),
-    ];
+    ]);
     // The skew really applies to a process started this way.
     let date = std::process::Command::new("date")
         .arg("+%s%3N")
-        .envs(env.iter().cloned())
+        .envs(&env)
         .output()
         .unwrap();
     let skewed: i64 = String::from_utf8_lossy(&date.stdout)
@@ -245,13 +233,7 @@ async fn countdown_tasks_under_skew(skew: &str) {
         "libfaketime offset {offset} ms, wanted {want}"
     );
 
-    let mut worker = tokio::process::Command::new(celeriac_tests::bin_path("worker"))
-        .arg("run")
-        .envs(env)
-        .stdout(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let mut worker = spawn_worker(env);
     // Warm up: once a plain task has run, the worker is consuming.
     let _: () = conn
         .lpush(
@@ -315,7 +297,7 @@ async fn countdown_tasks_under_skew(skew: &str) {
             quiet_until = Some(tokio::time::Instant::now() + Duration::from_secs(3));
         }
     }
-    let status = sigterm_worker(&mut worker).await;
+    let status = sigterm(&mut worker, Duration::from_secs(40)).await;
     assert!(status.success(), "worker exits 0: {status}");
     listener.abort();
 
@@ -358,17 +340,6 @@ async fn countdown_tasks_under_skew(skew: &str) {
     );
 }
 
-async fn sigterm_worker(child: &mut tokio::process::Child) -> std::process::ExitStatus {
-    let pid = child.id().expect("running").to_string();
-    let _ = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status();
-    tokio::time::timeout(Duration::from_secs(40), child.wait())
-        .await
-        .expect("stopped within its shutdown timeout")
-        .expect("wait")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn countdown_tasks_run_once_on_time_with_the_worker_clock_5s_behind_redis() {
     countdown_tasks_under_skew("-5s").await;
@@ -397,26 +368,21 @@ async fn connections_received(conn: &mut redis::aio::ConnectionManager) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_worker_opens_no_new_redis_connections() {
     const IDLE: Duration = Duration::from_secs(60);
-    let server = celeriac_tests::servers::PrivateRedis::start(false);
+    let server = PrivateRedis::start(false);
     let db = TestDb::sqlite().await;
-    let mut conn = worker::queues::connect(&server.url()).await.unwrap();
-    let mut worker = tokio::process::Command::new(celeriac_tests::bin_path("worker"))
-        .arg("run")
-        .env("DATABASE_URL", &db.url)
-        .env("REDIS_URL", server.url())
-        .env("CELERY_QUEUES", "celery")
-        .env("RUST_LOG", "error")
-        .stdout(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let mut conn = domain::queues::connect(&server.url()).await.unwrap();
+    let mut worker = spawn_worker([
+        ("DATABASE_URL", db.url.clone()),
+        ("REDIS_URL", server.url()),
+        ("CELERY_QUEUES", "celery".to_owned()),
+    ]);
     // Started: a Celery message has gone through the intake (its blocking connection is open).
     let _: () = conn
         .lpush("celery", persist_message("warm-up", "idle-fp", None, None))
         .await
         .unwrap();
     // The default namespace and Celery queue: the intake queue `celery.celery`.
-    let done = celeriac_queue::Keys::new("celeriac", "celery.celery").done;
+    let done = queue::Keys::new("celeriac", "celery.celery").done;
     eventually(Duration::from_secs(30), "the warm-up message done", || {
         let (mut conn, done) = (conn.clone(), done.clone());
         async move {
@@ -445,6 +411,6 @@ async fn an_idle_worker_opens_no_new_redis_connections() {
         after - before,
         IDLE.as_secs()
     );
-    let status = sigterm_worker(&mut worker).await;
+    let status = sigterm(&mut worker, Duration::from_secs(40)).await;
     assert!(status.success(), "worker exits 0: {status}");
 }

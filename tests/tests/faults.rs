@@ -14,43 +14,30 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use celeriac_queue::{Queue, QueueConfig};
-use celeriac_tests::servers::{PrivatePostgres, PrivateRedis, free_port};
-use celeriac_tests::{TestDb, TestRedis, bin_path, eventually, http};
+use queue::{Queue, QueueConfig};
 use redis::AsyncCommands;
 use sea_orm::{ConnectionTrait, Database, FromQueryResult, Statement};
 use serde_json::json;
-use tokio::process::{Child, Command};
+use testkit::{
+    PrivatePostgres, PrivateRedis, TestDb, bin_command, env_num, eventually, free_port, http,
+    service_env,
+};
+use tests::{TestRedis, job_context};
+use tokio::process::Child;
 use uuid::Uuid;
 
-fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
+/// The workspace binary `bin` with `env`, its output discarded (the faults make it noisy).
 fn spawn(bin: &str, args: &[&str], env: &HashMap<String, String>) -> Child {
-    Command::new(bin_path(bin))
+    bin_command(bin)
         .args(args)
         .envs(env)
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .kill_on_drop(true)
         .spawn()
         .expect("spawn")
 }
 
 async fn sigterm(child: &mut Child) -> std::process::ExitStatus {
-    let pid = child.id().expect("running").to_string();
-    let _ = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status();
-    tokio::time::timeout(Duration::from_secs(30), child.wait())
-        .await
-        .expect("stopped within its shutdown timeout")
-        .expect("wait")
+    testkit::sigterm(child, Duration::from_secs(30)).await
 }
 
 /// A Celery protocol-2 message as `.delay(fingerprint)` writes it.
@@ -117,7 +104,7 @@ async fn jobs_survive_worker_kills_a_postgres_outage_and_cut_redis_connections()
 
     // N live session documents, each with its own page count.
     // A self-healing connection: the chaos below cuts every client connection, ours included.
-    let mut conn = worker::queues::connect(&redis_server.url()).await.unwrap();
+    let mut conn = domain::queues::connect(&redis_server.url()).await.unwrap();
     let mut expected = HashMap::with_capacity(n);
     for chunk in (0..n).collect::<Vec<_>>().chunks(1000) {
         let mut pipe = redis::pipe();
@@ -243,7 +230,7 @@ async fn jobs_survive_worker_kills_a_postgres_outage_and_cut_redis_connections()
             if report {
                 eprintln!("fault run progress: persist {p:?} celery {i:?}");
             }
-            let idle = |s: &celeriac_queue::QueueStats| s.queued + s.scheduled + s.running == 0;
+            let idle = |s: &queue::QueueStats| s.queued + s.scheduled + s.running == 0;
             if !(idle(&p) && idle(&i)) {
                 return None;
             }
@@ -332,10 +319,8 @@ async fn schedulers_killed_at_random_still_enqueue_every_tick_once() {
     let ticks = env_num("FAULT_TICKS", 20);
     let redis = TestRedis::new().await;
     let db = TestDb::sqlite().await;
-    let env: HashMap<String, String> = HashMap::from([
-        ("DATABASE_URL".into(), db.url.clone()),
-        ("REDIS_URL".into(), celeriac_tests::redis_url()),
-        ("CELERIAC_NAMESPACE".into(), redis.namespace.clone()),
+    let mut env = service_env(&db, &redis);
+    env.extend([
         (
             "SCHEDULE_FINALIZE_IDLE_SESSIONS".into(),
             "* * * * * *".into(),
@@ -411,22 +396,16 @@ async fn sigterm_mid_work_exits_zero_and_a_restart_finishes_the_rest() {
         }
         let _: () = pipe.query_async(&mut conn).await.unwrap();
     }
-    let ctx = celeriac_tests::job_context(&db, &redis, &[]);
+    let ctx = job_context(&db, &redis, &[]);
     let items = (0..n)
-        .map(|i| worker::queues::EnqueueItem::now(json!({"fingerprint": format!("{tag}-{i}")})))
+        .map(|i| domain::queues::EnqueueItem::now(json!({"fingerprint": format!("{tag}-{i}")})))
         .collect();
     ctx.queues
         .enqueue_many("persist_anonymous_session", items)
         .await
         .unwrap();
-    let env: HashMap<String, String> = HashMap::from([
-        ("DATABASE_URL".into(), db.url.clone()),
-        ("REDIS_URL".into(), celeriac_tests::redis_url()),
-        ("CELERIAC_NAMESPACE".into(), redis.namespace.clone()),
-        (
-            "CELERY_QUEUES".into(),
-            format!("{}-celery", redis.namespace),
-        ),
+    let mut env = service_env(&db, &redis);
+    env.extend([
         ("SHUTDOWN_TIMEOUT_SECONDS".into(), "10".into()),
         ("WORKER_CONCURRENCY".into(), "4".into()),
     ]);
@@ -516,9 +495,9 @@ async fn sigterm_with_jobs_running_past_the_timeout_exits_in_time_and_hands_back
         .await
         .unwrap();
 
-    let ctx = celeriac_tests::job_context(&db, &redis, &[]);
+    let ctx = job_context(&db, &redis, &[]);
     let items = (0..JOBS)
-        .map(|i| worker::queues::EnqueueItem::now(json!({"fingerprint": format!("{tag}-{i}")})))
+        .map(|i| domain::queues::EnqueueItem::now(json!({"fingerprint": format!("{tag}-{i}")})))
         .collect();
     ctx.queues
         .enqueue_many("persist_anonymous_session", items)
@@ -529,11 +508,9 @@ async fn sigterm_with_jobs_running_past_the_timeout_exits_in_time_and_hands_back
         .collect();
     let _: () = conn.lpush(&celery_queue, msgs).await.unwrap();
 
-    let env: HashMap<String, String> = HashMap::from([
-        ("DATABASE_URL".into(), db.url.clone()),
-        ("REDIS_URL".into(), celeriac_tests::redis_url()),
-        ("CELERIAC_NAMESPACE".into(), redis.namespace.clone()),
-        ("CELERY_QUEUES".into(), celery_queue.clone()),
+    // The test's Celery queue is `celery_queue`.
+    let mut env = service_env(&db, &redis);
+    env.extend([
         ("SHUTDOWN_TIMEOUT_SECONDS".into(), TIMEOUT_S.to_string()),
         ("JOB_LEASE_SECONDS".into(), "3".into()),
         // Two running per queue; the rest of each lease batch waits prefetched.
@@ -558,14 +535,7 @@ async fn sigterm_with_jobs_running_past_the_timeout_exits_in_time_and_hands_back
     );
 
     let started = Instant::now();
-    let pid = w.id().unwrap().to_string();
-    let _ = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status();
-    let status = tokio::time::timeout(Duration::from_secs(60), w.wait())
-        .await
-        .expect("the worker exits")
-        .unwrap();
+    let status = testkit::sigterm(&mut w, Duration::from_secs(60)).await;
     let took = started.elapsed();
     println!("shutdown with stuck jobs: leased {leased:?}, exited in {took:?}");
     assert!(status.success(), "exit code 0 after SIGTERM, got {status}");

@@ -5,34 +5,25 @@
 #![allow(clippy::unwrap_used)] // In tests a failed unwrap is a failed assertion.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use celeriac_tests::{TestDb, TestRedis, eventually, http, redis_url};
 use chrono::Utc;
 use entity::anonymous_session;
 use redis::AsyncCommands;
 use sea_orm::EntityTrait;
 use serde_json::json;
-use tokio::process::{Child, Command};
+use testkit::{TestDb, bin_dir, command, eventually, free_port, http, service_env, workspace_dir};
+use tests::TestRedis;
+use tokio::process::Child;
 use uuid::Uuid;
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// The Procfile's process types and commands, with `./target/dist/` pointed at this build.
+/// The Procfile's process types and commands, with `./target/dist/` pointed at this build
+/// ([`bin_dir`]).
 fn procfile() -> HashMap<String, Vec<String>> {
-    let bin_dir = std::env::var("CELERIAC_BIN_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            std::env::var("CARGO_TARGET_DIR")
-                .map(PathBuf::from)
-                .unwrap_or_else(|_| workspace().join("target"))
-                .join("debug")
-        });
-    let text = std::fs::read_to_string(workspace().join("Procfile")).expect("Procfile");
+    let bin_dir = bin_dir();
+    let text = std::fs::read_to_string(workspace_dir().join("Procfile")).expect("Procfile");
     text.lines()
         .filter_map(|l| l.split_once(':'))
         .map(|(name, cmd)| {
@@ -47,58 +38,39 @@ fn procfile() -> HashMap<String, Vec<String>> {
         .collect()
 }
 
-fn start(cmd: &[String], env: &HashMap<&str, String>) -> Child {
+fn start(cmd: &[String], env: &HashMap<String, String>) -> Child {
     assert!(
         Path::new(&cmd[0]).exists(),
         "{} is missing: build the workspace binaries first (scripts/test.sh does)",
         cmd[0]
     );
-    Command::new(&cmd[0])
+    command(&cmd[0])
         .args(&cmd[1..])
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .envs(env)
         .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
         .stderr(Stdio::inherit())
-        .kill_on_drop(true)
         .spawn()
         .expect("spawn")
 }
 
 async fn sigterm_and_wait(mut child: Child, what: &str) {
-    let pid = child.id().expect("running");
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let exit = tokio::time::timeout(Duration::from_secs(20), child.wait())
-        .await
-        .unwrap_or_else(|_| panic!("{what} did not stop within 20 s of SIGTERM"))
-        .unwrap();
+    let exit = testkit::sigterm(&mut child, Duration::from_secs(20)).await;
     assert!(exit.success(), "{what} exited with {exit}");
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_procfile_fleet_turns_an_http_enqueue_into_a_row_and_stops_cleanly_on_sigterm() {
     let (db, redis) = (TestDb::empty_postgres().await, TestRedis::new().await);
     let addr = format!("127.0.0.1:{}", free_port());
-    let env: HashMap<&str, String> = HashMap::from([
-        ("DATABASE_URL", db.url.clone()),
-        ("REDIS_URL", redis_url()),
-        ("CELERIAC_NAMESPACE", redis.namespace.clone()),
-        ("CELERY_QUEUES", format!("{}-celery", redis.namespace)),
-        ("API_ADDR", addr.clone()),
-        ("API_TOKEN", "e2e-secret".to_owned()),
-        ("SCHEDULE_FINALIZE_IDLE_SESSIONS", "* * * * * *".to_owned()),
-        ("SHUTDOWN_TIMEOUT_SECONDS", "10".to_owned()),
+    let mut env = service_env(&db, &redis);
+    env.extend([
+        ("API_ADDR".into(), addr.clone()),
+        ("API_TOKEN".into(), "e2e-secret".to_owned()),
+        (
+            "SCHEDULE_FINALIZE_IDLE_SESSIONS".into(),
+            "* * * * * *".to_owned(),
+        ),
+        ("SHUTDOWN_TIMEOUT_SECONDS".into(), "10".to_owned()),
     ]);
     let procs = procfile();
 

@@ -7,13 +7,14 @@
 
 use std::time::Duration;
 
-use celeriac_tests::{TestApi, TestDb, TestRedis, eventually, job_context};
 use chrono::Utc;
+use domain::keys::Fingerprint;
 use entity::{anonymous_page_view, anonymous_session, page_analytics};
 use redis::AsyncCommands;
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use serde_json::json;
-use worker::hot::Fingerprint;
+use testkit::{PrivateRedis, TestDb, eventually, service_env, spawn_worker};
+use tests::{InProcessWorker, TestApi, TestRedis, job_context};
 use worker::jobs::{AggregatePageAnalytics, Job, PersistAnonymousSession};
 
 async fn view(api: &TestApi, body: serde_json::Value) -> (u16, serde_json::Value) {
@@ -54,31 +55,6 @@ async fn sessions_ended(db: sea_orm::DatabaseConnection, n: u64) -> Option<()> {
         .await
         .ok()?;
     (ended == n).then_some(())
-}
-
-/// Run the worker in this process (its own runtime and connections, as the binary makes them)
-/// until `done` holds, then stop it.
-async fn run_worker_until<F, Fut>(settings: worker::config::Settings, what: &str, done: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<()>>,
-{
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let worker = std::thread::spawn(move || {
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        rt.block_on(async move {
-            let ctx = worker::run::connect(&settings).await?;
-            worker::run::run(ctx, async move {
-                let _ = stop_rx.await;
-            })
-            .await
-        })
-    });
-    eventually(Duration::from_secs(60), what, done).await;
-    let _ = stop_tx.send(());
-    tokio::task::spawn_blocking(move || worker.join().unwrap().unwrap())
-        .await
-        .unwrap();
 }
 
 /// Finding 1: a path with `:` is its own page, not another key of another page; a fingerprint
@@ -193,7 +169,7 @@ async fn a_failed_view_leaves_nothing_and_its_retry_counts_once() {
     );
     // A value a write could only discover halfway: the page's sketch holds a plain string.
     let _: () = redis.conn.clone().del(&bad).await.unwrap();
-    let sketch = worker::hot::pageview_sketch_key(day, &page);
+    let sketch = domain::keys::pageview_sketch_key(day, &page);
     let _: () = redis
         .conn
         .clone()
@@ -229,7 +205,7 @@ async fn a_failed_view_leaves_nothing_and_its_retry_counts_once() {
     let counters: std::collections::HashMap<String, String> = redis
         .conn
         .clone()
-        .hgetall(worker::hot::pageview_counters_key(day, &page))
+        .hgetall(domain::keys::pageview_counters_key(day, &page))
         .await
         .unwrap();
     assert_eq!(counters.get("anonymous").map(String::as_str), Some("1"));
@@ -268,11 +244,15 @@ async fn sessions_survive_workers_down_for_several_timeouts() {
     };
     assert!(live.iter().all(Option::is_none));
     let db_conn = db.conn.clone();
-    let settings = celeriac_tests::settings(&db, &redis, &env);
-    run_worker_until(settings, "every session written and ended", || {
-        sessions_ended(db_conn.clone(), 10)
-    })
-    .await;
+    // Its own runtime and connections, as the binary makes them.
+    let settings = tests::settings(&db, &redis, &env);
+    InProcessWorker::connect(settings)
+        .run_until(
+            Duration::from_secs(60),
+            "every session written and ended",
+            || sessions_ended(db_conn.clone(), 10),
+        )
+        .await;
     let views = anonymous_page_view::Entity::find()
         .count(&db.conn)
         .await
@@ -301,7 +281,7 @@ async fn erasure_is_not_undone_by_a_job_in_flight() {
         view(&api, json!({"fingerprint": fp, "url": format!("{p}/{i}")})).await;
     }
     // The job's steps, as `persist_anonymous_session` runs them, with the erasure in between.
-    let snap = worker::store::read_anon_session(&ctx, &fingerprint)
+    let snap = worker::store::read_anon_session(&ctx.redis, &fingerprint)
         .await
         .unwrap();
     let doc = snap.doc.clone().unwrap();
@@ -309,9 +289,7 @@ async fn erasure_is_not_undone_by_a_job_in_flight() {
         .call("DELETE", &format!("/v1/anonymous/{fp}"), None)
         .await;
     assert_eq!(s / 100, 2, "{s} {r}");
-    worker::store::upsert_anon_session(&ctx, &doc)
-        .await
-        .unwrap();
+    ctx.sessions.upsert(doc.clone()).await.unwrap();
     assert_eq!(
         anonymous_session::Entity::find()
             .count(&db.conn)
@@ -319,9 +297,15 @@ async fn erasure_is_not_undone_by_a_job_in_flight() {
             .unwrap(),
         1
     );
-    let undone = worker::store::undo_if_erased(&ctx, &fingerprint, doc.session_id, snap.now_ms)
-        .await
-        .unwrap();
+    let undone = worker::store::undo_if_erased(
+        &ctx.db,
+        &ctx.redis,
+        &fingerprint,
+        doc.session_id,
+        snap.now_ms,
+    )
+    .await
+    .unwrap();
     assert!(undone);
     assert_eq!(
         anonymous_session::Entity::find()
@@ -354,7 +338,7 @@ async fn erasure_is_not_undone_by_a_job_in_flight() {
         .await;
     assert_eq!(s / 100, 2, "{s} {r}");
     assert!(r["jobs"].as_u64().unwrap() >= 2, "{r}");
-    for job in worker::registry::JOBS {
+    for job in domain::registry::JOBS {
         let q = ctx.queues.get(job.name).unwrap();
         let left: Vec<String> = redis.conn.clone().hvals(&q.keys().jobs).await.unwrap();
         assert!(
@@ -429,7 +413,7 @@ async fn a_path_flood_is_capped() {
     let paths_now: i64 = redis
         .conn
         .clone()
-        .scard(worker::hot::pageview_paths_key(Utc::now().date_naive()))
+        .scard(domain::keys::pageview_paths_key(Utc::now().date_naive()))
         .await
         .unwrap();
     let cap = paths_now + 40;
@@ -451,7 +435,7 @@ async fn a_path_flood_is_capped() {
     let mut conn = redis.conn.clone();
     // Other tests add paths to the same day meanwhile: count this flood's.
     let paths: Vec<String> = conn
-        .smembers(worker::hot::pageview_paths_key(day))
+        .smembers(domain::keys::pageview_paths_key(day))
         .await
         .unwrap();
     let flooded = paths.iter().filter(|p| p.contains(flood.as_str())).count();
@@ -465,9 +449,9 @@ async fn a_path_flood_is_capped() {
         .unwrap();
     assert!(mine.len() <= 2 * 40, "{} keys for the flood", mine.len());
     let other: std::collections::HashMap<String, i64> = conn
-        .hgetall(worker::hot::pageview_counters_key(
+        .hgetall(domain::keys::pageview_counters_key(
             day,
-            worker::hot::OVERFLOW_PATH,
+            domain::keys::OVERFLOW_PATH,
         ))
         .await
         .unwrap();
@@ -481,19 +465,19 @@ async fn a_path_flood_is_capped() {
         .await
         .unwrap();
     let row = page_analytics::Entity::find()
-        .filter(page_analytics::Column::UrlPath.eq(worker::hot::OVERFLOW_PATH))
+        .filter(page_analytics::Column::UrlPath.eq(domain::keys::OVERFLOW_PATH))
         .one(&db.conn)
         .await
         .unwrap();
     assert!(row.is_some_and(|r| r.anonymous_views >= 160));
     // Only this test fills the overflow bucket: take it out again.
     let (paths, counters, visitors) = (
-        worker::hot::pageview_paths_key(day),
-        worker::hot::pageview_counters_key(day, worker::hot::OVERFLOW_PATH),
-        worker::hot::pageview_visitors_key(day, worker::hot::OVERFLOW_PATH),
+        domain::keys::pageview_paths_key(day),
+        domain::keys::pageview_counters_key(day, domain::keys::OVERFLOW_PATH),
+        domain::keys::pageview_visitors_key(day, domain::keys::OVERFLOW_PATH),
     );
     let _: () = conn.del(&[counters, visitors]).await.unwrap();
-    let _: () = conn.srem(paths, worker::hot::OVERFLOW_PATH).await.unwrap();
+    let _: () = conn.srem(paths, domain::keys::OVERFLOW_PATH).await.unwrap();
 }
 
 /// A flood of distinct visitors on one page costs a bounded set: past the cap, unique visitors
@@ -516,12 +500,12 @@ async fn a_visitor_flood_is_capped_and_still_counted() {
     }
     let mut conn = redis.conn.clone();
     let exact: i64 = conn
-        .scard(worker::hot::pageview_visitors_key(day, &page))
+        .scard(domain::keys::pageview_visitors_key(day, &page))
         .await
         .unwrap();
     assert_eq!(exact, 50);
     let sketch: Vec<u8> = conn
-        .get(worker::hot::pageview_sketch_key(day, &page))
+        .get(domain::keys::pageview_sketch_key(day, &page))
         .await
         .unwrap();
     assert!(sketch.len() <= 12 * 1024 + 16, "{} bytes", sketch.len());
@@ -547,7 +531,7 @@ async fn a_visitor_flood_is_capped_and_still_counted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_redis_refuses_a_view_whole() {
     let db = TestDb::postgres().await;
-    let server = celeriac_tests::servers::PrivateRedis::start(false);
+    let server = PrivateRedis::start(false);
     let api = TestApi::start_on(&db, &server.url(), &[]).await;
     let client = redis::Client::open(server.url()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
@@ -588,7 +572,7 @@ async fn a_full_redis_refuses_a_view_whole() {
     assert_eq!(s / 100, 2, "{s} {r}");
     let counted: Option<String> = conn
         .hget(
-            worker::hot::pageview_counters_key(Utc::now().date_naive(), "/full"),
+            domain::keys::pageview_counters_key(Utc::now().date_naive(), "/full"),
             "anonymous",
         )
         .await
@@ -605,27 +589,18 @@ async fn sessions_end_on_redis_time_under_skew(skew: &str) {
     let (db, redis) = (TestDb::postgres().await, TestRedis::new().await);
     let env = [("ANON_SESSION_TIMEOUT_SECONDS", "2"), ("CELERY_QUEUES", "")];
     let api = TestApi::start(&db, &redis, &env).await;
-    let vars: Vec<(String, String)> = vec![
-        ("DATABASE_URL".into(), db.url.clone()),
-        ("REDIS_URL".into(), celeriac_tests::redis_url()),
-        ("CELERIAC_NAMESPACE".into(), redis.namespace.clone()),
+    let mut vars = service_env(&db, &redis);
+    vars.extend([
         ("CELERY_QUEUES".into(), String::new()),
         ("ANON_SESSION_TIMEOUT_SECONDS".into(), "2".into()),
         (
             "LD_PRELOAD".into(),
-            celeriac_tests::libfaketime().display().to_string(),
+            testkit::libfaketime().display().to_string(),
         ),
         ("FAKETIME".into(), skew.into()),
         ("FAKETIME_DONT_FAKE_MONOTONIC".into(), "1".into()),
-        ("RUST_LOG".into(), "error".into()),
-    ];
-    let mut worker = tokio::process::Command::new(celeriac_tests::bin_path("worker"))
-        .arg("run")
-        .envs(vars)
-        .stdout(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    ]);
+    let mut worker = spawn_worker(vars);
     let fps: Vec<String> = (0..8).map(|_| redis.token("fp")).collect();
     let p = format!("/{}", redis.token("skew"));
     for step in 0..4 {

@@ -5,8 +5,10 @@
 
 use std::time::Duration;
 
-use celeriac_tests::{TestDb, TestRedis, job_context};
 use chrono::{Duration as ChronoDuration, Utc};
+use domain::args::JobArgs;
+use domain::keys::Fingerprint;
+use domain::user_agent::parse_user_agent;
 use entity::{
     anonymous_page_view, anonymous_session, page_analytics, page_view_log, user_event,
     user_profile, user_session,
@@ -16,11 +18,11 @@ use sea_orm::{
     ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set,
 };
 use serde_json::json;
+use testkit::{TestDb, eventually};
+use tests::{InProcessWorker, TestApi, TestRedis, job_context};
 use uuid::Uuid;
 use worker::context::JobContext;
-use worker::hot::Fingerprint;
 use worker::jobs::*;
-use worker::registry::JobArgs;
 
 /// A live session document as the API writes it, with its TTL (`ttl_s`; the session timeout).
 async fn put_doc(
@@ -297,8 +299,14 @@ async fn finalize_snoozes_while_the_document_lives_and_ends_the_session_after() 
     assert_eq!(row.pages_visited, 2);
 }
 
+/// Tests that run the idle sweep take turns: it reads `anon_sessions:open`, which every test
+/// shares (hot-data keys have no namespace), and moves what it finds to the back of it, so a
+/// sweep in one test can take another test's lost session.
+static SWEEPS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test]
 async fn finalize_idle_sessions_finds_lost_sessions_persisted_or_not() {
+    let _turn = SWEEPS.lock().await;
     let (db, redis) = (TestDb::postgres().await, TestRedis::new().await);
     let ctx = job_context(&db, &redis, &[("ANON_SESSION_TIMEOUT_SECONDS", "60")]);
     let (stale_fp, live_fp, unpersisted_fp) =
@@ -357,7 +365,10 @@ async fn finalize_idle_sessions_finds_lost_sessions_persisted_or_not() {
     ran.sort();
     let mut want = vec![stale, unpersisted];
     want.sort();
-    assert_eq!(ran, want);
+    assert_eq!(
+        ran, want,
+        "stale (a row) {stale}, unpersisted (the open list) {unpersisted}"
+    );
     for id in [stale, unpersisted] {
         let row = anonymous_session::Entity::find_by_id(id)
             .one(&db.conn)
@@ -524,7 +535,7 @@ async fn enhance_session_async_fills_device_info_from_the_user_agent() {
     let user = make_user(&db).await;
     let raw = redis.token("sess");
     user_session::ActiveModel {
-        user_id: Set(user), session_id: Set(worker::hot::hash_session_id(&raw)), ip_address: Set(None),
+        user_id: Set(user), session_id: Set(domain::keys::hash_session_id(&raw)), ip_address: Set(None),
         user_agent: Set("Mozilla/5.0 (Linux; Android 13; Pixel 7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Mobile Safari/537.36".into()),
         device_info: Set(json!({})), location_data: Set(json!({})), device_fingerprint: Set(String::new()),
         fast_fingerprint: Set(String::new()), persistent: Set(false), pages_visited: Set(0),
@@ -605,33 +616,22 @@ async fn the_worker_runs_queued_jobs_and_kills_invalid_ones_at_once() {
             .enqueue(
                 PersistAnonymousSession::NAME,
                 json!({ "fingerprint": fp }),
-                celeriac_queue::When::Now,
+                queue::When::Now,
             )
             .await
             .unwrap();
     }
     // Bypasses validation, as a foreign producer could: the worker must kill it, not retry it.
     let bad = q
-        .push(celeriac_queue::NewJob::new(r#"{"fingerprint":""}"#))
+        .push(queue::NewJob::new(r#"{"fingerprint":""}"#))
         .await
         .unwrap();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let run_ctx = ctx.clone();
-    let worker = std::thread::spawn(move || {
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        rt.block_on(worker::run::run(run_ctx, async move {
-            let _ = stop_rx.await;
-        }))
-    });
-    celeriac_tests::eventually(Duration::from_secs(20), "jobs done", || {
-        let q = q.clone();
-        async move { q.stats().await.ok().filter(|s| s.done == 20 && s.dead == 1) }
-    })
-    .await;
-    let _ = stop_tx.send(());
-    tokio::task::spawn_blocking(move || worker.join().unwrap().unwrap())
-        .await
-        .unwrap();
+    InProcessWorker::start(ctx.clone())
+        .run_until(Duration::from_secs(20), "jobs done", || {
+            let q = q.clone();
+            async move { q.stats().await.ok().filter(|s| s.done == 20 && s.dead == 1) }
+        })
+        .await;
     assert_eq!(
         anonymous_session::Entity::find()
             .count(&db.conn)
@@ -646,9 +646,14 @@ async fn the_worker_runs_queued_jobs_and_kills_invalid_ones_at_once() {
 }
 
 /// A session document as the writer receives it.
-fn doc(fp: &str, pages: i32, user_agent: &str, ip: Option<&str>) -> worker::hot::AnonSessionDoc {
+fn doc(
+    fp: &str,
+    pages: i32,
+    user_agent: &str,
+    ip: Option<&str>,
+) -> domain::documents::AnonSessionDoc {
     let now = Utc::now();
-    worker::hot::AnonSessionDoc {
+    domain::documents::AnonSessionDoc {
         session_id: Uuid::new_v4(),
         device_fingerprint: fp.to_owned(),
         started_at: now - ChronoDuration::minutes(5),
@@ -733,11 +738,13 @@ async fn session_writer_batches_on_sqlite() {
 /// listed by `/v1/queues`, consumed by the worker, and every scheduled job is registered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_registered_job_is_enqueueable_listed_and_consumed() {
+    // It runs finalize_idle_sessions for real, which reads the shared open list.
+    let _turn = SWEEPS.lock().await;
     let (db, redis) = (TestDb::postgres().await, TestRedis::new().await);
     let env = [("CELERY_QUEUES", "")];
-    let api = celeriac_tests::TestApi::start(&db, &redis, &env).await;
+    let api = TestApi::start(&db, &redis, &env).await;
     let ctx = job_context(&db, &redis, &env);
-    let names: Vec<&str> = worker::registry::JOBS.iter().map(|j| j.name).collect();
+    let names: Vec<&str> = domain::registry::JOBS.iter().map(|j| j.name).collect();
     assert_eq!(names.len(), 7);
     let (s, listed) = api.call("GET", "/v1/queues", None).await;
     assert_eq!(s, 200, "{listed}");
@@ -748,9 +755,9 @@ async fn every_registered_job_is_enqueueable_listed_and_consumed() {
         .filter_map(|q| q["name"].as_str())
         .collect();
     assert_eq!(listed, names);
-    for (job, _) in worker::scheduler::DEFAULTS {
+    for (job, _) in worker::scheduler::defaults() {
         assert!(
-            names.contains(job),
+            names.contains(&job),
             "the scheduler names {job}, which is not registered"
         );
     }
@@ -764,27 +771,13 @@ async fn every_registered_job_is_enqueueable_listed_and_consumed() {
         assert!(s == 202 || s == 201 || s == 422, "{name}: {s} {r}");
         // A raw job every consumer must at least fetch (arguments or not, it leaves the queue).
         let q = ctx.queues.get(name).unwrap();
-        ids.push((
-            *name,
-            q.push(celeriac_queue::NewJob::new("{}")).await.unwrap().id,
-        ));
+        ids.push((*name, q.push(queue::NewJob::new("{}")).await.unwrap().id));
     }
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let settings = celeriac_tests::settings(&db, &redis, &env);
-    let worker = std::thread::spawn(move || {
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        rt.block_on(async move {
-            let ctx = worker::run::connect(&settings).await?;
-            worker::run::run(ctx, async move {
-                let _ = stop_rx.await;
-            })
-            .await
-        })
-    });
+    let worker = InProcessWorker::connect(tests::settings(&db, &redis, &env));
     for (name, id) in &ids {
         let q = ctx.queues.get(name).unwrap().clone();
         let id = id.clone();
-        celeriac_tests::eventually(Duration::from_secs(30), name, || {
+        eventually(Duration::from_secs(30), name, || {
             let (q, id) = (q.clone(), id.clone());
             async move {
                 q.job(&id)
@@ -796,8 +789,5 @@ async fn every_registered_job_is_enqueueable_listed_and_consumed() {
         })
         .await;
     }
-    let _ = stop_tx.send(());
-    tokio::task::spawn_blocking(move || worker.join().unwrap().unwrap())
-        .await
-        .unwrap();
+    worker.stop().await;
 }

@@ -8,7 +8,7 @@
 //! or wrong token must be 401.
 //!
 //! Short form (CI): `SCHEMATHESIS_EXAMPLES` (default 300) generated cases per operation, under a
-//! minute. Long form: `SCHEMATHESIS_SECONDS=1800 cargo test -p celeriac-tests --test openapi --
+//! minute. Long form: `SCHEMATHESIS_SECONDS=1800 cargo test -p tests --test openapi --
 //! --nocapture` fuzzes until that many seconds are spent. `SCHEMATHESIS_SEED` changes the seed.
 
 #![allow(clippy::unwrap_used)] // In tests a failed unwrap is a failed assertion.
@@ -16,38 +16,12 @@
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use celeriac_tests::servers::PrivateRedis;
-use celeriac_tests::{TestApi, TestDb, http_full, schemathesis_bin};
 use serde_json::json;
+use testkit::venv::schemathesis_bin;
+use testkit::{PrivateRedis, TempDir, TestDb, env_num, http_full};
+use tests::TestApi;
 
 const TOKEN: &str = "openapi-test-token";
-
-/// A directory of the test's own under the system temp dir, removed on drop.
-struct WorkDir(std::path::PathBuf);
-
-impl WorkDir {
-    fn new() -> Self {
-        let dir = std::env::temp_dir().join(format!(
-            "celeriac-schemathesis-{}",
-            uuid::Uuid::new_v4().simple()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-}
-
-impl Drop for WorkDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_document_is_served_without_a_token_and_names_every_route() {
@@ -131,7 +105,7 @@ async fn schemathesis_finds_no_server_error_no_hang_and_no_mismatch() {
     let api = TestApi::start_on(&db, &redis.url(), &[("API_TOKEN", TOKEN)]).await;
     // Hypothesis keeps a cache directory (`.hypothesis`) in the working directory: a private one,
     // removed at the end.
-    let workdir = WorkDir::new();
+    let workdir = TempDir::new("schemathesis");
     let started = Instant::now();
     let mut command = tokio::process::Command::new(&bin);
     command
@@ -168,7 +142,7 @@ async fn schemathesis_finds_no_server_error_no_hang_and_no_mismatch() {
         ])
         .arg("--header")
         .arg(format!("Authorization: Bearer {TOKEN}"))
-        .current_dir(&workdir.0)
+        .current_dir(workdir.path())
         .stdin(Stdio::null())
         .kill_on_drop(true);
     if seconds > 0 {

@@ -13,9 +13,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use celeriac_tests::servers::PrivateRedis;
-use celeriac_tests::{HttpAnswer, TestApi, TestDb, http_full};
 use serde_json::json;
+use testkit::{HttpAnswer, PrivateRedis, TestDb, env_num, http_full};
+use tests::TestApi;
 use tokio::time::Instant;
 
 /// A request slower than this is a failure (the point is to fail fast).
@@ -24,13 +24,6 @@ const FAST: Duration = Duration::from_secs(1);
 const RECOVERY: Duration = Duration::from_secs(1);
 /// Past this a request counts as hung (it is abandoned and reported).
 const HANG: Duration = Duration::from_secs(10);
-
-fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// One request's outcome.
 #[derive(Debug)]

@@ -6,10 +6,10 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use celeriac_tests::TestRedis;
+use domain::config::Settings;
+use domain::queues::Queues;
 use redis::AsyncCommands;
-use worker::config::Settings;
-use worker::queues::Queues;
+use tests::TestRedis;
 use worker::scheduler::{self, Schedule};
 
 fn setup(redis: &TestRedis, schedule: &[(&str, &str)]) -> (Queues, Schedule) {

@@ -4,40 +4,18 @@
 
 use std::time::Duration;
 
-use celeriac_tests::{TestApi, TestDb, TestRedis, eventually, job_context};
 use chrono::Utc;
 use entity::{anonymous_page_view, anonymous_session, page_analytics, user_event, user_session};
 use redis::AsyncCommands;
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use serde_json::{Value, json};
+use testkit::TestDb;
+use tests::{InProcessWorker, TestApi, TestRedis, job_context};
 use uuid::Uuid;
-use worker::context::JobContext;
 use worker::jobs::{AggregatePageAnalytics, Job};
 
 const CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36";
 const BOT: &str = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
-
-/// Run the worker in-process until `done` says so.
-async fn with_worker<F, Fut>(ctx: &JobContext, done: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<()>>,
-{
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let run_ctx = ctx.clone();
-    let worker = std::thread::spawn(move || {
-        tokio::runtime::Runtime::new()
-            .unwrap()
-            .block_on(worker::run::run(run_ctx, async move {
-                let _ = stop_rx.await;
-            }))
-    });
-    eventually(Duration::from_secs(30), "the worker's effect", done).await;
-    let _ = stop_tx.send(());
-    tokio::task::spawn_blocking(move || worker.join().unwrap().unwrap())
-        .await
-        .unwrap();
-}
 
 /// `GET /v1/communities/{id}/visitors`, which must answer 200.
 async fn visitor_stats(api: &TestApi, community: Uuid) -> Value {
@@ -113,17 +91,18 @@ async fn anonymous_views_keep_a_live_session_persist_every_fifth_and_end_idle_in
     // Idle past the timeout, the session ends in the database with its views.
     let sid: Uuid = serde_json::from_value(session.unwrap()).unwrap();
     let conn = db.conn.clone();
-    with_worker(&ctx, || {
-        let conn = conn.clone();
-        async move {
-            let row = anonymous_session::Entity::find_by_id(sid)
-                .one(&conn)
-                .await
-                .ok()??;
-            (!row.is_active).then_some(())
-        }
-    })
-    .await;
+    InProcessWorker::start(ctx.clone())
+        .run_until(Duration::from_secs(30), "the worker's effect", || {
+            let conn = conn.clone();
+            async move {
+                let row = anonymous_session::Entity::find_by_id(sid)
+                    .one(&conn)
+                    .await
+                    .ok()??;
+                (!row.is_active).then_some(())
+            }
+        })
+        .await;
     let row = anonymous_session::Entity::find_by_id(sid)
         .one(&db.conn)
         .await
@@ -297,14 +276,15 @@ async fn login_authenticated_views_events_logout() {
 
     // enhance_session_async fills device_info.
     let conn = db.conn.clone();
-    with_worker(&ctx, || {
-        let conn = conn.clone();
-        async move {
-            let row = user_session::Entity::find().one(&conn).await.ok()??;
-            (row.device_info["browser"] == "Chrome").then_some(())
-        }
-    })
-    .await;
+    InProcessWorker::start(ctx.clone())
+        .run_until(Duration::from_secs(30), "the worker's effect", || {
+            let conn = conn.clone();
+            async move {
+                let row = user_session::Entity::find().one(&conn).await.ok()??;
+                (row.device_info["browser"] == "Chrome").then_some(())
+            }
+        })
+        .await;
 
     let (s, b) = api
         .call(
@@ -543,18 +523,19 @@ async fn a_conversion_links_the_anonymous_session_and_analytics_report_it() {
         .await;
     assert_eq!(s, 202, "{b}");
     let conn = db.conn.clone();
-    with_worker(&ctx, || {
-        let conn = conn.clone();
-        async move {
-            let n = user_event::Entity::find()
-                .filter(user_event::Column::EventType.eq("account_created"))
-                .count(&conn)
-                .await
-                .ok()?;
-            (n == 1).then_some(())
-        }
-    })
-    .await;
+    InProcessWorker::start(ctx.clone())
+        .run_until(Duration::from_secs(30), "the worker's effect", || {
+            let conn = conn.clone();
+            async move {
+                let n = user_event::Entity::find()
+                    .filter(user_event::Column::EventType.eq("account_created"))
+                    .count(&conn)
+                    .await
+                    .ok()?;
+                (n == 1).then_some(())
+            }
+        })
+        .await;
     let e = user_event::Entity::find()
         .one(&db.conn)
         .await
@@ -594,7 +575,7 @@ async fn erasing_a_visitor_removes_every_trace_in_redis_and_the_database() {
     }
     // Persisted (the 5th view enqueued it).
     worker::jobs::PersistAnonymousSession {
-        fingerprint: worker::hot::Fingerprint::parse(&fp).unwrap(),
+        fingerprint: domain::keys::Fingerprint::parse(&fp).unwrap(),
     }
     .run(&ctx)
     .await
@@ -721,7 +702,7 @@ async fn bad_tracking_input_gets_a_4xx_naming_the_field() {
             "{body} -> {b}"
         );
     }
-    let (s, b) = celeriac_tests::http(&api.addr, "POST", "/v1/track/pageview", None, None)
+    let (s, b) = testkit::http(&api.addr, "POST", "/v1/track/pageview", None, None)
         .await
         .unwrap();
     assert!(s == 400 || s == 422, "{s} {b}");

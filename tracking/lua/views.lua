@@ -2,7 +2,7 @@
 -- error does not stop the others): the live session document (created on the first view, its TTL
 -- renewed by each), the view buffered for the database, the day's counters (count.lua), the
 -- community visit (community_lib.lua) and the jobs the view calls for, stored with queue_push (the
--- head of the queue crate's push.lua, celeriac_queue::push_lib()): finalize_anonymous_session when
+-- head of the queue crate's push.lua, queue::push_lib()): finalize_anonymous_session when
 -- the session is new (exactly once per session: the session is created here, atomically), due on
 -- this server's clock one timeout and a second later, and persist_anonymous_session on every n-th
 -- page.
@@ -19,33 +19,34 @@
 --   (visitor:anon:{fp}:footprint), the overflow path's counters, visitors and sketch; and 5 more
 --   when it is a community page: community:{id}:visitors, …:authenticated, …:anonymous, …:seen,
 --   …:seen:authenticated.
--- ARGV: 1 persist notify channel, 2 finalize notify channel, 3 persist every n pages (0 = never),
---   4 session ttl s, 5 counters ttl s, 6 community window s, 7 buffer ttl s, 8 distinct paths a
---   day at most (0 = no cap), 9 exact unique visitors a path at most (0 = no cap), 10 view count;
---   then per view 11 (each argument costs Redis about
---   0.2 µs to read and hand to Lua, so rarely used values travel packed and are unpacked only
---   when needed): 1 the new session's document (JSON, pages_visited 0: used when the view starts
---   a session), 2 the view's time (RFC 3339), 3 url, 4 is bot (1/0), 5 view JSON (an object, not
---   empty), 6 url path, 7 page type, 8 visitor key, 9 finalize job payload, 10 persist job
---   payload, 11 community visit `<visitor JSON>` ('' = not a community page).
+-- ARGV: the batch's arguments, then each view's, named below as tracking/src/batch.rs names them
+--   (`BatchArgs` and `ViewArgs`, one struct each with a doc line per field; a test there checks
+--   that these tables list the same names in the same order). Each argument costs Redis about
+--   0.2 µs to read and hand to Lua, so rarely used values travel packed and are unpacked only when
+--   needed (the new session's document, the community visit).
 -- Job ids are the session's: finalize `<session id>`, persist `<session id>-<pages visited>`, so
 -- erasure can name every job that carries a visitor's fingerprint.
 -- Returns 3 values per view: {session id, pages visited, flags (1 new session, 2 persist
 -- enqueued)}, or {'', -1, error text} for a view that failed (and changed nothing).
+local BATCH = {persist_notify = 1, finalize_notify = 2, persist_every = 3, session_ttl = 4,
+  counters_ttl = 5, community_window = 6, buffer_ttl = 7, max_paths = 8, max_exact = 9,
+  view_count = 10}
+local VIEW = {new_session = 0, time = 1, url = 2, is_bot = 3, view = 4, path = 5, page_type = 6,
+  visitor = 7, finalize_job = 8, persist_job = 9, community_visit = 10}
 local PER_VIEW = 11
 local t = redis.call('TIME')
 local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local persist_every = tonumber(ARGV[3])
+local persist_every = tonumber(ARGV[BATCH.persist_every])
 -- Numbers handed to redis.call are formatted on every call: TTLs go as the strings they came as.
-local ttl = ARGV[4]
+local ttl = ARGV[BATCH.session_ttl]
 local finalize_after = tonumber(ttl) * 1000 + 1000
-local counters_ttl = tonumber(ARGV[5])
+local counters_ttl = tonumber(ARGV[BATCH.counters_ttl])
 local footprint_ttl = tostring(counters_ttl + 86400)
-local window = tonumber(ARGV[6])
-local buffer_ttl = ARGV[7]
-local max_paths = tonumber(ARGV[8])
-local max_exact = tonumber(ARGV[9])
-local n = tonumber(ARGV[10])
+local window = tonumber(ARGV[BATCH.community_window])
+local buffer_ttl = ARGV[BATCH.buffer_ttl]
+local max_paths = tonumber(ARGV[BATCH.max_paths])
+local max_exact = tonumber(ARGV[BATCH.max_exact])
+local n = tonumber(ARGV[BATCH.view_count])
 local pushed_persist, pushed_finalize = false, false
 
 -- The queue keys are the deployment's own; checked once per run.
@@ -62,16 +63,16 @@ local function view(k, a)
     if ok and type(decoded) == 'table' and decoded.session_id then doc = decoded end
   end
   expect(KEYS[k + 1], 'list')
-  local counted = ARGV[a + 3] ~= '1'
-  local community = ARGV[a + 10] ~= ''
+  local counted = ARGV[a + VIEW.is_bot] ~= '1'
+  local community = ARGV[a + VIEW.community_visit] ~= ''
   local V, T
   if counted or community then expect(KEYS[k + 6], 'set') end
   if counted then
     V = {paths = KEYS[k + 2], counters = KEYS[k + 3], visitors = KEYS[k + 4],
          sketch = KEYS[k + 5], other_counters = KEYS[k + 7], other_visitors = KEYS[k + 8],
-         other_sketch = KEYS[k + 9], path = ARGV[a + 5], page_type = ARGV[a + 6],
-         visitor = ARGV[a + 7], kind = 'anonymous', ttl = counters_ttl, max_paths = max_paths,
-         max_exact = max_exact}
+         other_sketch = KEYS[k + 9], path = ARGV[a + VIEW.path],
+         page_type = ARGV[a + VIEW.page_type], visitor = ARGV[a + VIEW.visitor],
+         kind = 'anonymous', ttl = counters_ttl, max_paths = max_paths, max_exact = max_exact}
     T = count_target(V)
   end
   if community then
@@ -82,11 +83,11 @@ local function view(k, a)
   local flags = 0
   if not doc then
     flags = 1
-    doc = cjson.decode(ARGV[a])
+    doc = cjson.decode(ARGV[a + VIEW.new_session])
   end
   doc.pages_visited = (tonumber(doc.pages_visited) or 0) + 1
-  doc.last_activity = ARGV[a + 1]
-  doc.current_page = ARGV[a + 2]
+  doc.last_activity = ARGV[a + VIEW.time]
+  doc.current_page = ARGV[a + VIEW.url]
   local sid = cjson.encode(doc.session_id)
   local encoded = cjson.encode(doc)
   -- 2. Writes, the counters first (their HINCRBY is the one step that could still fail).
@@ -100,24 +101,24 @@ local function view(k, a)
   -- in front as text; a session's first view also carries its first document.
   local head = '{"session_id":' .. sid .. ',"n":' .. doc.pages_visited .. ','
   if flags == 1 then head = head .. '"session":' .. encoded .. ',' end
-  redis.call('RPUSH', KEYS[k + 1], head .. string.sub(ARGV[a + 4], 2))
+  redis.call('RPUSH', KEYS[k + 1], head .. string.sub(ARGV[a + VIEW.view], 2))
   redis.call('EXPIRE', KEYS[k + 1], buffer_ttl)
   if community then
     community_visit({visitors = KEYS[k + 10], authenticated = KEYS[k + 11],
                      anonymous = KEYS[k + 12], seen = KEYS[k + 13],
                      seen_authenticated = KEYS[k + 14],
                      footprint = KEYS[k + 6], footprint_ttl = footprint_ttl},
-                    ARGV[a + 7], ARGV[a + 10], now_ms, window, false)
+                    ARGV[a + VIEW.visitor], ARGV[a + VIEW.community_visit], now_ms, window, false)
   end
   if flags == 1 then
-    queue_push(KEYS[4], KEYS[5], KEYS[6], doc.session_id, ARGV[a + 8], now_ms + finalize_after,
-               now_ms)
+    queue_push(KEYS[4], KEYS[5], KEYS[6], doc.session_id, ARGV[a + VIEW.finalize_job],
+               now_ms + finalize_after, now_ms)
     redis.call('ZADD', KEYS[7], now_ms, doc.device_fingerprint)
     pushed_finalize = true
   end
   if persist_every > 0 and doc.pages_visited % persist_every == 0 then
-    queue_push(KEYS[1], KEYS[2], KEYS[3], doc.session_id .. '-' .. doc.pages_visited, ARGV[a + 9],
-               now_ms, now_ms)
+    queue_push(KEYS[1], KEYS[2], KEYS[3], doc.session_id .. '-' .. doc.pages_visited,
+               ARGV[a + VIEW.persist_job], now_ms, now_ms)
     pushed_persist = true
     flags = flags + 2
   end
@@ -125,7 +126,7 @@ local function view(k, a)
 end
 
 local out = {}
-local k, a = 8, 11
+local k, a = 8, BATCH.view_count + 1
 for _ = 1, n do
   local ok, r = pcall(view, k, a)
   if ok then
@@ -135,9 +136,10 @@ for _ = 1, n do
     out[#out + 1] = type(r) == 'table' and tostring(r.err) or tostring(r)
   end
   k = k + 10
-  if ARGV[a + 10] ~= '' then k = k + 5 end
+  if ARGV[a + VIEW.community_visit] ~= '' then k = k + 5 end
   a = a + PER_VIEW
 end
-if pushed_persist and ARGV[1] ~= '' then redis.call('PUBLISH', ARGV[1], '1') end
-if pushed_finalize and ARGV[2] ~= '' then redis.call('PUBLISH', ARGV[2], '1') end
+local persist_notify, finalize_notify = ARGV[BATCH.persist_notify], ARGV[BATCH.finalize_notify]
+if pushed_persist and persist_notify ~= '' then redis.call('PUBLISH', persist_notify, '1') end
+if pushed_finalize and finalize_notify ~= '' then redis.call('PUBLISH', finalize_notify, '1') end
 return out

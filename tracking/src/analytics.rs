@@ -1,10 +1,10 @@
 //! The seed's analytics use cases 2–4: conversions, top pages, session durations. Bots are left out.
 
 use chrono::{DateTime, NaiveDate, Utc};
+use domain::sql::statement;
 use sea_orm::{DatabaseBackend, FromQueryResult, Value};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
-use worker::context::statement;
 
 use crate::Tracker;
 use crate::validate::{TrackError, invalid};

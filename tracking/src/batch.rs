@@ -28,12 +28,89 @@ pub(crate) const IN_FLIGHT: usize = 4;
 /// Views waiting for a batch before submitters wait too (back-pressure).
 const QUEUE: usize = 4096;
 
-/// One view's keys and arguments, in `views.lua`'s per-view layout.
+/// A struct whose fields are `views.lua` arguments, in the script's order, with the list of their
+/// names (`FIELDS`) that the script's own table of positions must repeat.
+macro_rules! script_args {
+    ($(#[$meta:meta])* $name:ident { $($(#[$fmeta:meta])* $field:ident,)* }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone)]
+        pub(crate) struct $name {
+            $($(#[$fmeta])* pub(crate) $field: String,)*
+        }
+
+        impl $name {
+            /// The fields' names, in the script's order.
+            #[cfg(test)]
+            pub(crate) const FIELDS: &'static [&'static str] = &[$(stringify!($field)),*];
+
+            /// The arguments, in the script's order.
+            pub(crate) fn into_args(self) -> Vec<String> {
+                vec![$(self.$field),*]
+            }
+        }
+    };
+}
+
+script_args! {
+    /// The batch-wide arguments of `views.lua` (`ARGV[1..]`; the script's `BATCH` table, which
+    /// also names `view_count`, the number of views, added by each run).
+    BatchArgs {
+        /// The persist queue's pub/sub wake-up channel ('' = none).
+        persist_notify,
+        /// The finalize queue's wake-up channel.
+        finalize_notify,
+        /// Every n-th view of a session enqueues `persist_anonymous_session` (0 = never).
+        persist_every,
+        /// The session document's TTL: the anonymous session timeout, in seconds.
+        session_ttl,
+        /// The day counters' TTL, in seconds.
+        counters_ttl,
+        /// How long a community visitor counts after its view, in seconds.
+        community_window,
+        /// How long the views buffer outlives the last view, in seconds.
+        buffer_ttl,
+        /// Distinct paths counted a day (0 = no cap).
+        max_paths,
+        /// Unique visitors a path keeps exactly (0 = no cap).
+        max_exact,
+    }
+}
+
+script_args! {
+    /// One view's arguments to `views.lua` (the script's `VIEW` table: offsets from the view's
+    /// first argument).
+    ViewArgs {
+        /// The document a session this view starts begins with (JSON; `pages_visited` 0).
+        new_session,
+        /// The view's time, RFC 3339.
+        time,
+        /// The page, as sent.
+        url,
+        /// `1` when the user agent is a crawler (not counted), else `0`.
+        is_bot,
+        /// The buffered view (a JSON object; the script puts the session id and number in front).
+        view,
+        /// The page's path (what the day's counters are keyed by).
+        path,
+        /// Page type.
+        page_type,
+        /// The visitor key (`anon:{fingerprint}`).
+        visitor,
+        /// The `finalize_anonymous_session` payload, should this view start a session.
+        finalize_job,
+        /// The `persist_anonymous_session` payload, should this view be an n-th.
+        persist_job,
+        /// The community visit's visitor JSON ('' = not a community page).
+        community_visit,
+    }
+}
+
+/// One view's keys and arguments.
 #[derive(Debug)]
 pub(crate) struct AnonView {
     /// 10 keys, or 15 for a community page.
     pub(crate) keys: Vec<String>,
-    /// 11 arguments.
+    /// Its arguments ([`ViewArgs::into_args`]).
     pub(crate) args: Vec<String>,
 }
 
@@ -56,10 +133,8 @@ pub(crate) struct Fixed {
     /// Persist queue: jobs, pending, scheduled; then finalize queue: the same; the open
     /// sessions set.
     pub(crate) keys: [String; 7],
-    /// Persist notify channel, finalize notify channel, persist every n, session ttl s,
-    /// counters ttl s, community window s, buffer ttl s, distinct paths a day at most, exact
-    /// unique visitors a path at most.
-    pub(crate) args: [String; 9],
+    /// The batch's arguments ([`BatchArgs::into_args`]).
+    pub(crate) args: Vec<String>,
 }
 
 type Reply = oneshot::Sender<Result<Outcome, TrackError>>;
@@ -201,4 +276,49 @@ fn outcome(v: &[Value]) -> Result<Outcome, TrackError> {
         new_session: flags & 1 != 0,
         persisted: flags & 2 != 0,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{BatchArgs, ViewArgs};
+
+    /// The names and positions of a Lua table of argument positions (`local NAME = {a = 1, …}`).
+    fn lua_table(script: &str, name: &str) -> Vec<(String, usize)> {
+        let start = script
+            .find(&format!("local {name} = {{"))
+            .unwrap_or_else(|| panic!("views.lua declares {name}"));
+        let body = &script[start..];
+        let body = &body[body.find('{').unwrap_or(0) + 1..body.find('}').unwrap_or(0)];
+        body.split(',')
+            .map(|pair| {
+                let (k, v) = pair.split_once('=').expect("name = position");
+                (k.trim().to_owned(), v.trim().parse().expect("a position"))
+            })
+            .collect()
+    }
+
+    /// The script names its arguments as the Rust types do, in the same order: a field added,
+    /// removed or moved on one side only fails here, not as a wrong counter in production.
+    #[test]
+    fn views_script_names_its_arguments_as_the_rust_types_do() {
+        let script = include_str!("../lua/views.lua");
+        let batch = lua_table(script, "BATCH");
+        let mut want: Vec<&str> = BatchArgs::FIELDS.to_vec();
+        want.push("view_count");
+        assert_eq!(
+            batch.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
+            want
+        );
+        assert!(batch.iter().enumerate().all(|(i, (_, pos))| *pos == i + 1));
+        let view = lua_table(script, "VIEW");
+        assert_eq!(
+            view.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
+            ViewArgs::FIELDS
+        );
+        assert!(view.iter().enumerate().all(|(i, (_, pos))| *pos == i));
+        assert!(
+            script.contains(&format!("local PER_VIEW = {}\n", ViewArgs::FIELDS.len())),
+            "PER_VIEW is the number of ViewArgs fields"
+        );
+    }
 }

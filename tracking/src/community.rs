@@ -8,9 +8,10 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::pageview::PageView;
 use crate::validate::TrackError;
-use crate::{Tracker, keys, scripts};
+use crate::view::PageView;
+use crate::{Tracker, scripts};
+use domain::keys;
 
 /// The seed's stats shape.
 #[derive(Debug, Clone, Serialize, PartialEq, ToSchema)]

@@ -1,4 +1,4 @@
-//! What a user agent says about the device (woothee, via [`worker::jobs::parse_user_agent`]), cut
+//! What a user agent says about the device (woothee, via [`domain::user_agent::parse_user_agent`]), cut
 //! to column sizes, remembered per user-agent string.
 //!
 //! Parsing runs a few regular expressions (several µs); a site's traffic has few distinct user
@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 
-use worker::jobs::parse_user_agent;
+use domain::user_agent::parse_user_agent;
 
 use crate::validate::clip;
 

@@ -16,18 +16,20 @@
 
 use std::collections::BTreeMap;
 
+use domain::args::JobArgs as _;
+use domain::documents::{AnonSessionDoc, BufferedView};
+use domain::jobs::{FinalizeAnonymousSession, PersistAnonymousSession};
+use domain::keys::Fingerprint;
+use domain::sql::statement;
 use redis::AsyncCommands;
 use sea_orm::{ConnectionTrait, FromQueryResult};
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
-use worker::context::statement;
-use worker::hot::{AnonSessionDoc, BufferedView, Fingerprint};
-use worker::jobs::{FinalizeAnonymousSession, PersistAnonymousSession};
-use worker::registry::JobArgs as _;
 
+use crate::Tracker;
 use crate::validate::{self, TrackError};
-use crate::{Tracker, keys};
+use domain::keys;
 
 /// What was removed.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq, ToSchema)]
@@ -79,7 +81,7 @@ static STAMP: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
 fn path_set_day(key: &str) -> Option<chrono::NaiveDate> {
     let day = key.strip_prefix("pageviews:")?.strip_suffix(":paths")?;
     let day = day.parse().ok()?;
-    (worker::hot::pageview_paths_key(day) == key).then_some(day)
+    (domain::keys::pageview_paths_key(day) == key).then_some(day)
 }
 
 #[derive(FromQueryResult)]
@@ -187,7 +189,7 @@ impl Tracker {
             } else if let Some(day) = path_set_day(place) {
                 let paths: Vec<String> = redis.smembers(place).await?;
                 for path in paths {
-                    pipe.srem(worker::hot::pageview_visitors_key(day, &path), visitor);
+                    pipe.srem(domain::keys::pageview_visitors_key(day, &path), visitor);
                 }
             } else {
                 pipe.srem(place, visitor);
@@ -239,7 +241,7 @@ impl Tracker {
             }
             if let Some(queue) = self.queues.get(job) {
                 n += queue.erase(&ids, &payload).await.map_err(|e| match e {
-                    celeriac_queue::QueueError::Redis(e) => TrackError::Redis(e),
+                    queue::QueueError::Redis(e) => TrackError::Redis(e),
                     other => TrackError::Redis(redis::RedisError::from((
                         redis::ErrorKind::Parse,
                         "erasing jobs",

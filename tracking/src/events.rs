@@ -2,12 +2,12 @@
 //! authenticated users only: an anonymous visitor's events are never stored (privacy).
 
 use chrono::Utc;
+use domain::jobs::LinkAnonymousConversion;
 use entity::user_event;
 use sea_orm::{EntityTrait, Set};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
-use worker::jobs::LinkAnonymousConversion;
 
 use crate::Tracker;
 use crate::sessions::ensure_profile;
@@ -114,7 +114,7 @@ impl Tracker {
             user_id: c.user_id,
             fingerprint: validate::fingerprint("fingerprint", &c.fingerprint)?,
         };
-        let pushed = self.queues.push(&job, celeriac_queue::When::Now).await?;
+        let pushed = self.queues.push(&job, queue::When::Now).await?;
         Ok(pushed.id)
     }
 }

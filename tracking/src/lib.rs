@@ -3,7 +3,7 @@
 //! sign-up conversions, page analytics counters, the analytics use cases and erasure.
 //!
 //! Hot-path writes are single Lua scripts (one round trip per view; concurrent anonymous views
-//! share one, see [`batch`]); SQL is touched only where an authenticated user's history must be
+//! share one, see `batch.rs`); SQL is touched only where an authenticated user's history must be
 //! recorded.
 
 pub mod analytics;
@@ -12,20 +12,20 @@ pub mod community;
 mod device;
 pub mod erase;
 pub mod events;
-pub mod keys;
 pub mod pageview;
 mod scripts;
 pub mod sessions;
 pub mod validate;
+mod view;
 
 use std::time::Duration;
 
+use domain::args::JobArgs as _;
+use domain::config::Settings;
+use domain::jobs::{FinalizeAnonymousSession, PersistAnonymousSession};
+use domain::queues::Queues;
 use redis::aio::ConnectionManager;
 use sea_orm::DatabaseConnection;
-use worker::config::Settings;
-use worker::jobs::{FinalizeAnonymousSession, PersistAnonymousSession};
-use worker::queues::Queues;
-use worker::registry::JobArgs as _;
 
 pub use validate::TrackError;
 
@@ -115,23 +115,24 @@ impl Tracker {
                 finalize.jobs,
                 finalize.pending,
                 finalize.scheduled,
-                keys::ANON_OPEN_KEY.to_owned(),
+                domain::keys::ANON_OPEN_KEY.to_owned(),
             ],
-            args: [
-                persist.notify,
-                finalize.notify,
-                config.persist_every.to_string(),
-                config.anon_timeout.as_secs().max(1).to_string(),
-                config.counters_ttl.as_secs().to_string(),
-                config.visitor_window.as_secs().to_string(),
-                config
+            args: batch::BatchArgs {
+                persist_notify: persist.notify,
+                finalize_notify: finalize.notify,
+                persist_every: config.persist_every.to_string(),
+                session_ttl: config.anon_timeout.as_secs().max(1).to_string(),
+                counters_ttl: config.counters_ttl.as_secs().to_string(),
+                community_window: config.visitor_window.as_secs().to_string(),
+                buffer_ttl: config
                     .buffer_ttl
                     .max(config.anon_timeout * 2)
                     .as_secs()
                     .to_string(),
-                config.max_paths_per_day.to_string(),
-                config.max_exact_visitors.to_string(),
-            ],
+                max_paths: config.max_paths_per_day.to_string(),
+                max_exact: config.max_exact_visitors.to_string(),
+            }
+            .into_args(),
         };
         Self {
             batch: batch::Batcher::spawn(redis.clone(), fixed),

@@ -1,98 +1,25 @@
 //! `POST /v1/track/pageview`: the middleware's work for one page view, anonymous or authenticated.
 
 use chrono::{DateTime, Utc};
+use domain::jobs::{FinalizeAnonymousSession, PersistAnonymousSession};
+use domain::keys::hash_session_id;
 use entity::user_event;
 use sea_orm::{ActiveModelTrait, ConnectionTrait, Set};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
-use worker::hot::{Fingerprint, hash_session_id};
-use worker::jobs::{FinalizeAnonymousSession, PersistAnonymousSession};
 
-use crate::batch::AnonView;
+pub use crate::view::PageView;
+
+use crate::batch::{AnonView, ViewArgs};
 use crate::device::device;
 use crate::validate::{self, TrackError, invalid};
-use crate::{Tracker, community, keys, scripts};
+use crate::{Tracker, community, scripts};
+use domain::documents::{NewSessionDoc, NewView};
+use domain::keys;
 
 fn json_text<T: Serialize>(value: &T) -> Result<String, TrackError> {
     serde_json::to_string(value).map_err(|e| invalid("", e.to_string()))
-}
-
-/// An element of `anon_session:{fp}:views` without its `session_id` (the script puts it first).
-#[derive(Serialize)]
-struct BufferedView<'a> {
-    url: &'a str,
-    url_name: &'a str,
-    page_type: &'a str,
-    viewed_at: &'a str,
-    referrer: &'a str,
-}
-
-/// The `anon_session:{fp}` document of a session this view starts (SPEC §3; the seed's fields).
-#[derive(Serialize)]
-struct NewSession<'a> {
-    session_id: Uuid,
-    device_fingerprint: &'a str,
-    started_at: &'a str,
-    pages_visited: i64,
-    landing_page: &'a str,
-    referrer: &'a str,
-    is_active: bool,
-    user_agent: &'a str,
-    device_type: &'a str,
-    browser: &'a str,
-    os: &'a str,
-    is_bot: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    ip_address: Option<&'a str>,
-}
-
-/// One page view, as the web tier reports it.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-pub struct PageView {
-    /// The device fingerprint (required): 1 to 128 characters of A-Z, a-z, 0-9 and `-_.~+/=`
-    /// (a hex, base64 or base64url digest, or a UUID).
-    #[schema(
-        value_type = String,
-        min_length = 1,
-        max_length = 128,
-        pattern = r"^[A-Za-z0-9._~+/=-]+$"
-    )]
-    pub fingerprint: Fingerprint,
-    /// The page: a path (`/c/montreal/?tab=1`) or an absolute http(s) URL, at most 2048 bytes
-    /// without spaces. Analytics group by its path.
-    #[schema(max_length = 2048, pattern = r"^(/|/[^/\s]\S*|https?://[^/?#\s]\S*)$")]
-    pub url: String,
-    /// Where the visitor came from: empty, a path or an absolute http(s) URL.
-    #[serde(default)]
-    #[schema(max_length = 2048, pattern = r"^(|/|/[^/\s]\S*|https?://[^/?#\s]\S*)$")]
-    pub referrer: Option<String>,
-    /// Raw `User-Agent`.
-    #[serde(default)]
-    pub user_agent: Option<String>,
-    /// Client address, IPv4 or IPv6 (empty means none).
-    #[serde(default)]
-    pub ip: Option<String>,
-    /// Django URL name.
-    #[serde(default)]
-    pub url_name: Option<String>,
-    /// Page type (`community`, `event`, ...).
-    #[serde(default)]
-    pub page_type: Option<String>,
-    /// The community the page belongs to, if any.
-    #[serde(default)]
-    pub community_id: Option<Uuid>,
-    /// The user, for authenticated visitors.
-    #[serde(default)]
-    pub user_id: Option<Uuid>,
-    /// The user's session id, for authenticated visitors.
-    #[serde(default)]
-    pub session_id: Option<String>,
-    /// When the view happened (default now): from `TRACK_MAX_PAST_SECONDS` (24 h) in the past to
-    /// 2 minutes in the future. It dates the view and its day's counters; it never decides when
-    /// a job runs (the server's clock does).
-    #[serde(default)]
-    pub timestamp: Option<DateTime<Utc>>,
 }
 
 /// Who viewed a page.
@@ -184,9 +111,9 @@ impl Tracker {
         let day = c.at.date_naive();
         let visitor = keys::anon_visitor(&v.fingerprint);
         let page = keys::pageview_keys(day, &c.path);
-        let other = keys::pageview_keys(day, worker::hot::OVERFLOW_PATH);
+        let other = keys::pageview_keys(day, domain::keys::OVERFLOW_PATH);
         let now = c.at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
-        let view = json_text(&BufferedView {
+        let view = json_text(&NewView {
             url: &c.url,
             url_name: &c.url_name,
             page_type: &c.page_type,
@@ -231,7 +158,7 @@ impl Tracker {
             None => String::new(),
         };
         // The document a new session starts with (the script adds the view's own fields).
-        let new_session = json_text(&NewSession {
+        let new_session = json_text(&NewSessionDoc {
             session_id: new_id,
             device_fingerprint: v.fingerprint.as_str(),
             started_at: &now,
@@ -246,19 +173,20 @@ impl Tracker {
             is_bot: d.is_bot,
             ip_address: c.ip.as_deref(),
         })?;
-        let args = vec![
+        let args = ViewArgs {
             new_session,
-            now,
-            c.url,
-            if d.is_bot { "1" } else { "0" }.to_owned(),
+            time: now,
+            url: c.url,
+            is_bot: if d.is_bot { "1" } else { "0" }.to_owned(),
             view,
-            c.path,
-            c.page_type,
+            path: c.path,
+            page_type: c.page_type,
             visitor,
-            finalize,
-            persist,
+            finalize_job: finalize,
+            persist_job: persist,
             community_visit,
-        ];
+        }
+        .into_args();
         let out = self
             .batch
             .track(AnonView {
@@ -293,7 +221,7 @@ impl Tracker {
         let visitor = keys::user_visitor(&user_id);
         let day = c.at.date_naive();
         let page = keys::pageview_keys(day, &c.path);
-        let other = keys::pageview_keys(day, worker::hot::OVERFLOW_PATH);
+        let other = keys::pageview_keys(day, domain::keys::OVERFLOW_PATH);
         let now = c.at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
         // The script counts the view only where it will be answered as tracked: with the live
         // document, or (second call) once the database has confirmed the session.
@@ -330,7 +258,7 @@ impl Tracker {
         let backend = self.db.get_database_backend();
         let updated = self
             .db
-            .execute_raw(worker::context::statement(
+            .execute_raw(domain::sql::statement(
                 backend,
                 "UPDATE accounts_usersession SET pages_visited = pages_visited + 1, last_activity = $1 \
                  WHERE session_id = $2 AND user_id = $3",

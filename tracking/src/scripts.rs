@@ -13,7 +13,7 @@ pub(crate) static VIEWS: LazyLock<Script> = LazyLock::new(|| {
             "#!lua\n",
             include_str!("../lua/count.lua"),
             include_str!("../lua/community_lib.lua"),
-            celeriac_queue::push_lib(),
+            queue::push_lib(),
             include_str!("../lua/views.lua"),
         ]
         .concat(),

@@ -2,18 +2,20 @@
 //! the `session:{id}` document (4 h, or 30 d with remember-me), and the enhance job.
 
 use chrono::{DateTime, Utc};
+use domain::jobs::EnhanceSessionAsync;
+use domain::keys::hash_session_id;
+use domain::sql::statement;
 use entity::user_session;
 use rand::RngCore;
 use sea_orm::{ActiveModelTrait, ConnectionTrait, Set};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
-use worker::context::statement;
-use worker::hot::hash_session_id;
-use worker::jobs::EnhanceSessionAsync;
 
+use crate::Tracker;
 use crate::validate::{self, TrackError, clip, invalid};
-use crate::{Tracker, keys};
+use domain::documents::AuthSessionDoc;
+use domain::keys;
 
 /// A login.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -77,7 +79,7 @@ pub(crate) async fn ensure_profile(
                 Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
             ) =>
         {
-            Err(TrackError::Conflict(worker::registry::ArgError::new(
+            Err(TrackError::Conflict(domain::args::ArgError::new(
                 "username",
                 "another user has this username",
             )))
@@ -135,26 +137,32 @@ impl Tracker {
         }
         .insert(&self.db)
         .await?;
-        let doc = serde_json::json!({
-            "user_id": l.user_id, "username": l.username, "session_id": session_id,
-            "ip_address": ip, "user_agent": user_agent, "device_fingerprint": fp,
-            "pages_visited": 0, "is_active": true, "remember_me": l.remember_me,
-            "started_at": now.to_rfc3339(), "last_activity": now.to_rfc3339(),
-            "expires_at": expires_at.to_rfc3339(),
-        });
+        let (started, expires) = (now.to_rfc3339(), expires_at.to_rfc3339());
+        let doc = serde_json::to_string(&AuthSessionDoc {
+            user_id: l.user_id,
+            username: l.username.as_deref(),
+            session_id: &session_id,
+            ip_address: ip.as_deref(),
+            user_agent: &user_agent,
+            device_fingerprint: &fp,
+            pages_visited: 0,
+            is_active: true,
+            remember_me: l.remember_me,
+            started_at: &started,
+            last_activity: &started,
+            expires_at: &expires,
+        })
+        .map_err(|e| invalid("", e.to_string()))?;
         let _: () = redis::cmd("SET")
             .arg(keys::session_key(&session_id))
-            .arg(doc.to_string())
+            .arg(doc)
             .arg("EX")
             .arg(ttl.as_secs().max(1))
             .query_async(&mut self.redis.clone())
             .await?;
         // The stored form: no job payload holds a usable session token.
         self.queues
-            .push(
-                &EnhanceSessionAsync::hashed(&session_id),
-                celeriac_queue::When::Now,
-            )
+            .push(&EnhanceSessionAsync::hashed(&session_id), queue::When::Now)
             .await?;
         Ok(LoggedIn {
             session_id,

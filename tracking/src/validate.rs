@@ -1,8 +1,8 @@
 //! The tracking error type and input checks that name the offending field.
 
 use chrono::{DateTime, Utc};
-use worker::hot::Fingerprint;
-use worker::registry::ArgError;
+use domain::args::ArgError;
+use domain::keys::Fingerprint;
 
 /// What can go wrong in a tracking call.
 #[derive(Debug, thiserror::Error)]
@@ -24,7 +24,7 @@ pub enum TrackError {
     Db(#[from] sea_orm::DbErr),
     /// A follow-up job could not be enqueued.
     #[error(transparent)]
-    Enqueue(#[from] worker::queues::EnqueueError),
+    Enqueue(#[from] domain::queues::EnqueueError),
 }
 
 /// An invalid-input error.

@@ -1,15 +1,10 @@
-//! Celeriac's worker side: configuration, telemetry, the job registry, the jobs themselves, the
-//! consumer process, the scheduler and the operator CLI. The API crate shares the registry,
-//! configuration and queue handles from here so producer and consumer never disagree.
+//! Celeriac's worker side: the jobs' work, the consumer process, the scheduler, the Celery bridge
+//! and the operator CLI. What it shares with the API (job arguments, the registry, the Redis
+//! layout, settings, queue handles) is in the `domain` crate.
 
 pub mod celery;
-pub mod config;
 pub mod context;
-pub mod hot;
 pub mod jobs;
-pub mod queues;
-pub mod registry;
 pub mod run;
 pub mod scheduler;
 pub mod store;
-pub mod telemetry;

@@ -28,8 +28,8 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let shutdown = worker::run::shutdown_signal();
-    worker::telemetry::init();
+    let shutdown = domain::process::shutdown_signal();
+    domain::process::init();
     match run(Cli::parse(), shutdown).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
@@ -43,7 +43,7 @@ async fn run(
     cli: Cli,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let settings = worker::config::Settings::from_env()?;
+    let settings = domain::config::Settings::from_env()?;
     match cli.command.unwrap_or(Command::Run) {
         Command::Run => {
             let ctx = worker::run::connect(&settings).await?;
@@ -52,17 +52,15 @@ async fn run(
         Command::Scheduler => {
             let schedule = worker::scheduler::Schedule::from_env()?;
             let conn = connect_redis(&settings).await?;
-            let queues = worker::queues::Queues::new(conn.clone(), &settings);
+            let queues = domain::queues::Queues::new(conn.clone(), &settings);
             worker::scheduler::run(conn, queues, &settings.namespace, schedule, shutdown).await
         }
         Command::Enqueue { name, args } => {
             let args: serde_json::Value = serde_json::from_str(&args)
                 .map_err(|e| anyhow::anyhow!("arguments are not JSON: {e}"))?;
             let conn = connect_redis(&settings).await?;
-            let queues = worker::queues::Queues::new(conn, &settings);
-            let pushed = queues
-                .enqueue(&name, args, celeriac_queue::When::Now)
-                .await?;
+            let queues = domain::queues::Queues::new(conn, &settings);
+            let pushed = queues.enqueue(&name, args, queue::When::Now).await?;
             println!("{}", serde_json::json!({"job_id": pushed.id, "name": name}));
             Ok(())
         }
@@ -71,13 +69,13 @@ async fn run(
 
 /// Connect to Redis and check its version, failing with one line.
 async fn connect_redis(
-    settings: &worker::config::Settings,
+    settings: &domain::config::Settings,
 ) -> anyhow::Result<redis::aio::ConnectionManager> {
-    let at = worker::run::redact(&settings.redis_url);
-    let mut conn = worker::queues::connect(&settings.redis_url)
+    let at = domain::process::redact(&settings.redis_url);
+    let mut conn = domain::queues::connect(&settings.redis_url)
         .await
         .map_err(|e| anyhow::anyhow!("Redis is unreachable at {at}: {e}"))?;
-    celeriac_queue::require_redis_version(&mut conn)
+    queue::require_redis_version(&mut conn)
         .await
         .map_err(|e| anyhow::anyhow!("Redis at {at}: {e}"))?;
     Ok(conn)

@@ -9,24 +9,25 @@ use apalis_core::error::{AbortError, BoxDynError};
 use apalis_core::task::data::Data;
 use apalis_core::worker::builder::WorkerBuilder;
 use apalis_core::worker::ext::parallelize::ParallelizeExt;
-use celeriac_queue::backend::{BackendOptions, Driver, JobLease, RedisBackend, Snooze};
 use futures::FutureExt;
 use futures::future::LocalBoxFuture;
+use queue::backend::{BackendOptions, Driver, JobLease, RedisBackend, Snooze};
 use tokio::sync::watch;
 use tower::limit::ConcurrencyLimitLayer;
 use tracing::Instrument;
 
-use crate::config::Settings;
 use crate::context::JobContext;
 use crate::jobs::{self, Job, JobError};
-use crate::queues;
+use domain::config::Settings;
+use domain::process::redact;
+use domain::queues;
 
 /// Connect to Redis and the database, failing fast with a one-line message.
 pub async fn connect(settings: &Settings) -> anyhow::Result<JobContext> {
     let mut redis = queues::connect(&settings.redis_url)
         .await
         .with_context(|| format!("Redis is unreachable at {}", redact(&settings.redis_url)))?;
-    celeriac_queue::require_redis_version(&mut redis)
+    queue::require_redis_version(&mut redis)
         .await
         .with_context(|| format!("Redis at {}", redact(&settings.redis_url)))?;
     let db = sea_orm::Database::connect(db_options(&settings.database_url))
@@ -48,14 +49,6 @@ pub fn db_options(url: &str) -> sea_orm::ConnectOptions {
         .max_connections(16)
         .sqlx_logging(false);
     o
-}
-
-/// A URL without its password, for messages.
-pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => format!("{}://…@{}", &url[..s], &url[at + 1..]),
-        _ => url.to_owned(),
-    }
 }
 
 /// Run one job: a span with its name, id and attempt; permanent errors become `AbortError`
@@ -139,7 +132,7 @@ fn worker_for<T: Job>(
 fn celery_worker(
     ctx: &JobContext,
     redis_client: &redis::Client,
-    intake: celeriac_queue::Queue<redis::aio::ConnectionManager>,
+    intake: queue::Queue<redis::aio::ConnectionManager>,
     results: Option<redis::aio::ConnectionManager>,
     mut stop: watch::Receiver<bool>,
 ) -> (LocalBoxFuture<'static, ()>, Driver) {
@@ -193,7 +186,7 @@ pub async fn run(ctx: JobContext, shutdown: impl Future<Output = ()>) -> anyhow:
             }
         )*};
     }
-    crate::with_jobs!(add);
+    domain::with_jobs!(add);
     let mut intakes = Vec::new();
     if !ctx.settings.celery_queues.is_empty() {
         let results = match &ctx.settings.celery_result_backend {
@@ -271,33 +264,3 @@ pub async fn run(ctx: JobContext, shutdown: impl Future<Output = ()>) -> anyhow:
 /// How long after the shutdown timeout the queue drivers get, together, to record the last
 /// outcomes and hand-backs: the process exits within `SHUTDOWN_TIMEOUT_SECONDS` + this.
 const FINISH_GRACE: Duration = Duration::from_secs(4);
-
-/// Install the SIGTERM and Ctrl-C handlers now (so a signal during start-up is not fatal) and
-/// return a future that resolves on the first of them. Call it first thing in `main`.
-pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).ok();
-    let mut int = signal(SignalKind::interrupt()).ok();
-    async move {
-        let term = async {
-            match term.as_mut() {
-                Some(s) => {
-                    s.recv().await;
-                }
-                None => std::future::pending::<()>().await,
-            }
-        };
-        let int = async {
-            match int.as_mut() {
-                Some(s) => {
-                    s.recv().await;
-                }
-                None => std::future::pending::<()>().await,
-            }
-        };
-        tokio::select! {
-            () = term => {}
-            () = int => {}
-        }
-    }
-}

@@ -8,12 +8,12 @@ use std::future::Future;
 use std::str::FromStr;
 use std::time::Duration;
 
-use celeriac_queue::When;
 use chrono::{DateTime, Utc};
+use queue::When;
 use redis::aio::ConnectionManager;
 
-use crate::config::ConfigError;
-use crate::queues::{EnqueueItem, Queues};
+use domain::config::ConfigError;
+use domain::queues::{EnqueueItem, Queues};
 
 /// How long a tick's uniqueness key lives: far longer than any clock skew between copies.
 const TICK_UNIQUE_TTL: Duration = Duration::from_secs(24 * 3600);
@@ -34,12 +34,13 @@ pub struct Schedule {
     pub entries: Vec<Entry>,
 }
 
-/// The default schedule of SPEC §4 (UTC).
-pub const DEFAULTS: &[(&str, &str)] = &[
-    ("cleanup_old_anonymous_data", "0 0 3 * * *"),
-    ("aggregate_page_analytics", "0 */15 * * * *"),
-    ("finalize_idle_sessions", "0 * * * * *"),
-];
+/// The default schedule of SPEC §4 (UTC): each periodic job's `JobArgs::SCHEDULE`, from the
+/// registry.
+pub fn defaults() -> impl Iterator<Item = (&'static str, &'static str)> {
+    domain::registry::JOBS
+        .iter()
+        .filter_map(|spec| Some((spec.name, spec.schedule?)))
+}
 
 impl Schedule {
     /// The defaults, each overridable by `SCHEDULE_<JOB_NAME>` (a cron expression with seconds, or `off`).
@@ -51,7 +52,7 @@ impl Schedule {
     /// As [`Schedule::from_env`], from explicit variables.
     pub fn from_vars(vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
         let mut entries = Vec::new();
-        for (job, default) in DEFAULTS {
+        for (job, default) in defaults() {
             let var = format!("SCHEDULE_{}", job.to_ascii_uppercase());
             let expr = vars
                 .get(&var)
@@ -79,7 +80,7 @@ async fn enqueue_due(
     entry: &Entry,
     since: DateTime<Utc>,
     now: DateTime<Utc>,
-) -> Result<Option<DateTime<Utc>>, crate::queues::EnqueueError> {
+) -> Result<Option<DateTime<Utc>>, domain::queues::EnqueueError> {
     let Some(latest) = entry
         .schedule
         .after(&since)

@@ -6,9 +6,9 @@ use axum::routing::get;
 use axum::{Json as JsonResponse, Router};
 use tracking::analytics::{Conversions, Period, SessionDurations, TopPages};
 
-use crate::app::AppState;
 use crate::error::ApiError;
-use crate::openapi::responses as r;
+use crate::responses as r;
+use crate::state::AppState;
 
 /// The analytics routes.
 pub fn router() -> Router<AppState> {

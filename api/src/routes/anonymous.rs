@@ -5,10 +5,10 @@ use axum::routing::delete;
 use axum::{Json as JsonResponse, Router};
 use tracking::erase::Erased;
 
-use crate::app::AppState;
 use crate::error::ApiError;
 use crate::extract::Path;
-use crate::openapi::responses as r;
+use crate::responses as r;
+use crate::state::AppState;
 
 /// The erasure route.
 pub fn router() -> Router<AppState> {

@@ -6,10 +6,10 @@ use axum::{Json as JsonResponse, Router};
 use tracking::community::VisitorStats;
 use uuid::Uuid;
 
-use crate::app::AppState;
 use crate::error::ApiError;
 use crate::extract::Path;
-use crate::openapi::responses as r;
+use crate::responses as r;
+use crate::state::AppState;
 
 /// The community visitor route.
 pub fn router() -> Router<AppState> {

@@ -8,10 +8,10 @@ use serde::Serialize;
 use tracking::events::{Conversion, EventRecorded, NewEvent};
 use utoipa::ToSchema;
 
-use crate::app::AppState;
 use crate::error::ApiError;
 use crate::extract::Json;
-use crate::openapi::responses as r;
+use crate::responses as r;
+use crate::state::AppState;
 
 /// The event and conversion routes.
 pub fn router() -> Router<AppState> {

@@ -12,16 +12,16 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use celeriac_queue::{JobStatus, When};
+use domain::queues::EnqueueError;
+use queue::{JobStatus, When};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
-use worker::queues::EnqueueError;
 
-use crate::app::AppState;
 use crate::error::ApiError;
 use crate::extract::{self, Path};
-use crate::openapi::responses as r;
+use crate::responses as r;
+use crate::state::AppState;
 
 /// The longest `delay_seconds` accepted: ten years.
 pub const MAX_DELAY: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
@@ -158,7 +158,7 @@ pub async fn enqueue(
     Path(name): Path<String>,
     body: Result<extract::Json<Value>, ApiError>,
 ) -> Result<Response, ApiError> {
-    if worker::registry::find(&name).is_none() {
+    if domain::registry::find(&name).is_none() {
         return Err(unknown_job(&name));
     }
     let extract::Json(body) = body?;
@@ -179,7 +179,7 @@ pub async fn enqueue(
                     ));
                 };
                 let (args, when) = split_timing(map, &format!("[{i}]."))?;
-                batch.push(worker::queues::EnqueueItem {
+                batch.push(domain::queues::EnqueueItem {
                     args,
                     when,
                     unique: None,
@@ -295,13 +295,13 @@ pub async fn status(
     State(state): State<AppState>,
     Path((name, id)): Path<(String, String)>,
 ) -> Result<Json<JobView>, ApiError> {
-    let spec = worker::registry::find(&name).ok_or_else(|| unknown_job(&name))?;
+    let spec = domain::registry::find(&name).ok_or_else(|| unknown_job(&name))?;
     let queue = state
         .queues
         .get(spec.name)
         .ok_or_else(|| unknown_job(&name))?;
     let not_found = || ApiError::not_found(format!("no {name} job has id {id:?}"));
-    if !celeriac_queue::id::is_valid_job_id(&id) {
+    if !queue::id::is_valid_job_id(&id) {
         return Err(not_found());
     }
     let info = queue.job(&id).await?.ok_or_else(not_found)?;
@@ -317,8 +317,8 @@ pub async fn status(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use domain::args::ArgError;
     use serde_json::json;
-    use worker::registry::ArgError;
 
     fn obj(v: Value) -> Map<String, Value> {
         match v {

@@ -6,8 +6,8 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
 
-use crate::app::AppState;
 use crate::prometheus;
+use crate::state::AppState;
 
 /// The metrics route.
 pub fn router() -> Router<AppState> {

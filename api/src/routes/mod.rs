@@ -5,7 +5,7 @@
 
 use axum::Router;
 
-use crate::app::AppState;
+use crate::state::AppState;
 
 pub mod analytics;
 pub mod anonymous;
@@ -31,10 +31,10 @@ pub fn v1() -> Router<AppState> {
         .merge(anonymous::router())
 }
 
-/// The unauthenticated operational routes: `/healthz`, `/readyz`, `/metrics`, `/openapi.json`.
+/// The unauthenticated operational routes: `/healthz`, `/readyz`, `/metrics` (and, from the
+/// router, `/openapi.json`, which documents these routes).
 pub fn ops() -> Router<AppState> {
     Router::new()
         .merge(health::router())
         .merge(metrics::router())
-        .merge(crate::openapi::router())
 }

@@ -3,13 +3,13 @@
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
-use celeriac_queue::QueueStats;
+use queue::QueueStats;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::app::AppState;
 use crate::error::ApiError;
-use crate::openapi::responses as r;
+use crate::responses as r;
+use crate::state::AppState;
 
 /// The queues routes.
 pub fn router() -> Router<AppState> {

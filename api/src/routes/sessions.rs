@@ -6,10 +6,10 @@ use axum::routing::{delete, post};
 use axum::{Json as JsonResponse, Router};
 use tracking::sessions::{LoggedIn, Login};
 
-use crate::app::AppState;
 use crate::error::ApiError;
 use crate::extract::{Json, Path};
-use crate::openapi::responses as r;
+use crate::responses as r;
+use crate::state::AppState;
 
 /// The session routes.
 pub fn router() -> Router<AppState> {

@@ -6,10 +6,10 @@ use axum::routing::post;
 use axum::{Json as JsonResponse, Router};
 use tracking::pageview::{PageView, Tracked};
 
-use crate::app::AppState;
 use crate::error::ApiError;
 use crate::extract::Json;
-use crate::openapi::responses as r;
+use crate::responses as r;
+use crate::state::AppState;
 
 /// The tracking route.
 pub fn router() -> Router<AppState> {

@@ -11,12 +11,14 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use celeriac_bench::{
+use bench::{
     connect, default_redis_url, delete_matching, machine_jiffies, median, named_cpu, new_namespace,
     proc_status_kib, process_cpu, sibling_exe, stop_child, wait_for_quiet,
 };
 use chrono::{SecondsFormat, Utc};
 use clap::Parser;
+use domain::config::Settings;
+use domain::queues::{EnqueueItem, Queues};
 use migration::{Migrator, MigratorTrait};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -24,8 +26,6 @@ use redis::aio::ConnectionManager;
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement};
 use serde_json::json;
 use sha2::Digest;
-use worker::config::Settings;
-use worker::queues::{EnqueueItem, Queues};
 
 #[derive(Parser, Debug)]
 #[command(

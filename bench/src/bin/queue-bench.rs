@@ -14,13 +14,13 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use celeriac_bench::{
+use bench::{
     DrainOptions, PAYLOAD_BYTES, connect, default_redis_url, delete_matching, epoch_us, info_field,
     median, new_namespace, payload, percentile, proc_status_kib, process_cpu, redis_cpu,
     sibling_exe, stop_child, wait_for_quiet,
 };
-use celeriac_queue::{NewJob, Queue, QueueConfig};
 use clap::Parser;
+use queue::{NewJob, Queue, QueueConfig};
 use redis::aio::ConnectionManager;
 use tokio::io::AsyncBufReadExt;
 use tokio::task::JoinSet;

@@ -7,10 +7,10 @@ use std::time::Duration;
 use apalis_core::error::BoxDynError;
 use apalis_core::worker::builder::WorkerBuilder;
 use apalis_core::worker::ext::parallelize::ParallelizeExt;
-use celeriac_bench::{DrainOptions, connect, default_redis_url, epoch_us, runtime};
-use celeriac_queue::backend::{BackendOptions, RedisBackend};
-use celeriac_queue::{Queue, QueueConfig};
+use bench::{DrainOptions, connect, default_redis_url, epoch_us, runtime};
 use clap::Parser;
+use queue::backend::{BackendOptions, RedisBackend};
+use queue::{Queue, QueueConfig};
 use serde::Deserialize;
 use tower::limit::ConcurrencyLimitLayer;
 

@@ -6,8 +6,8 @@ use sea_orm::DbErr;
 use tokio::process::Command;
 
 use crate::django::make_django_database;
-use crate::support::TestDb;
 use crate::up_down::existing_tables;
+use testkit::TestDb;
 
 async fn run(args: &[&str], configure: impl FnOnce(&mut Command)) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_migration"));
@@ -21,19 +21,18 @@ async fn run(args: &[&str], configure: impl FnOnce(&mut Command)) -> Output {
 
 #[tokio::test]
 async fn without_database_url_migration_up_creates_the_default_sqlite_file() {
-    let dir = std::env::temp_dir().join(format!("celeriac_test_{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir(&dir).expect("a temporary directory");
+    let dir = testkit::TempDir::new("migration-default");
 
     let up = run(&["up"], |command| {
-        command.current_dir(&dir);
+        command.current_dir(dir.path());
     })
     .await;
     let status = run(&["status"], |command| {
-        command.current_dir(&dir);
+        command.current_dir(dir.path());
     })
     .await;
-    let created = dir.join("celeriac.db").exists();
-    let _ = std::fs::remove_dir_all(&dir);
+    let created = dir.path().join("celeriac.db").exists();
+    drop(dir);
 
     assert!(up.status.success(), "{up:?}");
     assert!(created, "sqlite://celeriac.db?mode=rwc is the default");
@@ -63,7 +62,7 @@ async fn an_unreachable_database_fails_with_one_line() {
 
 #[tokio::test]
 async fn fresh_is_refused_on_a_django_database() -> Result<(), DbErr> {
-    let test_db = TestDb::postgres().await?;
+    let test_db = TestDb::empty_postgres().await;
     make_django_database(&test_db).await?;
 
     let out = run(&["fresh"], |command| {
@@ -75,7 +74,7 @@ async fn fresh_is_refused_on_a_django_database() -> Result<(), DbErr> {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("refusing `fresh`"), "{stderr}");
     assert_eq!(
-        existing_tables(test_db.conn()).await?,
+        existing_tables(&test_db.conn).await?,
         ["accounts_userprofile"],
         "nothing dropped"
     );

@@ -13,7 +13,8 @@ use sea_orm::{
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::support::{TestDb, timestamp};
+use crate::support::timestamp;
+use testkit::TestDb;
 
 /// Every table the migrations create.
 pub const TABLES: [&str; 8] = [
@@ -40,7 +41,7 @@ crate::on_both_backends!(
 );
 
 async fn up_down_up(test_db: &TestDb) -> Result<(), DbErr> {
-    let db = test_db.conn();
+    let db = &test_db.conn;
 
     Migrator::up(db, None).await?;
     assert_eq!(existing_tables(db).await?, TABLES.to_vec());
@@ -271,7 +272,7 @@ async fn write_and_read_every_table(db: &DatabaseConnection) -> Result<(), DbErr
 }
 
 async fn deletes_follow_foreign_keys(test_db: &TestDb) -> Result<(), DbErr> {
-    let db = test_db.conn();
+    let db = &test_db.conn;
     Migrator::up(db, None).await?;
 
     let user = user_profile::ActiveModel {

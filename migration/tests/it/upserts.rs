@@ -10,7 +10,8 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use crate::support::{TestDb, timestamp};
+use crate::support::timestamp;
+use testkit::TestDb;
 
 crate::on_both_backends!(
     postgres_page_analytics_upsert_on_date_and_path_replaces_the_numbers,
@@ -44,7 +45,7 @@ fn analytics_row(total: i64) -> page_analytics::ActiveModel {
 }
 
 async fn page_analytics_upsert(test_db: &TestDb) -> Result<(), DbErr> {
-    let db = test_db.conn();
+    let db = &test_db.conn;
     Migrator::up(db, None).await?;
     use page_analytics::Column;
     let on_date_and_path = OnConflict::columns([Column::Date, Column::UrlPath])
@@ -92,7 +93,7 @@ fn snapshot(id: Uuid, pages: i32, ip: &str, at: i64) -> anonymous_session::Activ
 }
 
 async fn anonymous_session_upsert(test_db: &TestDb) -> Result<(), DbErr> {
-    let db = test_db.conn();
+    let db = &test_db.conn;
     Migrator::up(db, None).await?;
     use anonymous_session::Column;
     // `GREATEST(t.pages_visited, excluded.pages_visited)`; SeaQuery writes `MAX(..)` on SQLite.
@@ -141,7 +142,7 @@ async fn anonymous_session_upsert(test_db: &TestDb) -> Result<(), DbErr> {
 }
 
 async fn do_nothing_on_conflict(test_db: &TestDb) -> Result<(), DbErr> {
-    let db = test_db.conn();
+    let db = &test_db.conn;
     Migrator::up(db, None).await?;
     let profile = |id| user_profile::ActiveModel {
         id: Set(id),

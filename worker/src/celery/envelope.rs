@@ -84,7 +84,7 @@ impl CeleryTask {
 fn time(header: &'static str, v: Option<&Value>) -> Result<Option<DateTime<Utc>>, EnvelopeError> {
     match v {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => crate::hot::parse_time(s)
+        Some(Value::String(s)) => domain::documents::parse_time(s)
             .map(Some)
             .ok_or_else(|| EnvelopeError::BadTime(header, s.clone())),
         Some(other) => Err(EnvelopeError::BadTime(header, other.to_string())),

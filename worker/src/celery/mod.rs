@@ -22,18 +22,18 @@ use std::time::Duration;
 
 use apalis_core::error::{AbortError, BoxDynError};
 use apalis_core::task::data::Data;
-use celeriac_queue::backend::{JobLease, Snooze};
-use celeriac_queue::{Queue, QueueConfig};
 use chrono::{DateTime, Utc};
+use queue::backend::{JobLease, Snooze};
+use queue::{Queue, QueueConfig};
 use redis::aio::ConnectionManager;
 use serde_json::{Value, json};
 use tokio::sync::watch;
 use tracing::Instrument;
 
-use crate::config::Settings;
 use crate::context::JobContext;
 use crate::jobs::{self, JobError};
-use crate::registry;
+use domain::config::Settings;
+use domain::registry;
 
 /// Attempts of the intake queue itself; each task's own budget is enforced by the handler.
 const INTAKE_MAX_ATTEMPTS: u32 = 25;

@@ -2,34 +2,10 @@
 
 use chrono::{NaiveDate, Utc};
 use redis::AsyncCommands;
-use serde::{Deserialize, Serialize};
 
 use super::{Job, JobError};
 use crate::context::JobContext;
-use crate::registry::{ArgError, JobArgs};
-
-/// Arguments: the day to recompute (default: today and yesterday, UTC).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct AggregatePageAnalytics {
-    /// The UTC day, `YYYY-MM-DD`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub date: Option<NaiveDate>,
-}
-
-impl JobArgs for AggregatePageAnalytics {
-    const NAME: &'static str = "aggregate_page_analytics";
-    const POSITIONAL: &'static [&'static str] = &["date"];
-
-    fn validate(&self) -> Result<(), ArgError> {
-        if self
-            .date
-            .is_some_and(|d| d > Utc::now().date_naive() + chrono::Days::new(1))
-        {
-            return Err(ArgError::new("date", "is in the future"));
-        }
-        Ok(())
-    }
-}
+use domain::jobs::AggregatePageAnalytics;
 
 impl Job for AggregatePageAnalytics {
     async fn run(self, ctx: &JobContext) -> Result<(), JobError> {
@@ -55,16 +31,16 @@ pub async fn aggregate_day(ctx: &JobContext, day: NaiveDate) -> Result<u64, JobE
     let paths: Vec<String> = ctx
         .redis
         .clone()
-        .smembers(crate::hot::pageview_paths_key(day))
+        .smembers(domain::keys::pageview_paths_key(day))
         .await?;
     if paths.is_empty() {
         return aggregate_day_from_log(ctx, day).await;
     }
     let mut pipe = redis::pipe();
     for path in &paths {
-        pipe.hgetall(crate::hot::pageview_counters_key(day, path))
-            .scard(crate::hot::pageview_visitors_key(day, path))
-            .pfcount(crate::hot::pageview_sketch_key(day, path));
+        pipe.hgetall(domain::keys::pageview_counters_key(day, path))
+            .scard(domain::keys::pageview_visitors_key(day, path))
+            .pfcount(domain::keys::pageview_sketch_key(day, path));
     }
     let replies: Vec<redis::Value> = pipe.query_async(&mut ctx.redis.clone()).await?;
     let mut rows = Vec::with_capacity(paths.len());
@@ -105,7 +81,7 @@ pub async fn aggregate_day(ctx: &JobContext, day: NaiveDate) -> Result<u64, JobE
             if i > 0 {
                 sql.push_str(", ");
             }
-            sql.push_str(&crate::context::row_placeholders(i, 7));
+            sql.push_str(&domain::sql::row_placeholders(i, 7));
             values.extend([
                 day.into(),
                 path.clone().into(),

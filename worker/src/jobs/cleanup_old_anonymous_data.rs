@@ -1,39 +1,10 @@
 //! `cleanup_old_anonymous_data`: delete anonymous sessions and page views past retention, in bounded batches.
 
 use chrono::Utc;
-use serde::{Deserialize, Serialize};
 
 use super::{Job, JobError};
 use crate::context::JobContext;
-use crate::registry::{ArgError, JobArgs};
-
-/// Arguments: how many days of anonymous data to keep.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct CleanupOldAnonymousData {
-    /// Retention in days (default 90, the privacy rule).
-    #[serde(default = "default_retention")]
-    pub retention_days: u32,
-}
-
-fn default_retention() -> u32 {
-    90
-}
-
-impl JobArgs for CleanupOldAnonymousData {
-    const NAME: &'static str = "cleanup_old_anonymous_data";
-    const POSITIONAL: &'static [&'static str] = &["retention_days"];
-    const MAX_ATTEMPTS: u32 = 3;
-
-    fn validate(&self) -> Result<(), ArgError> {
-        if self.retention_days == 0 || self.retention_days > 3650 {
-            return Err(ArgError::new(
-                "retention_days",
-                "must be between 1 and 3650",
-            ));
-        }
-        Ok(())
-    }
-}
+use domain::jobs::CleanupOldAnonymousData;
 
 /// Rows deleted per statement.
 const BATCH: i64 = 1000;

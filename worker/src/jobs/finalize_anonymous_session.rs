@@ -3,33 +3,10 @@
 
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-use uuid::Uuid;
-
 use super::{Job, JobError};
 use crate::context::JobContext;
-use crate::hot::Fingerprint;
-use crate::registry::{ArgError, JobArgs};
 use crate::store;
-
-/// Arguments: the visitor and the session to end.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct FinalizeAnonymousSession {
-    /// Device fingerprint.
-    pub fingerprint: Fingerprint,
-    /// The session's id (the row's primary key).
-    pub session_id: Uuid,
-}
-
-impl JobArgs for FinalizeAnonymousSession {
-    const NAME: &'static str = "finalize_anonymous_session";
-    const POSITIONAL: &'static [&'static str] = &["fingerprint", "session_id"];
-
-    fn validate(&self) -> Result<(), ArgError> {
-        // The fingerprint was checked when the arguments were decoded (its type).
-        Ok(())
-    }
-}
+use domain::jobs::FinalizeAnonymousSession;
 
 /// How long after the live document's expiry a snoozed finalize comes back.
 const AFTER_EXPIRY: Duration = Duration::from_secs(1);
@@ -38,7 +15,7 @@ impl Job for FinalizeAnonymousSession {
     /// While the session's document lives (Redis's clock: its TTL), come back when it expires;
     /// then write the session and every buffered view, and end it.
     async fn run(self, ctx: &JobContext) -> Result<(), JobError> {
-        let snap = store::read_anon_session(ctx, &self.fingerprint).await?;
+        let snap = store::read_anon_session(&ctx.redis, &self.fingerprint).await?;
         let live = snap
             .doc
             .as_ref()
@@ -65,37 +42,33 @@ impl Job for FinalizeAnonymousSession {
         }
         let written = async {
             if let Some(doc) = live {
-                store::upsert_anon_session(ctx, doc).await?;
+                ctx.sessions.upsert(doc.clone()).await?;
             }
-            store::flush_page_views(ctx, &self.fingerprint, self.session_id, live, true).await?;
-            end_session(ctx, self.session_id).await?;
+            store::flush_page_views(
+                &ctx.db,
+                &ctx.redis,
+                &ctx.sessions,
+                &self.fingerprint,
+                self.session_id,
+                live,
+                true,
+            )
+            .await?;
+            store::end_session(&ctx.db, self.session_id).await?;
             Ok::<(), JobError>(())
         }
         .await;
         // Also after a failed attempt: what it wrote must not outlive an erasure.
-        store::undo_if_erased(ctx, &self.fingerprint, self.session_id, snap.now_ms).await?;
+        store::undo_if_erased(
+            &ctx.db,
+            &ctx.redis,
+            &self.fingerprint,
+            self.session_id,
+            snap.now_ms,
+        )
+        .await?;
         written?;
-        store::forget_if_done(ctx, &self.fingerprint).await?;
+        store::forget_if_done(&ctx.redis, &self.fingerprint).await?;
         Ok(())
     }
-}
-
-/// Mark a session ended at its last activity. Idempotent: an ended session is left as it is.
-pub(crate) async fn end_session(ctx: &JobContext, session_id: Uuid) -> Result<u64, sea_orm::DbErr> {
-    let duration = match ctx.backend() {
-        sea_orm::DatabaseBackend::Postgres => {
-            "CAST(EXTRACT(EPOCH FROM (last_activity - session_start)) AS INTEGER)"
-        }
-        _ => {
-            "CAST(ROUND((julianday(last_activity) - julianday(session_start)) * 86400) AS INTEGER)"
-        }
-    };
-    ctx.execute(
-        &format!(
-            "UPDATE analytics_anonymoussession SET is_active = FALSE, session_end = last_activity, \
-             duration_seconds = {duration} WHERE id = $1 AND is_active"
-        ),
-        vec![session_id.into()],
-    )
-    .await
 }

@@ -3,24 +3,16 @@
 
 use chrono::Utc;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::finalize_anonymous_session::end_session;
 use super::{FinalizeAnonymousSession, Job, JobError};
 use crate::context::JobContext;
-use crate::hot::{ANON_OPEN_KEY, BufferedView, Fingerprint, anon_session_key, anon_views_key};
-use crate::registry::JobArgs;
 use crate::store;
+use domain::args::JobArgs as _;
+use domain::documents::BufferedView;
+use domain::jobs::FinalizeIdleSessions;
+use domain::keys::{ANON_OPEN_KEY, Fingerprint, anon_session_key, anon_views_key};
 use entity::anonymous_session;
-
-/// No arguments.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct FinalizeIdleSessions {}
-
-impl JobArgs for FinalizeIdleSessions {
-    const NAME: &'static str = "finalize_idle_sessions";
-}
 
 /// Rows or fingerprints examined per step.
 const BATCH: u64 = 500;
@@ -103,8 +95,8 @@ async fn enqueue_finalize(
             session_id,
         })
         .map_err(anyhow::Error::from)?;
-        let mut job = celeriac_queue::NewJob::new(payload)
-            .unique(format!("finalize-sweep:{session_id}"), hold);
+        let mut job =
+            queue::NewJob::new(payload).unique(format!("finalize-sweep:{session_id}"), hold);
         job.id = format!("{session_id}-sweep");
         jobs.push(job);
     }
@@ -135,11 +127,11 @@ async fn sweep_rows(ctx: &JobContext) -> Result<usize, JobError> {
         for row in &rows {
             let Ok(fp) = Fingerprint::parse(&row.device_fingerprint) else {
                 // A row no job could address (written by another producer): end it here.
-                end_session(ctx, row.id).await?;
+                store::end_session(&ctx.db, row.id).await?;
                 continue;
             };
             // A live document of this session: its finalize is still to come.
-            let live = store::read_anon_session(ctx, &fp).await?;
+            let live = store::read_anon_session(&ctx.redis, &fp).await?;
             if live.doc.is_some_and(|doc| doc.session_id == row.id) {
                 continue;
             }
@@ -196,7 +188,7 @@ async fn sweep_open(ctx: &JobContext) -> Result<usize, JobError> {
                 .arg(fp.as_str())
                 .invoke_async(&mut redis)
                 .await?;
-            let live = serde_json::from_str::<crate::hot::AnonSessionDoc>(&doc)
+            let live = serde_json::from_str::<domain::documents::AnonSessionDoc>(&doc)
                 .ok()
                 .map(|d| d.session_id);
             let mut ids = buffered_sessions(&mut redis, &fp, len).await?;

@@ -4,44 +4,31 @@ use chrono::Utc;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
 };
-use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
 use super::{Job, JobError};
-use crate::context::{JobContext, statement};
-use crate::hot::Fingerprint;
-use crate::registry::{ArgError, JobArgs};
+use crate::context::JobContext;
 use crate::store;
+use domain::jobs::LinkAnonymousConversion;
+use domain::sql::statement;
 use entity::anonymous_session;
-
-/// Arguments: the new user and the visitor they were.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct LinkAnonymousConversion {
-    /// The new user's id (`accounts_userprofile.id`).
-    pub user_id: Uuid,
-    /// The visitor's device fingerprint.
-    pub fingerprint: Fingerprint,
-}
-
-impl JobArgs for LinkAnonymousConversion {
-    const NAME: &'static str = "link_anonymous_conversion";
-    const POSITIONAL: &'static [&'static str] = &["user_id", "fingerprint"];
-
-    fn validate(&self) -> Result<(), ArgError> {
-        // The fingerprint was checked when the arguments were decoded (its type).
-        Ok(())
-    }
-}
 
 impl Job for LinkAnonymousConversion {
     async fn run(self, ctx: &JobContext) -> Result<(), JobError> {
         // The live document is the freshest truth: persist it first.
-        let snap = store::read_anon_session(ctx, &self.fingerprint).await?;
+        let snap = store::read_anon_session(&ctx.redis, &self.fingerprint).await?;
         let live = snap.doc;
         if let Some(doc) = &live {
-            let written = store::upsert_anon_session(ctx, doc).await;
+            let written = ctx.sessions.upsert(doc.clone()).await;
             // The visitor erased meanwhile: the row this wrote goes, and there is nothing to link.
-            if store::undo_if_erased(ctx, &self.fingerprint, doc.session_id, snap.now_ms).await? {
+            if store::undo_if_erased(
+                &ctx.db,
+                &ctx.redis,
+                &self.fingerprint,
+                doc.session_id,
+                snap.now_ms,
+            )
+            .await?
+            {
                 return Ok(());
             }
             written?;

@@ -1,6 +1,7 @@
-//! The jobs, one module each, named after the Celery task it replaces.
+//! The jobs' work, one module each, named after the Celery task it replaces (their arguments
+//! and the list of jobs are in `domain::jobs`).
 
-use crate::registry::JobArgs as _;
+use domain::args::JobArgs;
 
 mod aggregate_page_analytics;
 mod cleanup_old_anonymous_data;
@@ -10,35 +11,10 @@ mod finalize_idle_sessions;
 mod link_anonymous_conversion;
 mod persist_anonymous_session;
 
-pub use aggregate_page_analytics::AggregatePageAnalytics;
-pub use cleanup_old_anonymous_data::CleanupOldAnonymousData;
-pub use enhance_session_async::{EnhanceSessionAsync, parse_user_agent};
-pub use finalize_anonymous_session::FinalizeAnonymousSession;
-pub use finalize_idle_sessions::FinalizeIdleSessions;
-pub use link_anonymous_conversion::LinkAnonymousConversion;
-pub use persist_anonymous_session::PersistAnonymousSession;
-
-/// The one list of jobs: `with_jobs!(m)` expands to `m! { Job1, Job2, ... }`, and the registry
-/// (`registry::JOBS`, which the API, `/v1/queues`, the scheduler's checks and the Celery bridge
-/// read), the worker's consumers and the Celery dispatch are all made from it. Adding a job is
-/// its module above and one name here.
-#[macro_export]
-macro_rules! with_jobs {
-    ($m:ident) => {
-        $m! {
-            PersistAnonymousSession,
-            FinalizeAnonymousSession,
-            CleanupOldAnonymousData,
-            AggregatePageAnalytics,
-            FinalizeIdleSessions,
-            EnhanceSessionAsync,
-            LinkAnonymousConversion
-        }
-    };
-}
+pub use domain::jobs::*;
 
 /// A job's work: run with the process's [`JobContext`](crate::context::JobContext).
-pub trait Job: crate::registry::JobArgs {
+pub trait Job: JobArgs {
     /// Do the work. Must be idempotent: it may run twice, or twice at once.
     fn run(
         self,
@@ -60,7 +36,7 @@ pub async fn run_named(
     ) -> Result<(), JobError> {
         use futures::FutureExt as _;
         use tracing::Instrument as _;
-        let job = crate::registry::decode::<T>(args)
+        let job = domain::args::decode::<T>(args)
             .map_err(|e| JobError::Permanent(format!("invalid arguments: {e}")))?;
         let span = tracing::info_span!("job", job.name = T::NAME);
         match std::panic::AssertUnwindSafe(job.run(ctx).instrument(span))
@@ -82,7 +58,7 @@ pub async fn run_named(
             }
         };
     }
-    with_jobs!(dispatch)
+    domain::with_jobs!(dispatch)
 }
 
 /// How a job failed: worth retrying, or never going to work.
@@ -120,15 +96,8 @@ impl From<crate::store::StoreError> for JobError {
     }
 }
 
-impl From<crate::queues::EnqueueError> for JobError {
-    fn from(e: crate::queues::EnqueueError) -> Self {
+impl From<domain::queues::EnqueueError> for JobError {
+    fn from(e: domain::queues::EnqueueError) -> Self {
         Self::Retry(e.into())
     }
-}
-
-/// Validates a fingerprint ([`crate::hot::Fingerprint`]'s rule), naming the field.
-pub fn check_fingerprint(fp: &str) -> Result<(), crate::registry::ArgError> {
-    crate::hot::Fingerprint::parse(fp)
-        .map(|_| ())
-        .map_err(|e| crate::registry::ArgError::new("fingerprint", e.to_string()))
 }

@@ -1,281 +1,16 @@
-//! SQL writes several jobs share: upserting anonymous sessions from their Redis documents, batched.
+//! The batching session writer: concurrent jobs' session rows upserted together (group commit).
 
 use std::sync::Arc;
 
-use redis::AsyncCommands;
+use domain::documents::AnonSessionDoc;
+use domain::sql::statement;
 use sea_orm::{
-    ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr, EntityTrait, RuntimeErr,
-    TransactionTrait, Value,
+    ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr, RuntimeErr, TransactionTrait,
+    Value,
 };
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
-use crate::context::{JobContext, statement};
-use crate::hot::{AnonSessionDoc, BufferedView, Fingerprint, anon_session_key};
-
-/// Why a session document could not be used.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// Redis failed (transient).
-    #[error("redis: {0}")]
-    Redis(#[from] redis::RedisError),
-    /// The database failed (transient).
-    #[error("database: {0}")]
-    Db(#[from] DbErr),
-    /// The document in Redis is not a session document (permanent).
-    #[error("anon_session document does not decode: {0}")]
-    BadDocument(serde_json::Error),
-}
-
-/// What a job sees of an anonymous visitor in one atomic read, on Redis's clock.
-#[derive(Debug)]
-pub struct Snapshot {
-    /// The live session document, if any (`None` also when it does not decode as JSON object
-    /// with a session id: a new view would replace it).
-    pub doc: Option<AnonSessionDoc>,
-    /// The document's remaining lifetime in ms (-1: no TTL, -2: no document).
-    pub pttl_ms: i64,
-    /// Redis's clock at the read (epoch ms).
-    pub now_ms: i64,
-}
-
-/// `KEYS[1]` anon_session:{fp} → {document or false, PTTL, Redis TIME ms}.
-static READ_SESSION: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
-    redis::Script::new(
-        "local t = redis.call('TIME') \
-         return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1]), \
-                 tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)}",
-    )
-});
-
-/// The live document of `fingerprint` with its remaining lifetime and Redis's time.
-pub async fn read_anon_session(
-    ctx: &JobContext,
-    fingerprint: &Fingerprint,
-) -> Result<Snapshot, StoreError> {
-    let (raw, pttl_ms, now_ms): (Option<String>, i64, i64) = READ_SESSION
-        .key(anon_session_key(fingerprint))
-        .invoke_async(&mut ctx.redis.clone())
-        .await?;
-    let doc = match raw {
-        Some(r) => Some(serde_json::from_str(&r).map_err(StoreError::BadDocument)?),
-        None => None,
-    };
-    Ok(Snapshot {
-        doc,
-        pttl_ms,
-        now_ms,
-    })
-}
-
-/// Insert or update the session row from its document, through the process's batching writer.
-/// Never moves `pages_visited` or `last_activity` backwards, never reopens a finalized session,
-/// so replays are harmless.
-pub async fn upsert_anon_session(ctx: &JobContext, doc: &AnonSessionDoc) -> Result<(), StoreError> {
-    ctx.sessions.upsert(doc.clone()).await
-}
-
-/// Undo a job's writes for `session_id` when the visitor was erased after the job read its data
-/// (at `read_ms`, Redis's clock): erasure sets `anon_session:{fp}:erased` before it deletes, so a
-/// job whose read came first either wrote before the deletion (and erasure removed it) or finds
-/// the mark here, after its own commit, and removes what it wrote. Returns whether it did.
-pub async fn undo_if_erased(
-    ctx: &JobContext,
-    fingerprint: &Fingerprint,
-    session_id: uuid::Uuid,
-    read_ms: i64,
-) -> Result<bool, StoreError> {
-    let erased: Option<i64> = ctx
-        .redis
-        .clone()
-        .get(crate::hot::anon_erased_key(fingerprint))
-        .await?;
-    if erased.is_none_or(|at| at < read_ms) {
-        return Ok(false);
-    }
-    ctx.execute(
-        "DELETE FROM analytics_anonymoussession WHERE id = $1",
-        vec![session_id.into()],
-    )
-    .await?;
-    tracing::info!("the visitor was erased while this job ran; its writes were undone");
-    Ok(true)
-}
-
-/// Removes each given element of list `KEYS[1]` once (the views a flush wrote), wherever it is:
-/// views of other sessions, and views buffered meanwhile, stay.
-static REMOVE_FLUSHED: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
-    redis::Script::new(
-        "local n = 0 for i = 1, #ARGV do n = n + redis.call('LREM', KEYS[1], 1, ARGV[i]) end return n",
-    )
-});
-
-/// Views read from the buffer per step.
-const FLUSH_CHUNK: isize = 1000;
-
-/// Write the views buffered in `anon_session:{fingerprint}:views` for `session_id` into
-/// `analytics_anonymouspageview` (one row per view and view number; a replay inserts nothing
-/// new), with each view's time on page where the next view is known, then drop them from the
-/// buffer. When the session has no row yet, `doc` (its live document) or the session's first
-/// buffered view (which carries the first document) creates it; with `reconcile` the row's
-/// `pages_visited` and `last_activity` are brought up to the views (a finalize after the live
-/// document is gone). Returns the rows inserted. Views of other sessions are left for their own
-/// finalize.
-pub async fn flush_page_views(
-    ctx: &JobContext,
-    fingerprint: &Fingerprint,
-    session_id: uuid::Uuid,
-    doc: Option<&AnonSessionDoc>,
-    reconcile: bool,
-) -> Result<u64, StoreError> {
-    let key = crate::hot::anon_views_key(fingerprint);
-    let mut inserted = 0;
-    let mut has_row = false;
-    loop {
-        // This session's views, wherever they are in the buffer (behind another session's
-        // backlog too), at most FLUSH_CHUNK per step.
-        let mut mine: Vec<(String, BufferedView)> = Vec::new();
-        let mut offset: isize = 0;
-        let mut scanned_all = false;
-        while mine.len() < FLUSH_CHUNK as usize {
-            let raw: Vec<String> = ctx
-                .redis
-                .clone()
-                .lrange(&key, offset, offset + FLUSH_CHUNK - 1)
-                .await?;
-            offset += raw.len() as isize;
-            let last_page = (raw.len() as isize) < FLUSH_CHUNK;
-            mine.extend(raw.into_iter().filter_map(|r| {
-                let v = serde_json::from_str::<BufferedView>(&r).ok()?;
-                (v.session_id == session_id).then_some((r, v))
-            }));
-            if last_page {
-                scanned_all = true;
-                break;
-            }
-        }
-        if mine.is_empty() {
-            break;
-        }
-        mine.sort_by_key(|(_, v)| (v.view_number, v.viewed_at));
-        if !has_row {
-            has_row = entity::anonymous_session::Entity::find_by_id(session_id)
-                .one(&ctx.db)
-                .await?
-                .is_some();
-        }
-        if !has_row {
-            let first = doc.or_else(|| mine.iter().find_map(|(_, v)| v.session.as_deref()));
-            if let Some(first) = first {
-                upsert_anon_session(ctx, first).await?;
-                has_row = true;
-            }
-        }
-        let views: Vec<&BufferedView> = mine.iter().map(|(_, v)| v).collect();
-        if has_row {
-            inserted += insert_views(ctx, &views).await?;
-            if reconcile {
-                reconcile_row(ctx, session_id, &views).await?;
-            }
-        } else {
-            // Views of a build that did not buffer the first document, whose session was never
-            // written and whose document is gone: nowhere to put them.
-            tracing::warn!(
-                views = views.len(),
-                "views of a session with no row and no document dropped"
-            );
-        }
-        let _: i64 = REMOVE_FLUSHED
-            .key(&key)
-            .arg(mine.iter().map(|(r, _)| r.as_str()).collect::<Vec<_>>())
-            .invoke_async(&mut ctx.redis.clone())
-            .await?;
-        if scanned_all {
-            break;
-        }
-    }
-    Ok(inserted)
-}
-
-/// `KEYS[1]` anon_sessions:open, `KEYS[2]` anon_session:{fp}, `KEYS[3]` its views; `ARGV[1]` the
-/// fingerprint. The visitor leaves the open list once it has neither a live session nor a
-/// buffered view.
-static FORGET_OPEN: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
-    redis::Script::new(
-        "if redis.call('EXISTS', KEYS[2]) == 0 and redis.call('LLEN', KEYS[3]) == 0 then \
-           return redis.call('ZREM', KEYS[1], ARGV[1]) end return 0",
-    )
-});
-
-/// Take `fingerprint` off the idle sweep's list when nothing of it is left to finalize.
-pub async fn forget_if_done(ctx: &JobContext, fingerprint: &Fingerprint) -> Result<(), StoreError> {
-    let _: i64 = FORGET_OPEN
-        .key(crate::hot::ANON_OPEN_KEY)
-        .key(anon_session_key(fingerprint))
-        .key(crate::hot::anon_views_key(fingerprint))
-        .arg(fingerprint.as_str())
-        .invoke_async(&mut ctx.redis.clone())
-        .await?;
-    Ok(())
-}
-
-/// Insert the views (sorted by view number), one row each.
-async fn insert_views(ctx: &JobContext, views: &[&BufferedView]) -> Result<u64, StoreError> {
-    let mut sql = String::from(
-        "INSERT INTO analytics_anonymouspageview (session_id, url, url_name, page_type, viewed_at, \
-         time_on_page_seconds, referrer, view_number) VALUES ",
-    );
-    let mut values: Vec<Value> = Vec::with_capacity(views.len() * 8);
-    for (i, v) in views.iter().enumerate() {
-        if i > 0 {
-            sql.push_str(", ");
-        }
-        sql.push_str(&crate::context::row_placeholders(i, 8));
-        let on_page = views.get(i + 1).map(|next| {
-            (next.viewed_at - v.viewed_at)
-                .num_seconds()
-                .clamp(0, i64::from(i32::MAX)) as i32
-        });
-        values.extend([
-            v.session_id.into(),
-            v.url.clone().into(),
-            v.url_name.clone().into(),
-            v.page_type.clone().into(),
-            v.viewed_at.into(),
-            on_page.into(),
-            v.referrer.clone().into(),
-            v.view_number.into(),
-        ]);
-    }
-    sql.push_str(" ON CONFLICT (session_id, view_number) DO NOTHING");
-    Ok(ctx.execute(&sql, values).await?)
-}
-
-/// Bring the row's page count and last activity up to its views (never down).
-async fn reconcile_row(
-    ctx: &JobContext,
-    session_id: uuid::Uuid,
-    views: &[&BufferedView],
-) -> Result<(), StoreError> {
-    let (Some(pages), Some(last)) = (
-        views.iter().filter_map(|v| v.view_number).max(),
-        views.iter().map(|v| v.viewed_at).max(),
-    ) else {
-        return Ok(());
-    };
-    let greatest = match ctx.backend() {
-        DatabaseBackend::Postgres => "GREATEST",
-        _ => "MAX",
-    };
-    ctx.execute(
-        &format!(
-            "UPDATE analytics_anonymoussession SET pages_visited = {greatest}(pages_visited, $1), \
-             last_activity = {greatest}(last_activity, $2) WHERE id = $3"
-        ),
-        vec![pages.into(), last.into(), session_id.into()],
-    )
-    .await?;
-    Ok(())
-}
+use super::StoreError;
 
 /// Rows per batch at most (on SQLite one statement of 13 parameters per row, far below its limit).
 const MAX_BATCH: usize = 256;
@@ -522,7 +257,7 @@ pub async fn upsert_many(db: &DatabaseConnection, docs: &[&AnonSessionDoc]) -> R
         }
         return Ok(());
     }
-    // SQLite: a multi-row VALUES list.
+    // SQLite: a multi-row VALUES list (its multi-argument MAX is PostgreSQL's GREATEST).
     let mut sql = String::from(
         "INSERT INTO analytics_anonymoussession AS s (id, device_fingerprint, session_start, session_end, \
          last_activity, pages_visited, ip_address, user_agent, device_type, browser, os, landing_page, \
@@ -568,8 +303,8 @@ pub async fn upsert_many(db: &DatabaseConnection, docs: &[&AnonSessionDoc]) -> R
     }
     sql.push_str(
         " ON CONFLICT (id) DO UPDATE SET \
-         last_activity = GREATEST(s.last_activity, excluded.last_activity), \
-         pages_visited = GREATEST(s.pages_visited, excluded.pages_visited)",
+         last_activity = MAX(s.last_activity, excluded.last_activity), \
+         pages_visited = MAX(s.pages_visited, excluded.pages_visited)",
     );
     db.execute_raw(statement(backend, &sql, values)).await?;
     Ok(())

@@ -7,7 +7,7 @@ use redis::aio::ConnectionLike;
 
 use crate::{Queue, QueueError};
 
-static ERASE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../lua/erase.lua")));
+static ERASE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../../lua/erase.lua")));
 
 impl<C> Queue<C>
 where

@@ -1,14 +1,17 @@
-//! Redis connections and queue handles for every job, and the one enqueue path all producers use.
+//! Redis connections and producer handles for every job queue: typed pushes (`Queues::push`) and
+//! by-name enqueues checked against the registry (the API's enqueue route, the CLI, the scheduler).
+//! The tracking scripts also push (`views.lua`, through the queue crate's push functions).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use celeriac_queue::{NewJob, Pushed, Queue, QueueConfig, When};
+use queue::{NewJob, Pushed, Queue, QueueConfig, When};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
+use crate::args::ArgError;
 use crate::config::Settings;
-use crate::registry::{self, ArgError};
+use crate::registry;
 
 /// Why an enqueue was refused.
 #[derive(Debug, thiserror::Error)]
@@ -21,7 +24,7 @@ pub enum EnqueueError {
     InvalidArgs(#[from] ArgError),
     /// Redis refused or could not be reached.
     #[error(transparent)]
-    Queue(#[from] celeriac_queue::QueueError),
+    Queue(#[from] queue::QueueError),
 }
 
 /// One job to enqueue: its arguments, when it may run, and an optional uniqueness key and TTL.
@@ -111,7 +114,7 @@ impl Queues {
 
     /// Push a typed job (what the crate's own producers use: no job name or JSON by hand); it
     /// is validated like any other. Returns the job id.
-    pub async fn push<T: crate::registry::JobArgs>(
+    pub async fn push<T: crate::args::JobArgs>(
         &self,
         job: &T,
         when: When,

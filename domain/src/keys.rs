@@ -18,14 +18,159 @@
 //! | `visitor:{visitor key}:footprint` | SET | where this visitor is (for erasure): community visitor hashes and the day visitor sets it joined | 4 d (a day past what it lists), renewed when it gains a key |
 //!
 //! Visitor keys are `anon:{fingerprint}` or `user:{user_id}`. `{path}` is the page path with `%`
-//! and `:` percent-encoded ([`worker::hot::key_part`]); a fingerprint has no `:` (its type,
+//! and `:` percent-encoded ([`key_part`]); a fingerprint has no `:` (its type,
 //! [`Fingerprint`], checks that), so no client value can turn one key into another.
+//!
+//! Every key that carries a client value is built here, and no client value can make two
+//! different logical keys one Redis key: a fingerprint is a [`Fingerprint`] (a character set
+//! without `:`), a page path is escaped by [`key_part`] (`%` and `:` percent-encoded), ids are
+//! UUIDs or hashes. `keys_are_distinct` (a property test below) and the `keys` fuzz target check it.
+
+use std::fmt;
 
 use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
 
-pub use worker::hot::{
-    ANON_OPEN_KEY, Fingerprint, anon_erased_key, anon_session_key, anon_views_key, session_key,
-};
+/// A visitor's device fingerprint as the web tier computes it (a hash): 1 to 128 characters of
+/// ASCII letters, digits and `-_.~+/=` (hex, base64 and base64url digests, UUIDs). Checked once
+/// where it enters (request body, path or job payload), so a key built from it cannot reach
+/// another key: it has no `:`, `{`, `}`, space or control character.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Fingerprint(String);
+
+/// Why a fingerprint was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a fingerprint must be 1 to 128 characters of A-Z, a-z, 0-9 and -_.~+/=")]
+pub struct BadFingerprint;
+
+impl Fingerprint {
+    /// The longest fingerprint accepted, in bytes.
+    pub const MAX_LEN: usize = 128;
+
+    /// Check `s` against the fingerprint character set.
+    pub fn parse(s: &str) -> Result<Self, BadFingerprint> {
+        let ok = !s.is_empty()
+            && s.len() <= Self::MAX_LEN
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.~+/=".contains(&b));
+        if ok {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(BadFingerprint)
+        }
+    }
+
+    /// The fingerprint as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for Fingerprint {
+    type Error = BadFingerprint;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Self::parse(&s).map(|_| Self(s))
+    }
+}
+
+impl From<Fingerprint> for String {
+    fn from(f: Fingerprint) -> Self {
+        f.0
+    }
+}
+
+impl fmt::Display for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl AsRef<str> for Fingerprint {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A client string made safe to stand between `:` separators of a key: `%` becomes `%25` and
+/// `:` becomes `%3A`, nothing else changes (so a path without either reads as itself). The
+/// escaping is injective: two different strings never give the same part.
+pub fn key_part(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.contains(['%', ':']) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '%' => out.push_str("%25"),
+            ':' => out.push_str("%3A"),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// `anon_session:{fingerprint}`.
+pub fn anon_session_key(fingerprint: &Fingerprint) -> String {
+    format!("anon_session:{fingerprint}")
+}
+
+/// `anon_session:{fingerprint}:views`: views not yet written to the database.
+pub fn anon_views_key(fingerprint: &Fingerprint) -> String {
+    format!("anon_session:{fingerprint}:views")
+}
+
+/// `erased:anon:{sha256 of the fingerprint}`: when the visitor was last erased (Redis ms); a job
+/// that read the visitor's data before then undoes what it wrote (see `tracking::erase`). Keyed
+/// by a hash so that the mark itself keeps nothing of the visitor.
+pub fn anon_erased_key(fingerprint: &Fingerprint) -> String {
+    use sha2::Digest;
+    format!(
+        "erased:anon:{}",
+        hex::encode(sha2::Sha256::digest(fingerprint.as_str().as_bytes()))
+    )
+}
+
+/// `anon_sessions:open`: fingerprint → Redis ms its latest session started. The idle sweep reads
+/// it to finalize sessions whose finalize job was lost, persisted or not.
+pub const ANON_OPEN_KEY: &str = "anon_sessions:open";
+
+/// `pageviews:{date}:paths`: the paths viewed that UTC day.
+pub fn pageview_paths_key(day: chrono::NaiveDate) -> String {
+    format!("pageviews:{day}:paths")
+}
+
+/// `pageviews:{date}:{path}`: the day's counters of one path (the path escaped by [`key_part`]).
+pub fn pageview_counters_key(day: chrono::NaiveDate, path: &str) -> String {
+    format!("pageviews:{day}:{}", key_part(path))
+}
+
+/// `pageviews:{date}:{path}:visitors`: the day's unique visitors of one path.
+pub fn pageview_visitors_key(day: chrono::NaiveDate, path: &str) -> String {
+    format!("pageviews:{day}:{}:visitors", key_part(path))
+}
+
+/// `pageviews:{date}:{path}:sketch`: a HyperLogLog of the path's unique visitors past the exact
+/// set's cap (`PAGEVIEW_MAX_EXACT_VISITORS`); it keeps no identity.
+pub fn pageview_sketch_key(day: chrono::NaiveDate, path: &str) -> String {
+    format!("pageviews:{day}:{}:sketch", key_part(path))
+}
+
+/// The path under which views past the day's distinct-path cap are counted (it cannot be a
+/// tracked path: those start with `/`).
+pub const OVERFLOW_PATH: &str = "(other)";
+
+/// `session:{session_id}`.
+pub fn session_key(session_id: &str) -> String {
+    format!("session:{session_id}")
+}
+
+/// The stored form of a session id (`accounts_usersession.session_id`): hex SHA-256, so the
+/// database never holds a usable session token.
+pub fn hash_session_id(session_id: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(session_id.as_bytes()))
+}
 
 /// The visitor key of an anonymous visitor.
 pub fn anon_visitor(fingerprint: &Fingerprint) -> String {
@@ -58,10 +203,10 @@ pub struct PageKeys {
 /// The day's analytics keys for `path`.
 pub fn pageview_keys(day: NaiveDate, path: &str) -> PageKeys {
     PageKeys {
-        paths: worker::hot::pageview_paths_key(day),
-        counters: worker::hot::pageview_counters_key(day, path),
-        visitors: worker::hot::pageview_visitors_key(day, path),
-        sketch: worker::hot::pageview_sketch_key(day, path),
+        paths: pageview_paths_key(day),
+        counters: pageview_counters_key(day, path),
+        visitors: pageview_visitors_key(day, path),
+        sketch: pageview_sketch_key(day, path),
     }
 }
 
@@ -142,7 +287,7 @@ mod tests {
         prop_oneof![
             "/[a-z:%/]{0,12}(:visitors|:paths|%3A)?",
             "/\\PC{0,20}",
-            Just(worker::hot::OVERFLOW_PATH.to_owned()),
+            Just(OVERFLOW_PATH.to_owned()),
         ]
     }
 

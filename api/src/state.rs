@@ -1,0 +1,66 @@
+//! The application state every handler shares.
+
+use std::sync::Arc;
+
+use domain::config::Settings;
+use domain::queues::Queues;
+use redis::aio::ConnectionManager;
+use sea_orm::DatabaseConnection;
+
+use crate::config::ApiConfig;
+
+/// What every handler can reach: [`Shared`] behind one `Arc`, so the clone each request's
+/// extractors make is a reference count (cloning every handle cost 3 to 4 % of the API's CPU
+/// per page view, `bench/api.sh`).
+#[derive(Clone)]
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The handles and settings every handler shares.
+pub struct Shared {
+    /// Queue handles for every registered job.
+    pub queues: Queues,
+    /// The database (PostgreSQL or SQLite).
+    pub db: DatabaseConnection,
+    /// The shared Redis connection (hot data, readiness probe).
+    pub redis: ConnectionManager,
+    /// Settings shared with the worker.
+    pub settings: Arc<Settings>,
+    /// The API's own settings.
+    pub api: Arc<ApiConfig>,
+    /// The tracking rules (page views, sessions, events, visitors, analytics, erasure).
+    pub tracker: tracking::Tracker,
+}
+
+impl AppState {
+    /// State over open connections; queue handles are built from `settings`.
+    pub fn new(
+        redis: ConnectionManager,
+        db: DatabaseConnection,
+        settings: Settings,
+        api: ApiConfig,
+    ) -> Self {
+        let queues = Queues::new(redis.clone(), &settings);
+        let tracker = tracking::Tracker::new(
+            redis.clone(),
+            db.clone(),
+            queues.clone(),
+            tracking::TrackingConfig::from_settings(&settings),
+        );
+        Self(Arc::new(Shared {
+            queues,
+            db,
+            redis,
+            settings: Arc::new(settings),
+            api: Arc::new(api),
+            tracker,
+        }))
+    }
+}

@@ -1,0 +1,32 @@
+//! The renewer task: extends the leases of jobs still running here, so only a lost worker's jobs
+//! are reaped.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::aio::ConnectionLike;
+
+use super::Shared;
+
+pub(super) async fn renewer<C>(shared: Arc<Shared<C>>)
+where
+    C: ConnectionLike + Clone + Send + Sync + 'static,
+{
+    let every = (shared.queue.config().lease / 3).max(Duration::from_millis(10));
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let held: Vec<(String, u64)> = shared
+            .held()
+            .iter()
+            .map(|(id, a)| (id.clone(), *a))
+            .collect();
+        if held.is_empty() {
+            continue;
+        }
+        if let Err(e) = shared.queue.renew(&held).await {
+            tracing::warn!(queue = shared.queue.name(), error = %e, "lease renewal failed");
+        }
+    }
+}

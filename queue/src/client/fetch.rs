@@ -1,0 +1,112 @@
+//! Leasing jobs: the fetch that leases a batch (reaping lost leases and promoting due jobs on the
+//! way) and the renewal of leases still held.
+
+use redis::Value;
+use redis::aio::ConnectionLike;
+
+use super::{PUSH_CHUNK, Queue, int, split_stored, text};
+use crate::error::QueueError;
+use crate::scripts;
+
+/// Largest batch one fetch may lease.
+pub const MAX_FETCH: usize = 1000;
+/// Expired leases reclaimed per fetch.
+const REAP_LIMIT: usize = 200;
+/// Due scheduled jobs promoted per fetch.
+const PROMOTE_LIMIT: usize = 1000;
+
+/// A leased job.
+#[derive(Debug, Clone)]
+pub struct FetchedJob {
+    /// Job id.
+    pub id: String,
+    /// This attempt's number, 1-based, as counted toward `max_attempts` (a hand-back or snooze
+    /// gives its attempt back, so two leases may carry the same number).
+    pub attempt: u32,
+    /// The lease's fencing token: taken from the queue's lease counter, never given twice.
+    /// Outcomes and renewals name it.
+    pub token: u64,
+    /// The arguments as stored (JSON text, not yet decoded).
+    pub payload: String,
+}
+
+/// What one fetch returned.
+#[derive(Debug, Clone, Default)]
+pub struct Fetched {
+    /// The leased jobs, oldest first.
+    pub jobs: Vec<FetchedJob>,
+    /// Leases of lost workers this call took back.
+    pub reaped: u64,
+    /// Due time (epoch ms) of the earliest scheduled job, if any.
+    pub next_due_ms: Option<i64>,
+    /// The Redis server's clock at the fetch (epoch ms).
+    pub now_ms: i64,
+    /// True when more jobs are waiting right now.
+    pub more: bool,
+}
+
+impl<C: ConnectionLike + Clone + Send + Sync> Queue<C> {
+    /// Lease up to `max` ready jobs (at most `MAX_FETCH`); also reclaims lost leases and
+    /// promotes due scheduled jobs, a bounded amount each call.
+    pub async fn fetch(&self, max: usize) -> Result<Fetched, QueueError> {
+        let k = &self.keys;
+        let reply: Vec<Value> = scripts::FETCH
+            .key(&k.pending)
+            .key(&k.scheduled)
+            .key(&k.running)
+            .key(&k.jobs)
+            .key(&k.attempts)
+            .key(&k.errors)
+            .key(&k.dead)
+            .key(&k.leases)
+            .key(&k.lease_seq)
+            .arg(max.min(MAX_FETCH))
+            .arg(self.config.lease.as_millis() as u64)
+            .arg(self.config.max_attempts)
+            .arg(REAP_LIMIT)
+            .arg(PROMOTE_LIMIT)
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        let [reaped, next_due, now, more, rest @ ..] = reply.as_slice() else {
+            return Err(QueueError::Protocol("short fetch reply".into()));
+        };
+        let next_due = int(next_due)?;
+        let mut jobs = Vec::with_capacity(rest.len() / 4);
+        for job in rest.chunks(4) {
+            let [id, attempt, token, stored] = job else {
+                return Err(QueueError::Protocol("odd fetch reply".into()));
+            };
+            let stored = text(stored)?;
+            jobs.push(FetchedJob {
+                id: text(id)?,
+                attempt: int(attempt)? as u32,
+                token: int(token)? as u64,
+                payload: split_stored(&stored).1.to_owned(),
+            });
+        }
+        Ok(Fetched {
+            jobs,
+            reaped: int(reaped)? as u64,
+            next_due_ms: (next_due >= 0).then_some(next_due),
+            now_ms: int(now)?,
+            more: int(more)? == 1,
+        })
+    }
+
+    /// Extend the leases (`(id, token)`) of jobs still running here; returns how many were
+    /// extended. A lease that is no longer the job's current one is left alone.
+    pub async fn renew(&self, held: &[(String, u64)]) -> Result<u64, QueueError> {
+        let mut renewed = 0;
+        for chunk in held.chunks(PUSH_CHUNK) {
+            let mut inv = scripts::RENEW.prepare_invoke();
+            inv.key(&self.keys.running).key(&self.keys.leases);
+            inv.arg(self.config.lease.as_millis() as u64);
+            for (id, token) in chunk {
+                inv.arg(id).arg(token);
+            }
+            let n: u64 = inv.invoke_async(&mut self.conn.clone()).await?;
+            renewed += n;
+        }
+        Ok(renewed)
+    }
+}

@@ -1,0 +1,353 @@
+//! Servers of the test's own for fault tests: `redis-server`s and a PostgreSQL cluster on free
+//! loopback ports, which a test may stop, kill and restart without touching anything shared. Each
+//! is removed (process and data directory) on drop, also when the test panicked.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A fresh directory under the system temp dir (`celeriac-<tag>-<uuid>`), removed with
+/// everything in it on drop.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> Self {
+        let path =
+            std::env::temp_dir().join(format!("celeriac-{tag}-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&path).expect("create temp dir");
+        Self(path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A loopback port nobody listens on right now (bound to port 0, then released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind a free port")
+        .port()
+}
+
+/// A free port whose cluster bus port (port + 10000) is free too.
+pub fn free_cluster_port() -> u16 {
+    for _ in 0..200 {
+        let Ok(listener) = TcpListener::bind("127.0.0.1:0") else {
+            continue;
+        };
+        let Ok(port) = listener.local_addr().map(|a| a.port()) else {
+            continue;
+        };
+        let Some(bus) = port.checked_add(10_000) else {
+            continue;
+        };
+        if TcpListener::bind(("127.0.0.1", bus)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port pair for a cluster node");
+}
+
+/// One redis-server process on a loopback port, started with the given extra arguments; killed
+/// (SIGKILL) on drop.
+pub struct RedisServer {
+    pub port: u16,
+    args: Vec<String>,
+    child: Option<Child>,
+}
+
+impl RedisServer {
+    /// Start `redis-server --port <port> --bind 127.0.0.1 --dir <dir> <extra…>` and wait until it
+    /// answers PING. Its log goes to `<dir>/redis-<port>.log`.
+    pub fn start(port: u16, dir: &Path, extra: &[&str]) -> Self {
+        let mut args: Vec<String> = vec![
+            "--port".into(),
+            port.to_string(),
+            "--bind".into(),
+            "127.0.0.1".into(),
+            "--dir".into(),
+            dir.display().to_string(),
+            "--logfile".into(),
+            dir.join(format!("redis-{port}.log")).display().to_string(),
+            "--daemonize".into(),
+            "no".into(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let mut server = Self {
+            port,
+            args,
+            child: None,
+        };
+        server.spawn();
+        server
+    }
+
+    /// `redis://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn spawn(&mut self) {
+        let child = Command::new("redis-server")
+            .args(&self.args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed");
+        self.child = Some(child);
+        self.wait_ready();
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                panic!("redis-server on port {} exited: {status}", self.port);
+            }
+            if self.cli(&["ping"]).is_some_and(|out| out.trim() == "PONG") {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "redis-server on port {} did not come up",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Run `redis-cli -p <port> <args…>`; its stdout, or `None` when it failed.
+    pub fn cli(&self, args: &[&str]) -> Option<String> {
+        let out = Command::new("redis-cli")
+            .arg("-p")
+            .arg(self.port.to_string())
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// `redis-cli shutdown`, then wait for the process to exit.
+    pub fn shutdown(&mut self) {
+        let _ = self.cli(&["shutdown"]);
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while child.try_wait().ok().flatten().is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("redis-server on port {} ignored SHUTDOWN", self.port);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Kill it (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Start the same server again (same port, same dir, same arguments).
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "restart after shutdown or kill only");
+        self.spawn();
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A `redis-server` of the test's own in a directory of its own, with no snapshots; persistence
+/// only with `aof` (append-only file, fsync always).
+pub struct PrivateRedis {
+    /// Its port.
+    pub port: u16,
+    // Declared before the directory: the server stops before its directory is removed.
+    server: RedisServer,
+    dir: TempDir,
+}
+
+impl PrivateRedis {
+    /// Start one on a free port.
+    pub fn start(aof: bool) -> Self {
+        let dir = TempDir::new("redis");
+        let port = free_port();
+        let server = RedisServer::start(port, dir.path(), &Self::args(aof));
+        Self { port, server, dir }
+    }
+
+    fn args(aof: bool) -> [&'static str; 6] {
+        [
+            "--save",
+            "",
+            "--appendonly",
+            if aof { "yes" } else { "no" },
+            "--appendfsync",
+            "always",
+        ]
+    }
+
+    /// `redis://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        self.server.url()
+    }
+
+    /// Kill it (SIGKILL).
+    pub fn kill(&mut self) {
+        self.server.kill();
+    }
+
+    /// Start it again on the same port and directory (killing it first if it runs).
+    pub fn restart(&mut self, aof: bool) {
+        self.server.kill();
+        self.server = RedisServer::start(self.port, self.dir.path(), &Self::args(aof));
+    }
+}
+
+/// A PostgreSQL cluster of the test's own (initdb, trust auth, fsync off), run as `postgres`.
+pub struct PrivatePostgres {
+    /// Its port.
+    pub port: u16,
+    dir: PathBuf,
+    bin: PathBuf,
+}
+
+impl PrivatePostgres {
+    /// initdb and start one on a free port; database `postgres` exists.
+    pub fn start() -> Self {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .expect("PostgreSQL server binaries in /usr/lib/postgresql")
+            .filter_map(Result::ok)
+            .map(|e| e.path().join("bin"))
+            .filter(|p| p.join("initdb").exists())
+            .max()
+            .expect("initdb");
+        let dir =
+            std::env::temp_dir().join(format!("celeriac-pg-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).expect("pg dir");
+        let ok = Command::new("chown")
+            .arg("postgres")
+            .arg(&dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "chown to postgres");
+        let s = Self {
+            port: free_port(),
+            dir,
+            bin,
+        };
+        let ok = s
+            .as_postgres("initdb")
+            .args([
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "--no-sync",
+                "-E",
+                "UTF8",
+                "-D",
+            ])
+            .arg(s.dir.join("data"))
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|st| st.success());
+        assert!(ok, "initdb");
+        s.up();
+        s
+    }
+
+    fn as_postgres(&self, tool: &str) -> Command {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(self.bin.join(tool));
+        c
+    }
+
+    /// Start the server (after [`PrivatePostgres::stop`]).
+    pub fn up(&self) {
+        let opts = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
+            self.port,
+            self.dir.display()
+        );
+        let ok = self
+            .as_postgres("pg_ctl")
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .args(["-o", &opts, "-l"])
+            .arg(self.dir.join("log"))
+            .args(["-w", "start"])
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "pg_ctl start");
+    }
+
+    /// Stop the server at once (connections are cut).
+    pub fn stop(&self) {
+        let _ = self
+            .as_postgres("pg_ctl")
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .args(["-m", "immediate", "-w", "stop"])
+            .stdout(Stdio::null())
+            .status();
+    }
+
+    /// URL of database `name`.
+    pub fn url(&self, name: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{name}", self.port)
+    }
+}
+
+impl Drop for PrivatePostgres {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_private_redis_answers_survives_a_kill_and_leaves_nothing() {
+        let mut redis = PrivateRedis::start(false);
+        let dir = redis.dir.path().to_path_buf();
+        let ping = |url: &str| {
+            redis::Client::open(url)
+                .and_then(|c| c.get_connection())
+                .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c))
+        };
+        assert_eq!(ping(&redis.url()).ok().as_deref(), Some("PONG"));
+        redis.kill();
+        assert!(ping(&redis.url()).is_err());
+        redis.restart(false);
+        assert_eq!(ping(&redis.url()).ok().as_deref(), Some("PONG"));
+        drop(redis);
+        assert!(!dir.exists());
+    }
+}

@@ -1,0 +1,34 @@
+//! Erasure's other half on the job side: a job that read a visitor's data before the visitor was
+//! erased removes what it wrote.
+
+use domain::keys::{Fingerprint, anon_erased_key};
+use redis::AsyncCommands;
+use redis::aio::ConnectionManager;
+use sea_orm::DatabaseConnection;
+
+use super::StoreError;
+
+/// Undo a job's writes for `session_id` when the visitor was erased after the job read its data
+/// (at `read_ms`, Redis's clock): erasure sets `erased:anon:{sha256(fp)}` before it deletes, so a
+/// job whose read came first either wrote before the deletion (and erasure removed it) or finds
+/// the mark here, after its own commit, and removes what it wrote. Returns whether it did.
+pub async fn undo_if_erased(
+    db: &DatabaseConnection,
+    redis: &ConnectionManager,
+    fingerprint: &Fingerprint,
+    session_id: uuid::Uuid,
+    read_ms: i64,
+) -> Result<bool, StoreError> {
+    let erased: Option<i64> = redis.clone().get(anon_erased_key(fingerprint)).await?;
+    if erased.is_none_or(|at| at < read_ms) {
+        return Ok(false);
+    }
+    domain::sql::execute(
+        db,
+        "DELETE FROM analytics_anonymoussession WHERE id = $1",
+        vec![session_id.into()],
+    )
+    .await?;
+    tracing::info!("the visitor was erased while this job ran; its writes were undone");
+    Ok(true)
+}

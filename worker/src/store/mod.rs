@@ -1,0 +1,32 @@
+//! What the jobs read and write around an anonymous session: the visitor's Redis state
+//! (`visitor`), the buffered views and their rows (`views`), the session row (`session_row`),
+//! the batching session writer (`writer`) and erasure's undo (`erasure`). Each function takes
+//! the handles it uses.
+
+mod erasure;
+mod session_row;
+mod views;
+mod visitor;
+mod writer;
+
+pub use erasure::undo_if_erased;
+pub use session_row::end_session;
+pub use views::flush_page_views;
+pub use visitor::{Snapshot, forget_if_done, read_anon_session};
+pub use writer::{SessionWriter, upsert_many};
+
+use sea_orm::DbErr;
+
+/// Why a session document could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Redis failed (transient).
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    /// The database failed (transient).
+    #[error("database: {0}")]
+    Db(#[from] DbErr),
+    /// The document in Redis is not a session document (permanent).
+    #[error("anon_session document does not decode: {0}")]
+    BadDocument(serde_json::Error),
+}

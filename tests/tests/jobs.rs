@@ -738,10 +738,15 @@ async fn session_writer_batches_on_sqlite() {
 /// listed by `/v1/queues`, consumed by the worker, and every scheduled job is registered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_registered_job_is_enqueueable_listed_and_consumed() {
-    // It runs finalize_idle_sessions for real, which reads the shared open list.
+    // It runs finalize_idle_sessions for real, which reads the shared open list: with a 30-day
+    // timeout its sweep takes no other test's lost session (those are minutes old), and it waits
+    // for its turn besides.
     let _turn = SWEEPS.lock().await;
     let (db, redis) = (TestDb::postgres().await, TestRedis::new().await);
-    let env = [("CELERY_QUEUES", "")];
+    let env = [
+        ("CELERY_QUEUES", ""),
+        ("ANON_SESSION_TIMEOUT_SECONDS", "2592000"),
+    ];
     let api = TestApi::start(&db, &redis, &env).await;
     let ctx = job_context(&db, &redis, &env);
     let names: Vec<&str> = domain::registry::JOBS.iter().map(|j| j.name).collect();

@@ -552,3 +552,122 @@ async fn serve_answers_on_a_socket_and_stops_when_told() {
     assert_eq!(reply.body, json!({"status": "ok"}), "{reply:?}");
     assert!(result.is_ok());
 }
+
+/// Dead jobs are listed with their error and arguments, paged; requeued or discarded by id or
+/// all at once; the other states list too; bad queries name their field.
+#[tokio::test]
+async fn dead_jobs_are_listed_requeued_and_discarded() {
+    let app = TestApp::new().await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(
+            app.enqueue(json!({ "fingerprint": format!("fp-{i}") }))
+                .await,
+        );
+    }
+    let queued = app
+        .get(&format!("/v1/queues/{JOB}/jobs?state=queued&limit=2"))
+        .await;
+    assert_eq!(queued.status, StatusCode::OK, "{}", queued.body);
+    assert_eq!(queued.body["total"], 5);
+    assert_eq!(queued.body["next_offset"], 2);
+    assert_eq!(queued.body["jobs"].as_array().map(Vec::len), Some(2));
+    assert_eq!(
+        queued.body["jobs"][0]["args"],
+        json!({"fingerprint": "fp-0"})
+    );
+    // A worker's attempts fail for good: the jobs die with their error.
+    let q = app.state.queues.get(JOB).expect("queue").clone();
+    let leased = q.fetch(5).await.expect("fetch").jobs;
+    let acks: Vec<queue::Ack> = leased
+        .iter()
+        .map(|j| queue::Ack::Dead {
+            id: j.id.clone(),
+            token: j.token,
+            error: format!("database refused {}", j.id),
+        })
+        .collect();
+    q.ack(&acks).await.expect("ack");
+    let dead = app.get(&format!("/v1/queues/{JOB}/jobs?state=dead")).await;
+    assert_eq!(dead.status, StatusCode::OK, "{}", dead.body);
+    assert_eq!(dead.body["total"], 5);
+    assert_eq!(dead.body["next_offset"], Value::Null);
+    let first = &dead.body["jobs"][0];
+    let first_id = first["id"].as_str().expect("id").to_owned();
+    assert!(ids.contains(&first_id));
+    assert_eq!(first["last_error"], format!("database refused {first_id}"));
+    assert_eq!(first["attempts"], 1);
+    assert!(first["state_at"].is_string() && first["enqueued_at"].is_string());
+    // Requeue one (and an id that is not dead), discard another, then requeue all the rest.
+    let r = app
+        .post_json(
+            &format!("/v1/queues/{JOB}/dead/requeue"),
+            json!({"ids": [first_id, "nope"]}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body, json!({"done": 1, "not_dead": ["nope"]}));
+    assert_eq!(app.job_status(&first_id).await, "queued");
+    let second = dead.body["jobs"][1]["id"].as_str().expect("id").to_owned();
+    let r = app
+        .post_json(
+            &format!("/v1/queues/{JOB}/dead/discard"),
+            json!({"ids": [second]}),
+        )
+        .await;
+    assert_eq!(r.body, json!({"done": 1, "not_dead": []}));
+    let gone = app.get(&format!("/v1/jobs/{JOB}/{second}")).await;
+    assert_eq!(gone.status, StatusCode::NOT_FOUND);
+    let r = app
+        .post_json(
+            &format!("/v1/queues/{JOB}/dead/requeue"),
+            json!({"all": true}),
+        )
+        .await;
+    assert_eq!(r.body, json!({"done": 3, "not_dead": []}));
+    let counts = app.queue_counts().await;
+    assert_eq!(
+        (counts["queued"].clone(), counts["dead"].clone()),
+        (json!(4), json!(0))
+    );
+    // Refusals name their field.
+    let r = app.get(&format!("/v1/queues/{JOB}/jobs?state=lost")).await;
+    assert_error(
+        &r,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_argument",
+        Some("state"),
+    );
+    let r = app
+        .get(&format!("/v1/queues/{JOB}/jobs?state=dead&limit=1000"))
+        .await;
+    assert_error(
+        &r,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_argument",
+        Some("limit"),
+    );
+    let r = app
+        .post_json(&format!("/v1/queues/{JOB}/dead/requeue"), json!({}))
+        .await;
+    assert_error(
+        &r,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_argument",
+        Some("ids"),
+    );
+    let r = app
+        .post_json(
+            &format!("/v1/queues/{JOB}/dead/discard"),
+            json!({"ids": ["a"], "all": true}),
+        )
+        .await;
+    assert_error(
+        &r,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_argument",
+        Some("ids"),
+    );
+    let r = app.get("/v1/queues/nope/jobs?state=dead").await;
+    assert_error(&r, StatusCode::NOT_FOUND, "not_found", None);
+}

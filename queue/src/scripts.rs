@@ -33,6 +33,7 @@ script!(REQUEUE, "requeue.lua");
 script!(DISCARD, "discard.lua");
 script!(CLEANUP, "cleanup.lua");
 script!(ADOPT, "adopt.lua");
+script!(LIST, "list.lua");
 
 #[cfg(test)]
 mod tests {

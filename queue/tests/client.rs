@@ -628,3 +628,80 @@ async fn a_job_forgotten_at_once_leaves_nothing_behind() {
     let left = t.keys().await;
     assert!(left.iter().all(|k| k.ends_with(":lease_seq")), "{left:?}");
 }
+
+/// Pages of each state hold what is there, in order, bounded, with the total; every dead job can
+/// be requeued or discarded at once.
+#[tokio::test]
+async fn jobs_list_by_state_in_bounded_pages_and_dead_ones_go_back_or_away_all_at_once() {
+    let t = TestRedis::new().await;
+    let q = t.queue(t.config("list"));
+    let pushed = q
+        .push_many(
+            (0..250)
+                .map(|i| NewJob::new(format!(r#"{{"n":{i}}}"#)))
+                .collect(),
+        )
+        .await
+        .unwrap();
+    q.push(NewJob::new(r#"{"later":1}"#).at(When::After(Duration::from_secs(600))))
+        .await
+        .unwrap();
+    // 250 queued: pages of at most 100, in line order, then the rest.
+    let page = q.list(JobStatus::Queued, 0, 1000).await.unwrap();
+    assert_eq!(
+        (page.jobs.len(), page.total, page.next),
+        (100, 250, Some(100))
+    );
+    assert_eq!(page.jobs[0].id, pushed[0].id);
+    assert_eq!(page.jobs[0].payload, r#"{"n":0}"#);
+    let last = q.list(JobStatus::Queued, 200, 100).await.unwrap();
+    assert_eq!((last.jobs.len(), last.next), (50, None));
+    assert_eq!(last.jobs[49].id, pushed[249].id);
+    let scheduled = q.list(JobStatus::Scheduled, 0, 10).await.unwrap();
+    assert_eq!(scheduled.total, 1);
+    assert!(scheduled.jobs[0].status_ms.is_some());
+    // Lease 30 and kill them: the dead page shows each error and attempt.
+    let leased = q.fetch(30).await.unwrap().jobs;
+    assert_eq!(leased.len(), 30);
+    assert_eq!(q.list(JobStatus::Running, 0, 100).await.unwrap().total, 30);
+    let acks: Vec<Ack> = leased
+        .iter()
+        .map(|j| Ack::Dead {
+            id: j.id.clone(),
+            token: j.token,
+            error: format!("broke {}", j.id),
+        })
+        .collect();
+    q.ack(&acks).await.unwrap();
+    let dead = q.list(JobStatus::Dead, 0, 20).await.unwrap();
+    assert_eq!((dead.jobs.len(), dead.total, dead.next), (20, 30, Some(20)));
+    for j in &dead.jobs {
+        assert_eq!(j.status, JobStatus::Dead);
+        assert_eq!(j.attempts, 1);
+        assert_eq!(
+            j.last_error.as_deref(),
+            Some(format!("broke {}", j.id).as_str())
+        );
+    }
+    // Discard 10 one by one, then requeue the other 20 at once: back in line, none dead.
+    for j in &dead.jobs[..10] {
+        assert!(q.discard_dead(&j.id).await.unwrap());
+    }
+    assert_eq!(q.requeue_all_dead().await.unwrap(), 20);
+    let stats = q.stats().await.unwrap();
+    assert_eq!((stats.dead, stats.queued), (0, 220 + 20));
+    // And discard all: kill 5 again, discard every one.
+    let again = q.fetch(5).await.unwrap().jobs;
+    let acks: Vec<Ack> = again
+        .iter()
+        .map(|j| Ack::Dead {
+            id: j.id.clone(),
+            token: j.token,
+            error: "x".into(),
+        })
+        .collect();
+    q.ack(&acks).await.unwrap();
+    assert_eq!(q.discard_all_dead().await.unwrap(), 5);
+    assert_eq!(q.stats().await.unwrap().dead, 0);
+    assert!(q.job(&again[0].id).await.unwrap().is_none());
+}

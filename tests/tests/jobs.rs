@@ -796,3 +796,73 @@ async fn every_registered_job_is_enqueueable_listed_and_consumed() {
     }
     worker.stop().await;
 }
+
+/// `worker jobs list | requeue | discard`: the operator's CLI lists dead jobs with their error and
+/// arguments, and requeues or discards them (by id or all).
+#[tokio::test]
+async fn the_cli_lists_requeues_and_discards_dead_jobs() {
+    let (db, redis) = (TestDb::postgres().await, TestRedis::new().await);
+    let ctx = job_context(&db, &redis, &[]);
+    let q = ctx
+        .queues
+        .get(PersistAnonymousSession::NAME)
+        .unwrap()
+        .clone();
+    for i in 0..3 {
+        q.push(queue::NewJob::new(format!(r#"{{"fingerprint":"fp-{i}"}}"#)))
+            .await
+            .unwrap();
+    }
+    let leased = q.fetch(3).await.unwrap().jobs;
+    let acks: Vec<queue::Ack> = leased
+        .iter()
+        .map(|j| queue::Ack::Dead {
+            id: j.id.clone(),
+            token: j.token,
+            error: "refused".into(),
+        })
+        .collect();
+    q.ack(&acks).await.unwrap();
+    let env = testkit::service_env(&db, &redis);
+    let cli = |args: &[&str]| {
+        let mut c = testkit::bin_command("worker");
+        c.arg("jobs")
+            .args(args)
+            .envs(env.clone())
+            .stdout(std::process::Stdio::piped());
+        let what = format!("worker jobs {args:?}");
+        async move {
+            let out = c.output().await.expect("run worker jobs");
+            assert!(out.status.success(), "{what} failed");
+            String::from_utf8(out.stdout).expect("utf-8")
+        }
+    };
+    let listed = cli(&["list", PersistAnonymousSession::NAME, "--state", "dead"]).await;
+    let lines: Vec<serde_json::Value> = listed
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 4, "{listed}");
+    let mut fps: Vec<&str> = lines[..3]
+        .iter()
+        .map(|l| l["args"]["fingerprint"].as_str().unwrap())
+        .collect();
+    fps.sort_unstable();
+    assert_eq!(fps, ["fp-0", "fp-1", "fp-2"]);
+    assert!(lines[..3].iter().all(|l| l["last_error"] == "refused"));
+    assert_eq!(lines[3], json!({"total": 3, "next_offset": null}));
+    let first = lines[0]["id"].as_str().unwrap().to_owned();
+    let out = cli(&["discard", PersistAnonymousSession::NAME, &first]).await;
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(out.trim()).unwrap(),
+        json!({"done": 1, "not_dead": []})
+    );
+    let out = cli(&["requeue", PersistAnonymousSession::NAME, "--all"]).await;
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(out.trim()).unwrap(),
+        json!({"done": 2, "not_dead": []})
+    );
+    let stats = q.stats().await.unwrap();
+    assert_eq!((stats.dead, stats.queued), (0, 2));
+    assert!(q.job(&first).await.unwrap().is_none());
+}

@@ -1,5 +1,6 @@
 //! `worker`: run the job consumers (`worker run`, the default), the scheduler (`worker scheduler`),
-//! or enqueue one job by hand (`worker enqueue <name> '<json>'`).
+//! enqueue one job by hand (`worker enqueue <name> '<json>'`), or list and steer a queue's jobs
+//! (`worker jobs list | requeue | discard`).
 
 use clap::{Parser, Subcommand};
 
@@ -23,6 +24,49 @@ enum Command {
         /// Its arguments as a JSON object (default `{}`).
         #[arg(default_value = "{}")]
         args: String,
+    },
+    /// A queue's jobs: list them by state, requeue or discard dead ones.
+    Jobs {
+        #[command(subcommand)]
+        action: JobsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum JobsCommand {
+    /// Print one page of a queue's jobs in one state, a JSON line each, then the total.
+    List {
+        /// The queue (job) name.
+        queue: String,
+        /// queued, scheduled, running, done or dead.
+        #[arg(long, default_value = "dead")]
+        state: String,
+        /// Jobs to skip.
+        #[arg(long, default_value_t = 0)]
+        offset: usize,
+        /// Jobs to print (at most 100).
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Put dead jobs back in line with fresh attempts.
+    Requeue {
+        /// The queue (job) name.
+        queue: String,
+        /// Every dead job of the queue.
+        #[arg(long)]
+        all: bool,
+        /// The dead jobs' ids.
+        ids: Vec<String>,
+    },
+    /// Forget dead jobs.
+    Discard {
+        /// The queue (job) name.
+        queue: String,
+        /// Every dead job of the queue.
+        #[arg(long)]
+        all: bool,
+        /// The dead jobs' ids.
+        ids: Vec<String>,
     },
 }
 
@@ -63,6 +107,26 @@ async fn run(
             let pushed = queues.enqueue(&name, args, queue::When::Now).await?;
             println!("{}", serde_json::json!({"job_id": pushed.id, "name": name}));
             Ok(())
+        }
+        Command::Jobs { action } => {
+            let queues = domain::queues::Queues::new(connect_redis(&settings).await?, &settings);
+            match action {
+                JobsCommand::List {
+                    queue,
+                    state,
+                    offset,
+                    limit,
+                } => {
+                    let state = worker::admin::parse_state(&state)?;
+                    worker::admin::list(&queues, &queue, state, offset, limit).await
+                }
+                JobsCommand::Requeue { queue, all, ids } => {
+                    worker::admin::act_on_dead(&queues, &queue, &ids, all, true).await
+                }
+                JobsCommand::Discard { queue, all, ids } => {
+                    worker::admin::act_on_dead(&queues, &queue, &ids, all, false).await
+                }
+            }
         }
     }
 }

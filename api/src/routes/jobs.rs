@@ -80,7 +80,7 @@ pub enum EnqueueAnswer {
 }
 
 /// Where a job stands (the wire form of [`JobStatus`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum JobState {
     /// Ready to run.

@@ -14,6 +14,7 @@ pub mod events;
 pub mod health;
 pub mod jobs;
 pub mod metrics;
+pub mod queue_jobs;
 pub mod queues;
 pub mod sessions;
 pub mod track;
@@ -23,6 +24,7 @@ pub fn v1() -> Router<AppState> {
     Router::new()
         .merge(jobs::router())
         .merge(queues::router())
+        .merge(queue_jobs::router())
         .merge(track::router())
         .merge(sessions::router())
         .merge(events::router())

@@ -7,6 +7,7 @@ mod dead;
 mod erase;
 mod fetch;
 mod inspect;
+mod list;
 mod push;
 mod retention;
 
@@ -22,6 +23,7 @@ use crate::keys::Keys;
 pub use ack::{Ack, AckReport};
 pub use fetch::{Fetched, FetchedJob};
 pub use inspect::{JobInfo, JobStatus, QueueStats};
+pub use list::{JobPage, MAX_PAGE};
 pub use push::{NewJob, Pushed, When};
 
 // The fetcher's batch bound (the backend asks for no more).

@@ -1,0 +1,94 @@
+//! The operator's commands on a queue's jobs (`worker jobs list | requeue | discard`), the CLI
+//! twin of `GET /v1/queues/{name}/jobs` and `POST /v1/queues/{name}/dead/{requeue,discard}`.
+
+use anyhow::Context as _;
+use domain::queues::Queues;
+use queue::{JobInfo, JobStatus};
+
+/// A state's name, as the API spells it.
+pub fn parse_state(s: &str) -> anyhow::Result<JobStatus> {
+    Ok(match s {
+        "queued" => JobStatus::Queued,
+        "scheduled" => JobStatus::Scheduled,
+        "running" => JobStatus::Running,
+        "done" => JobStatus::Done,
+        "dead" => JobStatus::Dead,
+        other => {
+            anyhow::bail!("state {other:?}: expected queued, scheduled, running, done or dead")
+        }
+    })
+}
+
+/// One job as a JSON line: id, attempts, last error, arguments, times (epoch ms).
+pub fn job_line(j: &JobInfo) -> serde_json::Value {
+    let args = serde_json::from_str(&j.payload)
+        .unwrap_or_else(|_| serde_json::Value::String(j.payload.clone()));
+    serde_json::json!({
+        "id": j.id, "attempts": j.attempts, "last_error": j.last_error, "args": args,
+        "enqueued_ms": j.since_ms, "state_ms": j.status_ms,
+    })
+}
+
+/// Print one page of `name`'s jobs in `state`, a JSON line per job, then a summary line.
+pub async fn list(
+    queues: &Queues,
+    name: &str,
+    state: JobStatus,
+    offset: usize,
+    limit: usize,
+) -> anyhow::Result<()> {
+    let q = queues
+        .get(name)
+        .with_context(|| format!("no job is named {name:?}"))?;
+    let page = q.list(state, offset, limit).await?;
+    for j in &page.jobs {
+        println!("{}", job_line(j));
+    }
+    println!(
+        "{}",
+        serde_json::json!({"total": page.total, "next_offset": page.next})
+    );
+    Ok(())
+}
+
+/// Requeue (`requeue` true) or discard dead jobs of `name`: `ids`, or all when `all`.
+pub async fn act_on_dead(
+    queues: &Queues,
+    name: &str,
+    ids: &[String],
+    all: bool,
+    requeue: bool,
+) -> anyhow::Result<()> {
+    let q = queues
+        .get(name)
+        .with_context(|| format!("no job is named {name:?}"))?;
+    if all != ids.is_empty() {
+        anyhow::bail!("give the dead jobs' ids, or --all (not both)");
+    }
+    let mut done = 0;
+    let mut not_dead = Vec::new();
+    if all {
+        done = if requeue {
+            q.requeue_all_dead().await?
+        } else {
+            q.discard_all_dead().await?
+        };
+    }
+    for id in ids {
+        let was_dead = if requeue {
+            q.requeue_dead(id).await?
+        } else {
+            q.discard_dead(id).await?
+        };
+        if was_dead {
+            done += 1;
+        } else {
+            not_dead.push(id.clone());
+        }
+    }
+    println!(
+        "{}",
+        serde_json::json!({"done": done, "not_dead": not_dead})
+    );
+    Ok(())
+}

@@ -34,6 +34,8 @@ pub const BEARER: &str = "bearer";
         routes::jobs::enqueue,
         routes::jobs::status,
         routes::queues::list,
+        routes::queues::pause,
+        routes::queues::resume,
         routes::queue_jobs::list,
         routes::queue_jobs::requeue,
         routes::queue_jobs::discard,
@@ -172,7 +174,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(seen, 17);
+        assert_eq!(seen, 22);
     }
 
     #[test]

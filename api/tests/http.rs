@@ -671,3 +671,26 @@ async fn dead_jobs_are_listed_requeued_and_discarded() {
     let r = app.get("/v1/queues/nope/jobs?state=dead").await;
     assert_error(&r, StatusCode::NOT_FOUND, "not_found", None);
 }
+
+/// A queue paused through the API shows as paused, and resumes.
+#[tokio::test]
+async fn queues_pause_and_resume() {
+    let app = TestApp::new().await;
+    let r = app
+        .post_json(&format!("/v1/queues/{JOB}/pause"), json!({}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body, json!({"name": JOB, "paused": true}));
+    assert_eq!(app.queue_counts().await["paused"], true);
+    let id = app.enqueue(json!({"fingerprint": "fp-p"})).await;
+    let q = app.state.queues.get(JOB).expect("queue").clone();
+    assert!(q.fetch(10).await.expect("fetch").jobs.is_empty());
+    let r = app
+        .post_json(&format!("/v1/queues/{JOB}/resume"), json!({}))
+        .await;
+    assert_eq!(r.body, json!({"name": JOB, "paused": false}));
+    assert_eq!(app.queue_counts().await["paused"], false);
+    assert_eq!(q.fetch(10).await.expect("fetch").jobs[0].id, id);
+    let r = app.post_json("/v1/queues/nope/pause", json!({})).await;
+    assert_error(&r, StatusCode::NOT_FOUND, "not_found", None);
+}

@@ -1,5 +1,7 @@
 -- Reap expired leases, promote due jobs, then lease a bounded batch to the caller.
--- KEYS: 1 pending, 2 scheduled, 3 running, 4 jobs, 5 attempts, 6 errors, 7 dead, 8 leases, 9 lease_seq.
+-- KEYS: 1 pending, 2 scheduled, 3 running, 4 jobs, 5 attempts, 6 errors, 7 dead, 8 leases, 9 lease_seq,
+-- 10 paused (while it exists nothing is leased: lost leases are still reaped and due jobs still
+-- promoted, so nothing is lost, and `more` is 0 so fetchers wait for the resume's wake-up).
 -- ARGV: 1 batch size, 2 lease ms, 3 max attempts, 4 reap limit, 5 promote limit.
 -- Returns {reaped, next_due_ms or -1, now_ms, more (0/1), id, attempt, token, stored value, ...}.
 -- The token (fencing token) comes from the queue's lease counter: every lease gets a new one, so a
@@ -7,6 +9,8 @@
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local batch, lease, max_attempts = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local paused = redis.call('EXISTS', KEYS[10]) == 1
+if paused then batch = 0 end
 
 -- 1. Leases whose worker stopped renewing them: the attempt counts; run again or die.
 local expired = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, tonumber(ARGV[4]))
@@ -67,5 +71,5 @@ if ids then
 end
 local nd = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
 if nd[2] then out[2] = tonumber(nd[2]) end
-if redis.call('LLEN', KEYS[1]) > 0 then out[4] = 1 end
+if not paused and redis.call('LLEN', KEYS[1]) > 0 then out[4] = 1 end
 return out

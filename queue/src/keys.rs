@@ -30,6 +30,8 @@ pub struct Keys {
     pub notify: String,
     /// LIST where foreign messages land (atomically) before [`crate::Queue::adopt`] takes them.
     pub staging: String,
+    /// STRING, present while the queue is paused (workers lease nothing from it).
+    pub paused: String,
 }
 
 impl Keys {
@@ -50,6 +52,7 @@ impl Keys {
             unique_prefix: format!("{base}:unique:"),
             notify: format!("{base}:notify"),
             staging: format!("{base}:staging"),
+            paused: format!("{base}:paused"),
         }
     }
 }
@@ -74,6 +77,7 @@ mod tests {
             &k.dead,
             &k.notify,
             &k.staging,
+            &k.paused,
             &k.unique_prefix,
         ] {
             assert!(

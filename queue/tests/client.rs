@@ -705,3 +705,22 @@ async fn jobs_list_by_state_in_bounded_pages_and_dead_ones_go_back_or_away_all_a
     assert_eq!(q.stats().await.unwrap().dead, 0);
     assert!(q.job(&again[0].id).await.unwrap().is_none());
 }
+
+/// A paused queue leases nothing, yet takes pushes and keeps every job; resumed, it leases again.
+#[tokio::test]
+async fn a_paused_queue_leases_nothing_and_loses_nothing() {
+    let t = TestRedis::new().await;
+    let q = t.queue(t.config("paused"));
+    q.push(NewJob::new("{}")).await.unwrap();
+    q.pause().await.unwrap();
+    q.push(NewJob::new("{}")).await.unwrap();
+    let f = q.fetch(10).await.unwrap();
+    assert!(f.jobs.is_empty());
+    assert!(!f.more, "a paused queue tells fetchers to wait");
+    let s = q.stats().await.unwrap();
+    assert!(s.paused);
+    assert_eq!((s.queued, s.running), (2, 0));
+    q.resume().await.unwrap();
+    assert!(!q.stats().await.unwrap().paused);
+    assert_eq!(q.fetch(10).await.unwrap().jobs.len(), 2);
+}

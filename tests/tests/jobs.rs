@@ -866,3 +866,49 @@ async fn the_cli_lists_requeues_and_discards_dead_jobs() {
     assert_eq!((stats.dead, stats.queued), (0, 2));
     assert!(q.job(&first).await.unwrap().is_none());
 }
+
+/// A paused queue keeps its jobs from a running worker, and nothing is lost: resumed (from the
+/// CLI), the worker runs them all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_worker_takes_nothing_from_a_paused_queue_until_it_resumes() {
+    let (db, redis) = (TestDb::postgres().await, TestRedis::new().await);
+    let ctx = job_context(&db, &redis, &[("CELERY_QUEUES", "")]);
+    let q = ctx
+        .queues
+        .get(PersistAnonymousSession::NAME)
+        .unwrap()
+        .clone();
+    q.pause().await.unwrap();
+    let worker = InProcessWorker::start(ctx.clone());
+    for _ in 0..3 {
+        ctx.queues
+            .push(
+                &PersistAnonymousSession {
+                    fingerprint: fpr(&redis.token("fp")),
+                },
+                queue::When::Now,
+            )
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let s = q.stats().await.unwrap();
+    assert_eq!((s.queued, s.running, s.done), (3, 0, 0));
+    let out = testkit::bin_command("worker")
+        .args(["jobs", "resume", PersistAnonymousSession::NAME])
+        .envs(testkit::service_env(&db, &redis))
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success());
+    worker
+        .run_until(
+            Duration::from_secs(10),
+            "the resumed queue's jobs done",
+            || {
+                let q = q.clone();
+                async move { q.stats().await.ok().filter(|s| s.done == 3) }
+            },
+        )
+        .await;
+}

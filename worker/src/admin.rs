@@ -1,5 +1,6 @@
-//! The operator's commands on a queue's jobs (`worker jobs list | requeue | discard`), the CLI
-//! twin of `GET /v1/queues/{name}/jobs` and `POST /v1/queues/{name}/dead/{requeue,discard}`.
+//! The operator's commands on a queue's jobs (`worker jobs list | requeue | discard | pause |
+//! resume`), the CLI twin of `GET /v1/queues/{name}/jobs`, `POST /v1/queues/{name}/dead/...` and
+//! `POST /v1/queues/{name}/{pause,resume}`.
 
 use anyhow::Context as _;
 use domain::queues::Queues;
@@ -90,5 +91,19 @@ pub async fn act_on_dead(
         "{}",
         serde_json::json!({"done": done, "not_dead": not_dead})
     );
+    Ok(())
+}
+
+/// Pause (`paused` true) or resume queue `name`.
+pub async fn pause(queues: &Queues, name: &str, paused: bool) -> anyhow::Result<()> {
+    let q = queues
+        .get(name)
+        .with_context(|| format!("no job is named {name:?}"))?;
+    if paused {
+        q.pause().await?;
+    } else {
+        q.resume().await?;
+    }
+    println!("{}", serde_json::json!({"name": name, "paused": paused}));
     Ok(())
 }

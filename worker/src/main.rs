@@ -1,6 +1,6 @@
 //! `worker`: run the job consumers (`worker run`, the default), the scheduler (`worker scheduler`),
 //! enqueue one job by hand (`worker enqueue <name> '<json>'`), or list and steer a queue's jobs
-//! (`worker jobs list | requeue | discard`).
+//! (`worker jobs list | requeue | discard | pause | resume`).
 
 use clap::{Parser, Subcommand};
 
@@ -57,6 +57,16 @@ enum JobsCommand {
         all: bool,
         /// The dead jobs' ids.
         ids: Vec<String>,
+    },
+    /// Stop workers leasing a queue's jobs (nothing is lost; running jobs finish).
+    Pause {
+        /// The queue (job) name.
+        queue: String,
+    },
+    /// Let workers lease a paused queue's jobs again.
+    Resume {
+        /// The queue (job) name.
+        queue: String,
     },
     /// Forget dead jobs.
     Discard {
@@ -126,6 +136,8 @@ async fn run(
                 JobsCommand::Discard { queue, all, ids } => {
                     worker::admin::act_on_dead(&queues, &queue, &ids, all, false).await
                 }
+                JobsCommand::Pause { queue } => worker::admin::pause(&queues, &queue, true).await,
+                JobsCommand::Resume { queue } => worker::admin::pause(&queues, &queue, false).await,
             }
         }
     }

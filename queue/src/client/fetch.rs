@@ -60,6 +60,7 @@ impl<C: ConnectionLike + Clone + Send + Sync> Queue<C> {
             .key(&k.dead)
             .key(&k.leases)
             .key(&k.lease_seq)
+            .key(&k.paused)
             .arg(max.min(MAX_FETCH))
             .arg(self.config.lease.as_millis() as u64)
             .arg(self.config.max_attempts)

@@ -22,6 +22,8 @@ pub struct QueueStats {
     pub dead: u64,
     /// How long the oldest ready job has waited, in seconds (0 when none waits).
     pub oldest_waiting_seconds: f64,
+    /// Paused: workers lease nothing from it until it is resumed.
+    pub paused: bool,
 }
 
 /// Where a job stands.
@@ -70,9 +72,10 @@ impl<C: ConnectionLike + Clone + Send + Sync> Queue<C> {
             .key(&k.jobs)
             .key(&k.done)
             .key(&k.dead)
+            .key(&k.paused)
             .invoke_async(&mut self.conn.clone())
             .await?;
-        let [queued, scheduled, running, done, dead, oldest] = v.as_slice() else {
+        let [queued, scheduled, running, done, dead, oldest, paused] = v.as_slice() else {
             return Err(QueueError::Protocol("short stats reply".into()));
         };
         Ok(QueueStats {
@@ -82,6 +85,7 @@ impl<C: ConnectionLike + Clone + Send + Sync> Queue<C> {
             done: *done as u64,
             dead: *dead as u64,
             oldest_waiting_seconds: (*oldest).max(0) as f64 / 1000.0,
+            paused: *paused == 1,
         })
     }
 

@@ -8,6 +8,7 @@ mod erase;
 mod fetch;
 mod inspect;
 mod list;
+mod pause;
 mod push;
 mod retention;
 

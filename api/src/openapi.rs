@@ -36,6 +36,7 @@ pub const BEARER: &str = "bearer";
         routes::queues::list,
         routes::queues::pause,
         routes::queues::resume,
+        routes::schedules::list,
         routes::queue_jobs::list,
         routes::queue_jobs::requeue,
         routes::queue_jobs::discard,
@@ -174,7 +175,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(seen, 22);
+        assert_eq!(seen, 23);
     }
 
     #[test]

@@ -694,3 +694,56 @@ async fn queues_pause_and_resume() {
     let r = app.post_json("/v1/queues/nope/pause", json!({})).await;
     assert_error(&r, StatusCode::NOT_FOUND, "not_found", None);
 }
+
+/// `/v1/schedules` shows what the scheduler published; an entry no scheduler published keeps its
+/// default cron and no ticks.
+#[tokio::test]
+async fn schedules_show_what_the_scheduler_published() {
+    let app = TestApp::new().await;
+    let ns = app.state.settings.namespace.clone();
+    let next = "2026-12-03T00:01:00Z";
+    let published = json!({"cron": "0 * * * * *", "next_tick": next}).to_string();
+    let mut conn = app.state.redis.clone();
+    let _: () = redis::pipe()
+        .hset(
+            domain::schedules::entries_key(&ns),
+            "finalize_idle_sessions",
+            published,
+        )
+        .hset(
+            domain::schedules::enqueued_by_key(&ns),
+            "finalize_idle_sessions",
+            "host-a:42",
+        )
+        .set(
+            domain::schedules::last_tick_key(&ns, "finalize_idle_sessions"),
+            1_796_256_000_i64,
+        )
+        .query_async(&mut conn)
+        .await
+        .expect("seed");
+    let r = app.get("/v1/schedules").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let all = r.body["schedules"].as_array().expect("schedules");
+    let jobs: Vec<&str> = all.iter().filter_map(|s| s["job"].as_str()).collect();
+    assert_eq!(
+        jobs,
+        [
+            "cleanup_old_anonymous_data",
+            "aggregate_page_analytics",
+            "finalize_idle_sessions"
+        ]
+    );
+    let idle = &all[2];
+    assert_eq!(idle["cron"], "0 * * * * *");
+    assert_eq!(idle["published"], true);
+    assert_eq!(idle["next_tick"], next);
+    assert_eq!(idle["last_tick"], "2026-12-03T00:00:00Z");
+    assert_eq!(idle["enqueued_by"], "host-a:42");
+    let cleanup = &all[0];
+    assert_eq!(
+        cleanup,
+        &json!({"job": "cleanup_old_anonymous_data", "cron": "0 0 3 * * *", "published": false,
+                "last_tick": null, "next_tick": null, "enqueued_by": null})
+    );
+}

@@ -1,7 +1,8 @@
 //! Celeriac's domain: what the API, the tracking path and the worker share, with nothing of the
 //! worker's run loop or the apalis backend. Job arguments and the registry (`args`, `jobs`,
 //! `registry`), the Redis hot-data layout (`keys`, `documents`), the shared settings (`config`),
-//! producer queue handles (`queues`), SQL helpers (`sql`), the domain rules (`user_agent`) and
+//! producer queue handles (`queues`), what the scheduler publishes (`schedules`), SQL helpers
+//! (`sql`), the domain rules (`user_agent`) and
 //! process plumbing (`process`).
 
 pub mod args;
@@ -12,5 +13,6 @@ pub mod keys;
 pub mod process;
 pub mod queues;
 pub mod registry;
+pub mod schedules;
 pub mod sql;
 pub mod user_agent;

@@ -84,6 +84,52 @@ async fn three_schedulers_enqueue_every_tick_exactly_once() {
         (ticks..=ticks + 1).contains(&queued) && queued >= 3,
         "{queued} jobs for {ticks} ticks"
     );
+    // What the copies published for the API and the console: the cron, the next tick after the
+    // latest, and which copy enqueued the latest (all three are this process).
+    let ns = &redis.namespace;
+    let published: String = redis
+        .conn
+        .clone()
+        .hget(domain::schedules::entries_key(ns), "finalize_idle_sessions")
+        .await
+        .unwrap();
+    let published: domain::schedules::Published = serde_json::from_str(&published).unwrap();
+    assert_eq!(published.cron, "* * * * * *");
+    let last: i64 = redis
+        .conn
+        .clone()
+        .get(domain::schedules::last_tick_key(
+            ns,
+            "finalize_idle_sessions",
+        ))
+        .await
+        .unwrap();
+    // The latest writer wins: a copy that handled the last tick late may publish the tick before.
+    let next = published.next_tick.unwrap().timestamp();
+    assert!(
+        (last..=last + 1).contains(&next),
+        "next {next}, last {last}"
+    );
+    let by: String = redis
+        .conn
+        .clone()
+        .hget(
+            domain::schedules::enqueued_by_key(ns),
+            "finalize_idle_sessions",
+        )
+        .await
+        .unwrap();
+    assert!(by.ends_with(&format!(":{}", std::process::id())), "{by}");
+    let off: Option<String> = redis
+        .conn
+        .clone()
+        .hget(
+            domain::schedules::entries_key(ns),
+            "cleanup_old_anonymous_data",
+        )
+        .await
+        .unwrap();
+    assert_eq!(off, None, "a schedule turned off is not published");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -14,6 +14,7 @@ use redis::aio::ConnectionManager;
 
 use domain::config::ConfigError;
 use domain::queues::{EnqueueItem, Queues};
+use domain::schedules;
 
 /// How long a tick's uniqueness key lives: far longer than any clock skew between copies.
 const TICK_UNIQUE_TTL: Duration = Duration::from_secs(24 * 3600);
@@ -25,6 +26,8 @@ pub struct Entry {
     pub job: &'static str,
     /// When it runs (cron with seconds, UTC).
     pub schedule: cron::Schedule,
+    /// The cron expression, as configured.
+    pub expr: String,
 }
 
 /// The periodic jobs.
@@ -67,7 +70,11 @@ impl Schedule {
                 value: expr.to_owned(),
                 reason: e.to_string(),
             })?;
-            entries.push(Entry { job, schedule });
+            entries.push(Entry {
+                job,
+                schedule,
+                expr: expr.to_owned(),
+            });
         }
         Ok(Self { entries })
     }
@@ -80,7 +87,7 @@ async fn enqueue_due(
     entry: &Entry,
     since: DateTime<Utc>,
     now: DateTime<Utc>,
-) -> Result<Option<DateTime<Utc>>, domain::queues::EnqueueError> {
+) -> Result<Option<(DateTime<Utc>, bool)>, domain::queues::EnqueueError> {
     let Some(latest) = entry
         .schedule
         .after(&since)
@@ -100,10 +107,64 @@ async fn enqueue_due(
             }],
         )
         .await?;
-    if let Some(p) = pushed.first().filter(|p| p.created) {
+    let created = pushed.first().filter(|p| p.created);
+    if let Some(p) = created {
         tracing::info!(job = entry.job, tick = %latest, job_id = %p.id, "tick enqueued");
     }
-    Ok(Some(latest))
+    Ok(Some((latest, created.is_some())))
+}
+
+/// Publish where `entry` stands after `since` (`domain::schedules`): its cron and next tick, and,
+/// when this copy enqueued the tick, that it did. Best effort: a failure only delays what the
+/// console shows.
+async fn publish(
+    conn: &mut ConnectionManager,
+    namespace: &str,
+    entry: &Entry,
+    since: DateTime<Utc>,
+    enqueued_by: Option<&str>,
+) {
+    let published = schedules::Published {
+        cron: entry.expr.clone(),
+        next_tick: entry.schedule.after(&since).next(),
+    };
+    let Ok(json) = serde_json::to_string(&published) else {
+        return;
+    };
+    let mut pipe = redis::pipe();
+    pipe.hset(schedules::entries_key(namespace), entry.job, json)
+        .ignore();
+    if let Some(copy) = enqueued_by {
+        pipe.hset(schedules::enqueued_by_key(namespace), entry.job, copy)
+            .ignore();
+    }
+    if let Err(e) = pipe.query_async::<()>(conn).await {
+        tracing::debug!(job = entry.job, error = %e, "could not publish the schedule");
+    }
+}
+
+/// Publish every entry, and forget the published entries of jobs this copy does not schedule
+/// (turned off).
+async fn publish_all(
+    conn: &mut ConnectionManager,
+    namespace: &str,
+    schedule: &Schedule,
+    since: &HashMap<&'static str, DateTime<Utc>>,
+) {
+    for e in &schedule.entries {
+        publish(conn, namespace, e, since[e.job], None).await;
+    }
+    let off: Vec<&str> = defaults()
+        .map(|(job, _)| job)
+        .filter(|job| !schedule.entries.iter().any(|e| e.job == *job))
+        .collect();
+    if !off.is_empty() {
+        let _: Result<(), _> = redis::cmd("HDEL")
+            .arg(schedules::entries_key(namespace))
+            .arg(&off)
+            .query_async(conn)
+            .await;
+    }
 }
 
 /// Run until `shutdown`: wake at each tick, enqueue it once across all copies.
@@ -115,7 +176,8 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let mut conn = conn;
-    let last_key = |job: &str| format!("{namespace}:scheduler:last:{job}");
+    let last_key = |job: &str| schedules::last_tick_key(namespace, job);
+    let copy = schedules::copy_name();
     // Where each entry stands: the last tick any copy enqueued (missed ticks are caught up once).
     let mut since = HashMap::new();
     let start = Utc::now();
@@ -129,6 +191,7 @@ pub async fn run(
             .unwrap_or(start);
         since.insert(e.job, from.min(start));
     }
+    publish_all(&mut conn, namespace, &schedule, &since).await;
     tracing::info!(entries = schedule.entries.len(), "scheduler started");
     tokio::pin!(shutdown);
     let mut failures = 0u32;
@@ -137,9 +200,17 @@ pub async fn run(
         for e in &schedule.entries {
             let from = since[e.job];
             match enqueue_due(&queues, e, from, now).await {
-                Ok(Some(tick)) => {
+                Ok(Some((tick, created))) => {
                     failures = 0;
                     since.insert(e.job, tick);
+                    publish(
+                        &mut conn,
+                        namespace,
+                        e,
+                        tick,
+                        created.then_some(copy.as_str()),
+                    )
+                    .await;
                     let _: Result<(), _> = redis::Script::new(
                         "if tonumber(redis.call('GET', KEYS[1]) or '0') < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end",
                     )

@@ -16,6 +16,7 @@ pub mod jobs;
 pub mod metrics;
 pub mod queue_jobs;
 pub mod queues;
+pub mod schedules;
 pub mod sessions;
 pub mod track;
 
@@ -25,6 +26,7 @@ pub fn v1() -> Router<AppState> {
         .merge(jobs::router())
         .merge(queues::router())
         .merge(queue_jobs::router())
+        .merge(schedules::router())
         .merge(track::router())
         .merge(sessions::router())
         .merge(events::router())

@@ -37,6 +37,7 @@ pub const BEARER: &str = "bearer";
         routes::queues::pause,
         routes::queues::resume,
         routes::schedules::list,
+        routes::workers::list,
         routes::queue_jobs::list,
         routes::queue_jobs::requeue,
         routes::queue_jobs::discard,
@@ -175,7 +176,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(seen, 23);
+        assert_eq!(seen, 24);
     }
 
     #[test]

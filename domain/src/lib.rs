@@ -16,3 +16,4 @@ pub mod registry;
 pub mod schedules;
 pub mod sql;
 pub mod user_agent;
+pub mod workers;

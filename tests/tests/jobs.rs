@@ -912,3 +912,55 @@ async fn a_running_worker_takes_nothing_from_a_paused_queue_until_it_resumes() {
         )
         .await;
 }
+
+/// A running worker announces itself with its counts; stopped, it leaves the list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_heartbeats_its_counts_and_leaves_when_it_stops() {
+    let (db, redis) = (TestDb::postgres().await, TestRedis::new().await);
+    let env = [("CELERY_QUEUES", "")];
+    let api = TestApi::start(&db, &redis, &env).await;
+    let ctx = job_context(&db, &redis, &env);
+    let worker = InProcessWorker::start(ctx.clone());
+    for _ in 0..3 {
+        ctx.queues
+            .push(
+                &PersistAnonymousSession {
+                    fingerprint: fpr(&redis.token("fp")),
+                },
+                queue::When::Now,
+            )
+            .await
+            .unwrap();
+    }
+    let me = eventually(
+        Duration::from_secs(15),
+        "the worker's heartbeat with 3 jobs processed",
+        || async {
+            let (s, body) = api.call("GET", "/v1/workers", None).await;
+            assert_eq!(s, 200, "{body}");
+            body["workers"]
+                .as_array()
+                .and_then(|w| w.first().cloned())
+                .filter(|w| w["processed"] == 3)
+        },
+    )
+    .await;
+    assert_eq!(me["kind"], "worker");
+    assert_eq!(me["pid"], std::process::id());
+    assert_eq!(me["failed"], 0);
+    assert_eq!(me["in_flight"], 0);
+    assert!(
+        me["queues"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|q| q == PersistAnonymousSession::NAME)
+    );
+    worker.stop().await;
+    let (_, body) = api.call("GET", "/v1/workers", None).await;
+    assert_eq!(
+        body["workers"],
+        json!([]),
+        "a stopped worker leaves the list"
+    );
+}

@@ -1,6 +1,7 @@
 //! What every job gets: the database, Redis for hot data, the queues (for follow-up jobs) and settings.
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 use redis::aio::ConnectionManager;
 use sea_orm::{DatabaseBackend, DatabaseConnection, DbErr, Value};
@@ -22,6 +23,19 @@ pub struct JobContext {
     pub settings: Arc<Settings>,
     /// Batching writer of anonymous-session rows.
     pub sessions: SessionWriter,
+    /// This process's job counts (its heartbeat reports them).
+    pub counters: Arc<Counters>,
+}
+
+/// Jobs of one worker process, counted as they run.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Running now.
+    pub in_flight: AtomicU64,
+    /// Succeeded.
+    pub processed: AtomicU64,
+    /// Attempts that failed (retried or dead).
+    pub failed: AtomicU64,
 }
 
 impl JobContext {
@@ -33,6 +47,7 @@ impl JobContext {
             db,
             redis,
             settings: Arc::new(settings),
+            counters: Arc::default(),
         }
     }
 

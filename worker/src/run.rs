@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -66,7 +67,17 @@ async fn handle<T: Job>(
             tracing::error!(field = %e.field, reason = %e.message, "arguments do not validate; dead");
             return Err(AbortError::new(format!("invalid arguments: {e}")).into());
         }
+        ctx.counters.in_flight.fetch_add(1, Ordering::Relaxed);
         let result = AssertUnwindSafe(args.run(&ctx)).catch_unwind().await;
+        ctx.counters.in_flight.fetch_sub(1, Ordering::Relaxed);
+        let counter = match &result {
+            Ok(Ok(())) => Some(&ctx.counters.processed),
+            Ok(Err(JobError::Snooze(_))) => None,
+            _ => Some(&ctx.counters.failed),
+        };
+        if let Some(c) = counter {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
         let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
         match result {
             Ok(Ok(())) => {
@@ -168,6 +179,31 @@ fn celery_worker(
     (fut.boxed_local(), driver)
 }
 
+/// Announce this worker process every `domain::workers::HEARTBEAT` with its job counts, until
+/// `stop`; then leave. A failed heartbeat is logged and retried at the next one.
+async fn heartbeat_loop(ctx: JobContext, queues: Vec<String>, mut stop: watch::Receiver<bool>) {
+    use domain::workers;
+    let mut info =
+        workers::WorkerInfo::this_process("worker", queues, ctx.settings.worker_concurrency);
+    let mut conn = ctx.redis.clone();
+    let ns = ctx.settings.namespace.clone();
+    loop {
+        info.in_flight = ctx.counters.in_flight.load(Ordering::Relaxed);
+        info.processed = ctx.counters.processed.load(Ordering::Relaxed);
+        info.failed = ctx.counters.failed.load(Ordering::Relaxed);
+        if let Err(e) = workers::heartbeat(&mut conn, &ns, &mut info).await {
+            tracing::debug!(error = %e, "heartbeat failed");
+        }
+        tokio::select! {
+            _ = stop.wait_for(|s| *s) => break,
+            () = tokio::time::sleep(workers::HEARTBEAT) => {}
+        }
+    }
+    if let Err(e) = workers::forget(&mut conn, &ns, &info.id).await {
+        tracing::debug!(error = %e, "could not leave the worker list");
+    }
+}
+
 /// Run every job type until `shutdown` resolves; then stop taking work, hand back at once what was
 /// fetched but not started (no attempt counted), let running jobs finish (at most
 /// `shutdown_timeout`; a job still running then stays leased and runs again elsewhere), record
@@ -218,6 +254,14 @@ pub async fn run(ctx: JobContext, shutdown: impl Future<Output = ()>) -> anyhow:
             )));
         }
     }
+    let mut consumed: Vec<String> = ctx.queues.all().map(|q| q.name().to_owned()).collect();
+    consumed.extend(
+        ctx.settings
+            .celery_queues
+            .iter()
+            .map(|q| format!("celery.{q}")),
+    );
+    let beat = tokio::spawn(heartbeat_loop(ctx.clone(), consumed, stop_rx.clone()));
     tracing::info!(
         job_types = workers.len() - intakes.len(),
         celery_queues = ?ctx.settings.celery_queues,
@@ -239,6 +283,7 @@ pub async fn run(ctx: JobContext, shutdown: impl Future<Output = ()>) -> anyhow:
         }
     }
     let _ = stop_tx.send(true);
+    let _ = beat.await;
     // Give up on jobs still running: their workers (and backends) go, so nothing waits for them.
     drop(all);
     // One deadline for the rest: the intake loops end and every driver records what it was given,

@@ -192,10 +192,22 @@ pub async fn run(
         since.insert(e.job, from.min(start));
     }
     publish_all(&mut conn, namespace, &schedule, &since).await;
+    let mut me = domain::workers::WorkerInfo::this_process(
+        "scheduler",
+        schedule.entries.iter().map(|e| e.job.to_owned()).collect(),
+        0,
+    );
+    let mut beat_at = tokio::time::Instant::now();
     tracing::info!(entries = schedule.entries.len(), "scheduler started");
     tokio::pin!(shutdown);
     let mut failures = 0u32;
     loop {
+        if tokio::time::Instant::now() >= beat_at {
+            beat_at += domain::workers::HEARTBEAT;
+            if let Err(e) = domain::workers::heartbeat(&mut conn, namespace, &mut me).await {
+                tracing::debug!(error = %e, "heartbeat failed");
+            }
+        }
         let now = Utc::now();
         for e in &schedule.entries {
             let from = since[e.job];
@@ -242,6 +254,9 @@ pub async fn run(
             () = &mut shutdown => break,
             _ = tokio::time::sleep(wait + Duration::from_millis(5)) => {}
         }
+    }
+    if let Err(e) = domain::workers::forget(&mut conn, namespace, &me.id).await {
+        tracing::debug!(error = %e, "could not leave the worker list");
     }
     tracing::info!("scheduler stopped");
     Ok(())

@@ -19,6 +19,7 @@ pub mod queues;
 pub mod schedules;
 pub mod sessions;
 pub mod track;
+pub mod workers;
 
 /// Every `/v1` route (the caller adds authentication).
 pub fn v1() -> Router<AppState> {
@@ -27,6 +28,7 @@ pub fn v1() -> Router<AppState> {
         .merge(queues::router())
         .merge(queue_jobs::router())
         .merge(schedules::router())
+        .merge(workers::router())
         .merge(track::router())
         .merge(sessions::router())
         .merge(events::router())

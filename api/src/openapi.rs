@@ -38,6 +38,7 @@ pub const BEARER: &str = "bearer";
         routes::queues::resume,
         routes::schedules::list,
         routes::workers::list,
+        routes::history::history,
         routes::queue_jobs::list,
         routes::queue_jobs::requeue,
         routes::queue_jobs::discard,
@@ -176,7 +177,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(seen, 24);
+        assert_eq!(seen, 25);
     }
 
     #[test]

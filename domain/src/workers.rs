@@ -6,6 +6,7 @@
 //! |---|---|---|
 //! | `{ns}:workers` | ZSET | process id (`host:pid`) → its latest heartbeat (ms) |
 //! | `{ns}:worker:{id}` | STRING | the process's [`WorkerInfo`] JSON, expiring after [`EXPIRES`] |
+//! | `{ns}:history:{minute}` | HASH | `<job>:succeeded`, `:failed`, `:dead`, `:ms` of runs that ended in that minute (UTC, epoch minutes), kept [`HISTORY_TTL`] |
 
 use std::time::Duration;
 
@@ -153,4 +154,61 @@ pub async fn live(
     }
     live.sort_by_key(|w| w.started_at);
     Ok(live)
+}
+
+/// How long the per-minute history is kept: a day and an hour.
+pub const HISTORY_TTL: Duration = Duration::from_secs(25 * 3600);
+
+/// `{ns}:history:{minute}` (HASH, minute = epoch seconds / 60): `<job>:<outcome>` → jobs that
+/// ended so in that minute, `<job>:ms` → their total run time. Workers add what they counted at
+/// each heartbeat, so a job lands in the minute of the heartbeat after it ended (at most 5 s
+/// late). A job whose arguments do not even decode is dead without running and is not counted
+/// here (the queue's dead count has it).
+pub fn history_key(namespace: &str, minute: i64) -> String {
+    format!("{namespace}:history:{minute}")
+}
+
+/// How a job's run ended, as the history counts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// It succeeded.
+    Succeeded,
+    /// It failed and will be retried.
+    Failed,
+    /// It failed for good.
+    Dead,
+}
+
+impl Outcome {
+    /// Its field suffix in the history.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Dead => "dead",
+        }
+    }
+}
+
+/// Add `counts` (`(job, outcome)` → (jobs, total ms)) to the current minute's history.
+pub async fn add_history(
+    conn: &mut ConnectionManager,
+    namespace: &str,
+    counts: &std::collections::HashMap<(&'static str, Outcome), (u64, u64)>,
+) -> Result<(), redis::RedisError> {
+    if counts.is_empty() {
+        return Ok(());
+    }
+    let key = history_key(namespace, Utc::now().timestamp() / 60);
+    let mut pipe = redis::pipe();
+    for ((job, outcome), (n, ms)) in counts {
+        pipe.hincr(&key, format!("{job}:{}", outcome.as_str()), *n)
+            .ignore()
+            .hincr(&key, format!("{job}:ms"), *ms)
+            .ignore();
+    }
+    pipe.expire(&key, HISTORY_TTL.as_secs() as i64)
+        .ignore()
+        .query_async(conn)
+        .await
 }

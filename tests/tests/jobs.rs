@@ -913,7 +913,8 @@ async fn a_running_worker_takes_nothing_from_a_paused_queue_until_it_resumes() {
         .await;
 }
 
-/// A running worker announces itself with its counts; stopped, it leaves the list.
+/// A running worker announces itself with its counts; stopped, it leaves the list, and the
+/// per-minute history holds every run.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_heartbeats_its_counts_and_leaves_when_it_stops() {
     let (db, redis) = (TestDb::postgres().await, TestRedis::new().await);
@@ -956,6 +957,18 @@ async fn a_worker_heartbeats_its_counts_and_leaves_when_it_stops() {
             .iter()
             .any(|q| q == PersistAnonymousSession::NAME)
     );
+    // One job whose arguments decode but never validate: dead at once, and counted.
+    ctx.queues
+        .get(EnhanceSessionAsync::NAME)
+        .unwrap()
+        .push(queue::NewJob::new(r#"{"session_id":""}"#))
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(10), "the bad job dead", || async {
+        let q = ctx.queues.get(EnhanceSessionAsync::NAME).unwrap();
+        q.stats().await.ok().filter(|s| s.dead == 1)
+    })
+    .await;
     worker.stop().await;
     let (_, body) = api.call("GET", "/v1/workers", None).await;
     assert_eq!(
@@ -963,4 +976,24 @@ async fn a_worker_heartbeats_its_counts_and_leaves_when_it_stops() {
         json!([]),
         "a stopped worker leaves the list"
     );
+    // The per-minute history has every run (the stop writes the last counts).
+    let (s, history) = api.call("GET", "/v1/history?minutes=3", None).await;
+    assert_eq!(s, 200, "{history}");
+    let minutes = history["minutes"].as_array().unwrap();
+    assert_eq!(minutes.len(), 3);
+    let total = |job: &str, what: &str| -> u64 {
+        minutes
+            .iter()
+            .filter_map(|m| m["jobs"][job][what].as_u64())
+            .sum()
+    };
+    let persist = PersistAnonymousSession::NAME;
+    assert_eq!(
+        (total(persist, "succeeded"), total(persist, "failed")),
+        (3, 0)
+    );
+    assert_eq!(total(EnhanceSessionAsync::NAME, "dead"), 1);
+    let (s, refused) = api.call("GET", "/v1/history?minutes=0", None).await;
+    assert_eq!(s, 422, "{refused}");
+    assert_eq!(refused["error"]["field"], "minutes");
 }

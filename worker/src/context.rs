@@ -1,7 +1,10 @@
 //! What every job gets: the database, Redis for hot data, the queues (for follow-up jobs) and settings.
 
-use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use domain::workers::Outcome;
 
 use redis::aio::ConnectionManager;
 use sea_orm::{DatabaseBackend, DatabaseConnection, DbErr, Value};
@@ -36,6 +39,42 @@ pub struct Counters {
     pub processed: AtomicU64,
     /// Attempts that failed (retried or dead).
     pub failed: AtomicU64,
+    /// Per job type and outcome, jobs and their total run time (ms) not yet added to the
+    /// per-minute history (`domain::workers::add_history`, at each heartbeat).
+    pub history: Mutex<History>,
+}
+
+/// `(job, outcome)` → (jobs, total ms).
+pub type History = HashMap<(&'static str, Outcome), (u64, u64)>;
+
+impl Counters {
+    /// Count one run of `job` that ended with `outcome` after `ms`.
+    pub fn record(&self, job: &'static str, outcome: Outcome, ms: u64) {
+        let counter = match outcome {
+            Outcome::Succeeded => &self.processed,
+            Outcome::Failed | Outcome::Dead => &self.failed,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        let mut history = self.history.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = history.entry((job, outcome)).or_default();
+        entry.0 += 1;
+        entry.1 += ms;
+    }
+
+    /// What was counted since the last call.
+    pub fn take_history(&self) -> History {
+        std::mem::take(&mut *self.history.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Put back what could not be written.
+    pub fn restore_history(&self, back: History) {
+        let mut history = self.history.lock().unwrap_or_else(|p| p.into_inner());
+        for (k, (n, ms)) in back {
+            let entry = history.entry(k).or_default();
+            entry.0 += n;
+            entry.1 += ms;
+        }
+    }
 }
 
 impl JobContext {

@@ -22,6 +22,7 @@ use crate::jobs::{self, Job, JobError};
 use domain::config::Settings;
 use domain::process::redact;
 use domain::queues;
+use domain::workers::Outcome;
 
 /// Connect to Redis and the database, failing fast with a one-line message.
 pub async fn connect(settings: &Settings) -> anyhow::Result<JobContext> {
@@ -65,20 +66,24 @@ async fn handle<T: Job>(
         let started = std::time::Instant::now();
         if let Err(e) = args.validate() {
             tracing::error!(field = %e.field, reason = %e.message, "arguments do not validate; dead");
+            ctx.counters.record(T::NAME, Outcome::Dead, 0);
             return Err(AbortError::new(format!("invalid arguments: {e}")).into());
         }
         ctx.counters.in_flight.fetch_add(1, Ordering::Relaxed);
         let result = AssertUnwindSafe(args.run(&ctx)).catch_unwind().await;
         ctx.counters.in_flight.fetch_sub(1, Ordering::Relaxed);
-        let counter = match &result {
-            Ok(Ok(())) => Some(&ctx.counters.processed),
-            Ok(Err(JobError::Snooze(_))) => None,
-            _ => Some(&ctx.counters.failed),
-        };
-        if let Some(c) = counter {
-            c.fetch_add(1, Ordering::Relaxed);
-        }
         let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let last_attempt = lease.attempt >= T::MAX_ATTEMPTS;
+        let outcome = match &result {
+            Ok(Ok(())) => Some(Outcome::Succeeded),
+            Ok(Err(JobError::Snooze(_))) => None,
+            Ok(Err(JobError::Permanent(_))) => Some(Outcome::Dead),
+            _ if last_attempt => Some(Outcome::Dead),
+            _ => Some(Outcome::Failed),
+        };
+        if let Some(outcome) = outcome {
+            ctx.counters.record(T::NAME, outcome, elapsed_ms as u64);
+        }
         match result {
             Ok(Ok(())) => {
                 tracing::debug!(elapsed_ms, "job done");
@@ -194,10 +199,19 @@ async fn heartbeat_loop(ctx: JobContext, queues: Vec<String>, mut stop: watch::R
         if let Err(e) = workers::heartbeat(&mut conn, &ns, &mut info).await {
             tracing::debug!(error = %e, "heartbeat failed");
         }
+        let counted = ctx.counters.take_history();
+        if let Err(e) = workers::add_history(&mut conn, &ns, &counted).await {
+            tracing::debug!(error = %e, "history not written; kept for the next heartbeat");
+            ctx.counters.restore_history(counted);
+        }
         tokio::select! {
             _ = stop.wait_for(|s| *s) => break,
             () = tokio::time::sleep(workers::HEARTBEAT) => {}
         }
+    }
+    let counted = ctx.counters.take_history();
+    if let Err(e) = workers::add_history(&mut conn, &ns, &counted).await {
+        tracing::debug!(error = %e, "the last minute's history was not written");
     }
     if let Err(e) = workers::forget(&mut conn, &ns, &info.id).await {
         tracing::debug!(error = %e, "could not leave the worker list");
@@ -261,7 +275,9 @@ pub async fn run(ctx: JobContext, shutdown: impl Future<Output = ()>) -> anyhow:
             .iter()
             .map(|q| format!("celery.{q}")),
     );
-    let beat = tokio::spawn(heartbeat_loop(ctx.clone(), consumed, stop_rx.clone()));
+    // The heartbeat outlives the jobs: it stops (and writes the last counts) after they end.
+    let (beat_stop, beat_stopped) = watch::channel(false);
+    let beat = tokio::spawn(heartbeat_loop(ctx.clone(), consumed, beat_stopped));
     tracing::info!(
         job_types = workers.len() - intakes.len(),
         celery_queues = ?ctx.settings.celery_queues,
@@ -283,6 +299,7 @@ pub async fn run(ctx: JobContext, shutdown: impl Future<Output = ()>) -> anyhow:
         }
     }
     let _ = stop_tx.send(true);
+    let _ = beat_stop.send(true);
     let _ = beat.await;
     // Give up on jobs still running: their workers (and backends) go, so nothing waits for them.
     drop(all);

@@ -12,6 +12,7 @@ pub mod anonymous;
 pub mod communities;
 pub mod events;
 pub mod health;
+pub mod history;
 pub mod jobs;
 pub mod metrics;
 pub mod queue_jobs;
@@ -29,6 +30,7 @@ pub fn v1() -> Router<AppState> {
         .merge(queue_jobs::router())
         .merge(schedules::router())
         .merge(workers::router())
+        .merge(history::router())
         .merge(track::router())
         .merge(sessions::router())
         .merge(events::router())

@@ -83,7 +83,7 @@ impl<C: ConnectionLike + Clone + Send + Sync> Queue<C> {
         Ok(JobPage { jobs, total, next })
     }
 
-    /// Requeue every dead job (as [`Queue::requeue_dead`]), [`ALL_STEP`] ids per step; returns
+    /// Requeue every dead job (as [`Queue::requeue_dead`]), 500 ids per step; returns
     /// how many were requeued.
     pub async fn requeue_all_dead(&self) -> Result<u64, QueueError> {
         let mut n = 0;

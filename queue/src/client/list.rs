@@ -83,8 +83,8 @@ impl<C: ConnectionLike + Clone + Send + Sync> Queue<C> {
         Ok(JobPage { jobs, total, next })
     }
 
-    /// Requeue every dead job (as [`Queue::requeue_dead`]), 500 ids per step; returns
-    /// how many were requeued.
+    /// Requeue every dead job (as [`Queue::requeue_dead`]), 500 per script call; returns how
+    /// many were requeued.
     pub async fn requeue_all_dead(&self) -> Result<u64, QueueError> {
         let mut n = 0;
         loop {
@@ -92,19 +92,13 @@ impl<C: ConnectionLike + Clone + Send + Sync> Queue<C> {
             if ids.is_empty() {
                 return Ok(n);
             }
-            let mut moved = 0;
-            for id in &ids {
-                moved += u64::from(self.requeue_dead(id).await?);
-            }
-            n += moved;
-            if moved == 0 {
-                // Ids that are dead but cannot be requeued (their payload is gone): leave them.
-                return Ok(n);
-            }
+            // Ids whose payload is gone leave the dead set without being requeued.
+            n += self.requeue_dead_many(&ids).await?;
         }
     }
 
-    /// Discard every dead job (as [`Queue::discard_dead`]); returns how many were discarded.
+    /// Discard every dead job (as [`Queue::discard_dead`]), 500 per script call; returns how
+    /// many were discarded.
     pub async fn discard_all_dead(&self) -> Result<u64, QueueError> {
         let mut n = 0;
         loop {
@@ -112,14 +106,7 @@ impl<C: ConnectionLike + Clone + Send + Sync> Queue<C> {
             if ids.is_empty() {
                 return Ok(n);
             }
-            let mut gone = 0;
-            for id in &ids {
-                gone += u64::from(self.discard_dead(id).await?);
-            }
-            n += gone;
-            if gone == 0 {
-                return Ok(n);
-            }
+            n += self.discard_dead_many(&ids).await?;
         }
     }
 }

@@ -99,6 +99,21 @@ fn fpr(s: &str) -> Fingerprint {
     Fingerprint::parse(s).unwrap()
 }
 
+/// Push `n` persist jobs for fresh visitors (nothing to persist: each succeeds at once).
+async fn push_persist(ctx: &JobContext, redis: &TestRedis, n: usize) {
+    for _ in 0..n {
+        ctx.queues
+            .push(
+                &PersistAnonymousSession {
+                    fingerprint: fpr(&redis.token("fp")),
+                },
+                queue::When::Now,
+            )
+            .await
+            .unwrap();
+    }
+}
+
 async fn twice_and_concurrently<J: Job + Clone>(ctx: &JobContext, job: J) {
     job.clone().run(ctx).await.unwrap();
     job.clone().run(ctx).await.unwrap();
@@ -880,17 +895,7 @@ async fn a_running_worker_takes_nothing_from_a_paused_queue_until_it_resumes() {
         .clone();
     q.pause().await.unwrap();
     let worker = InProcessWorker::start(ctx.clone());
-    for _ in 0..3 {
-        ctx.queues
-            .push(
-                &PersistAnonymousSession {
-                    fingerprint: fpr(&redis.token("fp")),
-                },
-                queue::When::Now,
-            )
-            .await
-            .unwrap();
-    }
+    push_persist(&ctx, &redis, 3).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let s = q.stats().await.unwrap();
     assert_eq!((s.queued, s.running, s.done), (3, 0, 0));
@@ -922,17 +927,7 @@ async fn a_worker_heartbeats_its_counts_and_leaves_when_it_stops() {
     let api = TestApi::start(&db, &redis, &env).await;
     let ctx = job_context(&db, &redis, &env);
     let worker = InProcessWorker::start(ctx.clone());
-    for _ in 0..3 {
-        ctx.queues
-            .push(
-                &PersistAnonymousSession {
-                    fingerprint: fpr(&redis.token("fp")),
-                },
-                queue::When::Now,
-            )
-            .await
-            .unwrap();
-    }
+    push_persist(&ctx, &redis, 3).await;
     let me = eventually(
         Duration::from_secs(15),
         "the worker's heartbeat with 3 jobs processed",

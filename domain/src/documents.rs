@@ -1,4 +1,4 @@
-//! The hot-data documents (SPEC §3), each defined here once: the anonymous session
+//! The hot-data session documents (SPEC §3), each defined here once: the anonymous session
 //! (`anon_session:{fp}`, [`AnonSessionDoc`]) and a buffered view (an element of its `:views` list,
 //! [`BufferedView`]) as the jobs read them, a signed-in session (`session:{id}`,
 //! [`AuthSessionDoc`]), and the parts the web tier writes ([`NewSessionDoc`],

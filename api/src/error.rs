@@ -92,6 +92,11 @@ impl ApiError {
         )
     }
 
+    /// 404 for a job (and queue) name the registry does not know.
+    pub fn unknown_job(name: &str) -> Self {
+        Self::not_found(format!("no job is named {name:?}"))
+    }
+
     /// 404 with a message saying what was not found.
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", message)
@@ -210,7 +215,7 @@ impl IntoResponse for ApiError {
 impl From<EnqueueError> for ApiError {
     fn from(e: EnqueueError) -> Self {
         match e {
-            EnqueueError::UnknownJob(name) => Self::not_found(format!("no job is named {name:?}")),
+            EnqueueError::UnknownJob(name) => Self::unknown_job(&name),
             EnqueueError::InvalidArgs(arg) => Self::invalid_argument(arg.field, arg.message),
             EnqueueError::Queue(q) => q.into(),
         }

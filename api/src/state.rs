@@ -4,10 +4,12 @@ use std::sync::Arc;
 
 use domain::config::Settings;
 use domain::queues::Queues;
+use queue::Queue;
 use redis::aio::ConnectionManager;
 use sea_orm::DatabaseConnection;
 
 use crate::config::ApiConfig;
+use crate::error::ApiError;
 
 /// What every handler can reach: [`Shared`] behind one `Arc`, so the clone each request's
 /// extractors make is a reference count (cloning every handle cost 3 to 4 % of the API's CPU
@@ -62,5 +64,14 @@ impl AppState {
             api: Arc::new(api),
             tracker,
         }))
+    }
+}
+
+impl AppState {
+    /// The queue of job `name`, or 404 when no job has that name.
+    pub fn queue(&self, name: &str) -> Result<&Queue<ConnectionManager>, ApiError> {
+        self.queues
+            .get(name)
+            .ok_or_else(|| ApiError::unknown_job(name))
     }
 }

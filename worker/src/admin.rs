@@ -4,7 +4,15 @@
 
 use anyhow::Context as _;
 use domain::queues::Queues;
-use queue::{JobInfo, JobStatus};
+use queue::{JobInfo, JobStatus, Queue};
+use redis::aio::ConnectionManager;
+
+/// The queue of job `name`.
+fn queue<'a>(queues: &'a Queues, name: &str) -> anyhow::Result<&'a Queue<ConnectionManager>> {
+    queues
+        .get(name)
+        .with_context(|| format!("no job is named {name:?}"))
+}
 
 /// A state's name, as the API spells it.
 pub fn parse_state(s: &str) -> anyhow::Result<JobStatus> {
@@ -38,9 +46,7 @@ pub async fn list(
     offset: usize,
     limit: usize,
 ) -> anyhow::Result<()> {
-    let q = queues
-        .get(name)
-        .with_context(|| format!("no job is named {name:?}"))?;
+    let q = queue(queues, name)?;
     let page = q.list(state, offset, limit).await?;
     for j in &page.jobs {
         println!("{}", job_line(j));
@@ -60,9 +66,7 @@ pub async fn act_on_dead(
     all: bool,
     requeue: bool,
 ) -> anyhow::Result<()> {
-    let q = queues
-        .get(name)
-        .with_context(|| format!("no job is named {name:?}"))?;
+    let q = queue(queues, name)?;
     if all != ids.is_empty() {
         anyhow::bail!("give the dead jobs' ids, or --all (not both)");
     }
@@ -96,9 +100,7 @@ pub async fn act_on_dead(
 
 /// Pause (`paused` true) or resume queue `name`.
 pub async fn pause(queues: &Queues, name: &str, paused: bool) -> anyhow::Result<()> {
-    let q = queues
-        .get(name)
-        .with_context(|| format!("no job is named {name:?}"))?;
+    let q = queue(queues, name)?;
     if paused {
         q.pause().await?;
     } else {

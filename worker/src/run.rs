@@ -184,6 +184,16 @@ fn celery_worker(
     (fut.boxed_local(), driver)
 }
 
+/// Add what this process counted since the last call to the per-minute history; what cannot
+/// be written is kept for the next call.
+async fn flush_history(ctx: &JobContext, conn: &mut redis::aio::ConnectionManager, ns: &str) {
+    let counted = ctx.counters.take_history();
+    if let Err(e) = domain::workers::add_history(conn, ns, &counted).await {
+        tracing::debug!(error = %e, "history not written; kept for the next heartbeat");
+        ctx.counters.restore_history(counted);
+    }
+}
+
 /// Announce this worker process every `domain::workers::HEARTBEAT` with its job counts, until
 /// `stop`; then leave. A failed heartbeat is logged and retried at the next one.
 async fn heartbeat_loop(ctx: JobContext, queues: Vec<String>, mut stop: watch::Receiver<bool>) {
@@ -199,20 +209,13 @@ async fn heartbeat_loop(ctx: JobContext, queues: Vec<String>, mut stop: watch::R
         if let Err(e) = workers::heartbeat(&mut conn, &ns, &mut info).await {
             tracing::debug!(error = %e, "heartbeat failed");
         }
-        let counted = ctx.counters.take_history();
-        if let Err(e) = workers::add_history(&mut conn, &ns, &counted).await {
-            tracing::debug!(error = %e, "history not written; kept for the next heartbeat");
-            ctx.counters.restore_history(counted);
-        }
+        flush_history(&ctx, &mut conn, &ns).await;
         tokio::select! {
             _ = stop.wait_for(|s| *s) => break,
             () = tokio::time::sleep(workers::HEARTBEAT) => {}
         }
     }
-    let counted = ctx.counters.take_history();
-    if let Err(e) = workers::add_history(&mut conn, &ns, &counted).await {
-        tracing::debug!(error = %e, "the last minute's history was not written");
-    }
+    flush_history(&ctx, &mut conn, &ns).await;
     if let Err(e) = workers::forget(&mut conn, &ns, &info.id).await {
         tracing::debug!(error = %e, "could not leave the worker list");
     }

@@ -122,10 +122,6 @@ pub struct JobView {
     pub last_error: Option<String>,
 }
 
-fn unknown_job(name: &str) -> ApiError {
-    ApiError::not_found(format!("no job is named {name:?}"))
-}
-
 /// Enqueue one job (object body) or many (array body).
 ///
 /// The name is checked before the body, so an unknown job is 404 whatever was sent.
@@ -159,7 +155,7 @@ pub async fn enqueue(
     body: Result<extract::Json<Value>, ApiError>,
 ) -> Result<Response, ApiError> {
     if domain::registry::find(&name).is_none() {
-        return Err(unknown_job(&name));
+        return Err(ApiError::unknown_job(&name));
     }
     let extract::Json(body) = body?;
     match body {
@@ -295,11 +291,8 @@ pub async fn status(
     State(state): State<AppState>,
     Path((name, id)): Path<(String, String)>,
 ) -> Result<Json<JobView>, ApiError> {
-    let spec = domain::registry::find(&name).ok_or_else(|| unknown_job(&name))?;
-    let queue = state
-        .queues
-        .get(spec.name)
-        .ok_or_else(|| unknown_job(&name))?;
+    let spec = domain::registry::find(&name).ok_or_else(|| ApiError::unknown_job(&name))?;
+    let queue = state.queue(spec.name)?;
     let not_found = || ApiError::not_found(format!("no {name} job has id {id:?}"));
     if !queue::id::is_valid_job_id(&id) {
         return Err(not_found());

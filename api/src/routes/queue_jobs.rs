@@ -10,8 +10,7 @@ use axum::extract::{Query, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
-use queue::{JobInfo, JobStatus, Queue};
-use redis::aio::ConnectionManager;
+use queue::{JobInfo, JobStatus};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -135,13 +134,6 @@ impl From<JobState> for JobStatus {
     }
 }
 
-fn queue<'a>(state: &'a AppState, name: &str) -> Result<&'a Queue<ConnectionManager>, ApiError> {
-    state
-        .queues
-        .get(name)
-        .ok_or_else(|| ApiError::not_found(format!("no job is named {name:?}")))
-}
-
 fn list_query(q: Result<Query<ListQuery>, QueryRejection>) -> Result<ListQuery, ApiError> {
     let q = q.map(|Query(q)| q).map_err(|e| {
         let text = e.body_text();
@@ -182,7 +174,7 @@ pub async fn list(
     Path(name): Path<String>,
     q: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<JobPageView>, ApiError> {
-    let queue = queue(&state, &name)?;
+    let queue = state.queue(&name)?;
     let q = list_query(q)?;
     let page = queue.list(q.state.into(), q.offset, q.limit).await?;
     Ok(Json(JobPageView {
@@ -283,7 +275,7 @@ async fn act(
     body: Result<extract::Json<DeadSelection>, ApiError>,
     action: Action,
 ) -> Result<Json<DeadOutcome>, ApiError> {
-    let queue = queue(state, name)?;
+    let queue = state.queue(name)?;
     let extract::Json(body) = body?;
     let mut outcome = DeadOutcome {
         done: 0,

@@ -103,10 +103,7 @@ async fn set_paused(
     name: String,
     paused: bool,
 ) -> Result<Json<PauseState>, ApiError> {
-    let queue = state
-        .queues
-        .get(&name)
-        .ok_or_else(|| ApiError::not_found(format!("no job is named {name:?}")))?;
+    let queue = state.queue(&name)?;
     if paused {
         queue.pause().await?;
     } else {

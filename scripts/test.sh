@@ -5,6 +5,8 @@ cd "$(dirname "$0")/.."
 scripts/services.sh
 # The Python tools some tests run (Celery client, schemathesis, redis-py): made once, reused.
 scripts/tool-envs.sh
+# The browser the console tests drive (Debian's chromium and chromedriver), installed if missing.
+scripts/browser.sh
 # The end-to-end test starts the Procfile's processes from target/debug.
 cargo build --workspace --bins --locked
 exec cargo test --workspace --locked --no-fail-fast "$@"

@@ -17,7 +17,7 @@ use tracing::Level;
 
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::{auth, openapi, prometheus, routes};
+use crate::{auth, console, openapi, prometheus, routes};
 
 /// The whole application. Layers, outermost first: request id (set, then echoed in the
 /// response), a tracing span per request with a line per response (`log_response`), metrics,
@@ -32,6 +32,7 @@ pub fn build(state: AppState) -> Router {
         .merge(routes::ops())
         .merge(openapi::router())
         .merge(v1)
+        .merge(console::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.api.max_body_bytes))

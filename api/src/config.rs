@@ -108,6 +108,11 @@ impl ApiToken {
     pub fn matches(&self, presented: &[u8]) -> bool {
         self.0.as_bytes().ct_eq(presented).into()
     }
+
+    /// The token itself, for deriving the console's session key; never for logging.
+    pub(crate) fn expose(&self) -> &str {
+        &self.0
+    }
 }
 
 impl std::fmt::Debug for ApiToken {

@@ -8,6 +8,7 @@
 pub mod app;
 pub mod auth;
 pub mod config;
+pub mod console;
 pub mod error;
 pub mod extract;
 pub mod openapi;

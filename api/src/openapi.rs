@@ -42,6 +42,7 @@ pub const BEARER: &str = "bearer";
         routes::queue_jobs::list,
         routes::queue_jobs::requeue,
         routes::queue_jobs::discard,
+        routes::queue_jobs::run_now,
         routes::track::pageview,
         routes::sessions::login,
         routes::sessions::logout,
@@ -177,7 +178,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(seen, 25);
+        assert_eq!(seen, 26);
     }
 
     #[test]

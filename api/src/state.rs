@@ -39,6 +39,8 @@ pub struct Shared {
     pub api: Arc<ApiConfig>,
     /// The tracking rules (page views, sessions, events, visitors, analytics, erasure).
     pub tracker: tracking::Tracker,
+    /// The console's session and CSRF keys.
+    pub console: crate::console::ConsoleKeys,
 }
 
 impl AppState {
@@ -56,7 +58,9 @@ impl AppState {
             queues.clone(),
             tracking::TrackingConfig::from_settings(&settings),
         );
+        let console = crate::console::ConsoleKeys::new(api.token.as_ref());
         Self(Arc::new(Shared {
+            console,
             queues,
             db,
             redis,

@@ -6,6 +6,7 @@
 //! |---|---|---|
 //! | `{ns}:workers` | ZSET | process id (`host:pid`) → its latest heartbeat (ms) |
 //! | `{ns}:worker:{id}` | STRING | the process's [`WorkerInfo`] JSON, expiring after [`EXPIRES`] |
+//! | `{ns}:history:h:{hour}` | HASH | the same, per hour (epoch hours), kept [`HISTORY_TTL`] + 1 h |
 //! | `{ns}:history:{minute}` | HASH | `<job>:succeeded`, `:failed`, `:dead`, `:ms` of runs that ended in that minute (UTC, epoch minutes), kept [`HISTORY_TTL`] |
 
 use std::time::Duration;
@@ -168,6 +169,12 @@ pub fn history_key(namespace: &str, minute: i64) -> String {
     format!("{namespace}:history:{minute}")
 }
 
+/// `{ns}:history:h:{hour}` (HASH, hour = epoch seconds / 3600): the same fields as
+/// [`history_key`], summed per hour, so a day's chart reads 24 keys, not 1,440.
+pub fn history_hour_key(namespace: &str, hour: i64) -> String {
+    format!("{namespace}:history:h:{hour}")
+}
+
 /// How a job's run ended, as the history counts it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Outcome {
@@ -199,15 +206,21 @@ pub async fn add_history(
     if counts.is_empty() {
         return Ok(());
     }
-    let key = history_key(namespace, Utc::now().timestamp() / 60);
+    let now = Utc::now().timestamp();
+    let minute = history_key(namespace, now / 60);
+    let hour = history_hour_key(namespace, now / 3600);
     let mut pipe = redis::pipe();
-    for ((job, outcome), (n, ms)) in counts {
-        pipe.hincr(&key, format!("{job}:{}", outcome.as_str()), *n)
-            .ignore()
-            .hincr(&key, format!("{job}:ms"), *ms)
-            .ignore();
+    for key in [&minute, &hour] {
+        for ((job, outcome), (n, ms)) in counts {
+            pipe.hincr(key, format!("{job}:{}", outcome.as_str()), *n)
+                .ignore()
+                .hincr(key, format!("{job}:ms"), *ms)
+                .ignore();
+        }
     }
-    pipe.expire(&key, HISTORY_TTL.as_secs() as i64)
+    pipe.expire(&minute, HISTORY_TTL.as_secs() as i64)
+        .ignore()
+        .expire(&hour, (HISTORY_TTL.as_secs() + 3600) as i64)
         .ignore()
         .query_async(conn)
         .await

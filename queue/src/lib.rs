@@ -19,8 +19,8 @@ mod scripts;
 mod version;
 
 pub use client::{
-    Ack, AckReport, Fetched, FetchedJob, JobInfo, JobPage, JobStatus, MAX_PAGE, NewJob, Pushed,
-    Queue, QueueConfig, QueueStats, When,
+    Ack, AckReport, Fetched, FetchedJob, JobInfo, JobPage, JobStatus, ListState, MAX_PAGE,
+    MAX_RETRY_SCAN, NewJob, Pushed, Queue, QueueConfig, QueueStats, When,
 };
 pub use error::QueueError;
 pub use keys::Keys;

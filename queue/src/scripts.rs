@@ -34,6 +34,7 @@ script!(DISCARD, "discard.lua");
 script!(CLEANUP, "cleanup.lua");
 script!(ADOPT, "adopt.lua");
 script!(LIST, "list.lua");
+script!(RUN_NOW, "runnow.lua");
 
 #[cfg(test)]
 mod tests {

@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::QueueExt;
-use queue::{Ack, JobStatus, NewJob, When};
+use queue::{Ack, JobStatus, ListState, NewJob, When};
 use testkit::TestRedis;
 
 #[tokio::test]
@@ -647,23 +647,26 @@ async fn jobs_list_by_state_in_bounded_pages_and_dead_ones_go_back_or_away_all_a
         .await
         .unwrap();
     // 250 queued: pages of at most 100, in line order, then the rest.
-    let page = q.list(JobStatus::Queued, 0, 1000).await.unwrap();
+    let page = q.list(ListState::Queued, 0, 1000).await.unwrap();
     assert_eq!(
         (page.jobs.len(), page.total, page.next),
-        (100, 250, Some(100))
+        (100, Some(250), Some(100))
     );
     assert_eq!(page.jobs[0].id, pushed[0].id);
     assert_eq!(page.jobs[0].payload, r#"{"n":0}"#);
-    let last = q.list(JobStatus::Queued, 200, 100).await.unwrap();
+    let last = q.list(ListState::Queued, 200, 100).await.unwrap();
     assert_eq!((last.jobs.len(), last.next), (50, None));
     assert_eq!(last.jobs[49].id, pushed[249].id);
-    let scheduled = q.list(JobStatus::Scheduled, 0, 10).await.unwrap();
-    assert_eq!(scheduled.total, 1);
+    let scheduled = q.list(ListState::Scheduled, 0, 10).await.unwrap();
+    assert_eq!(scheduled.total, Some(1));
     assert!(scheduled.jobs[0].status_ms.is_some());
     // Lease 30 and kill them: the dead page shows each error and attempt.
     let leased = q.fetch(30).await.unwrap().jobs;
     assert_eq!(leased.len(), 30);
-    assert_eq!(q.list(JobStatus::Running, 0, 100).await.unwrap().total, 30);
+    assert_eq!(
+        q.list(ListState::Running, 0, 100).await.unwrap().total,
+        Some(30)
+    );
     let acks: Vec<Ack> = leased
         .iter()
         .map(|j| Ack::Dead {
@@ -673,8 +676,11 @@ async fn jobs_list_by_state_in_bounded_pages_and_dead_ones_go_back_or_away_all_a
         })
         .collect();
     q.ack(&acks).await.unwrap();
-    let dead = q.list(JobStatus::Dead, 0, 20).await.unwrap();
-    assert_eq!((dead.jobs.len(), dead.total, dead.next), (20, 30, Some(20)));
+    let dead = q.list(ListState::Dead, 0, 20).await.unwrap();
+    assert_eq!(
+        (dead.jobs.len(), dead.total, dead.next),
+        (20, Some(30), Some(20))
+    );
     for j in &dead.jobs {
         assert_eq!(j.status, JobStatus::Dead);
         assert_eq!(j.attempts, 1);
@@ -723,4 +729,84 @@ async fn a_paused_queue_leases_nothing_and_loses_nothing() {
     q.resume().await.unwrap();
     assert!(!q.stats().await.unwrap().paused);
     assert_eq!(q.fetch(10).await.unwrap().jobs.len(), 2);
+}
+
+/// Retrying jobs are the scheduled ones with a failed attempt, listed in bounded reads however
+/// many delayed jobs sit among them; run now, a waiting job goes to the front of the line with
+/// its attempts kept.
+#[tokio::test]
+async fn retrying_jobs_are_listed_apart_and_waiting_jobs_run_now() {
+    let t = TestRedis::new().await;
+    let q = t.queue(t.config("retrying"));
+    let later = When::After(Duration::from_secs(600));
+    // 3 jobs fail once and wait for a retry; 1,500 delayed jobs sit after them in the set.
+    q.push_many(
+        (0..3)
+            .map(|i| NewJob::new(format!(r#"{{"r":{i}}}"#)))
+            .collect(),
+    )
+    .await
+    .unwrap();
+    let leased = q.fetch(3).await.unwrap().jobs;
+    let acks: Vec<Ack> = leased
+        .iter()
+        .map(|j| Ack::Retry {
+            id: j.id.clone(),
+            token: j.token,
+            delay: Duration::from_secs(300),
+            error: "flaky".into(),
+        })
+        .collect();
+    q.ack(&acks).await.unwrap();
+    q.push_many(
+        (0..1500)
+            .map(|i| NewJob::new(format!(r#"{{"d":{i}}}"#)).at(later))
+            .collect(),
+    )
+    .await
+    .unwrap();
+    let page = q.list(ListState::Retrying, 0, 100).await.unwrap();
+    assert_eq!(page.total, None);
+    let mut ids: Vec<&str> = page.jobs.iter().map(|j| j.id.as_str()).collect();
+    ids.sort_unstable();
+    let mut want: Vec<&str> = leased.iter().map(|j| j.id.as_str()).collect();
+    want.sort_unstable();
+    assert_eq!(ids, want, "the retrying page holds exactly the failed jobs");
+    assert!(
+        page.jobs
+            .iter()
+            .all(|j| j.attempts == 1 && j.last_error.as_deref() == Some("flaky"))
+    );
+    // One read stops after MAX_RETRY_SCAN entries and says where to go on.
+    assert_eq!(page.next, Some(queue::MAX_RETRY_SCAN));
+    let rest = q
+        .list(ListState::Retrying, queue::MAX_RETRY_SCAN, 100)
+        .await
+        .unwrap();
+    assert!(rest.jobs.is_empty());
+    assert_eq!(rest.next, None);
+    assert_eq!(
+        q.list(ListState::Scheduled, 0, 1).await.unwrap().total,
+        Some(1503)
+    );
+    // Run two now: they are leased next, attempts kept; an unknown id and a queued one are not moved.
+    let waiting = q.push(NewJob::new("{}")).await.unwrap();
+    let moved = q
+        .run_now_many(&[leased[0].id.as_str(), leased[1].id.as_str(), "nope"])
+        .await
+        .unwrap();
+    assert_eq!(moved, 2);
+    assert_eq!(
+        q.list(ListState::Queued, 0, 10).await.unwrap().total,
+        Some(3)
+    );
+    assert_eq!(q.run_now_many(&[waiting.id.as_str()]).await.unwrap(), 0);
+    let next = q.fetch(2).await.unwrap().jobs;
+    let mut got: Vec<&str> = next.iter().map(|j| j.id.as_str()).collect();
+    got.sort_unstable();
+    let mut ran: Vec<&str> = vec![leased[0].id.as_str(), leased[1].id.as_str()];
+    ran.sort_unstable();
+    assert_eq!(got, ran, "jobs run now are at the front of the line");
+    assert!(next.iter().all(|j| j.attempt == 2), "attempts kept");
+    assert_eq!(q.stats().await.unwrap().scheduled, 1501);
 }

@@ -14,6 +14,8 @@ pub struct HttpAnswer {
     pub headers: Vec<(String, String)>,
     /// The body as JSON (`Value::Null` when it is not JSON).
     pub body: serde_json::Value,
+    /// The body as text (lossy UTF-8).
+    pub text: String,
 }
 
 impl HttpAnswer {
@@ -51,7 +53,34 @@ pub async fn http_full(
     let request = request
         .body(Full::new(Bytes::from(body)))
         .map_err(std::io::Error::other)?;
+    send(addr, request).await
+}
 
+/// `method path` to the server at `addr` with exactly these `headers` (plus `Host`,
+/// `Connection: close` and `Content-Length`) and this `body`: for forms, cookies and origins.
+pub async fn http_raw(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<HttpAnswer> {
+    let mut request = hyper::Request::builder()
+        .method(method)
+        .uri(path)
+        .header(hyper::header::HOST, addr)
+        .header(hyper::header::CONNECTION, "close")
+        .header(hyper::header::CONTENT_LENGTH, body.len());
+    for (k, v) in headers {
+        request = request.header(*k, *v);
+    }
+    let request = request
+        .body(Full::new(Bytes::copy_from_slice(body)))
+        .map_err(std::io::Error::other)?;
+    send(addr, request).await
+}
+
+async fn send(addr: &str, request: hyper::Request<Full<Bytes>>) -> std::io::Result<HttpAnswer> {
     let stream = tokio::net::TcpStream::connect(addr).await?;
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
@@ -83,6 +112,7 @@ pub async fn http_full(
             status,
             headers,
             body: serde_json::from_slice(&payload).unwrap_or(serde_json::Value::Null),
+            text: String::from_utf8_lossy(&payload).into_owned(),
         })
     };
     let (answer, _) = tokio::join!(exchange, connection);

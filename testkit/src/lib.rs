@@ -27,7 +27,7 @@ use std::time::Duration;
 
 pub use db::TestDb;
 pub use env::{bin_dir, bin_path, env_num, libfaketime, workspace_dir};
-pub use http::{HttpAnswer, http, http_full};
+pub use http::{HttpAnswer, http, http_full, http_raw};
 pub use namespace::{TestRedis, redis_url};
 pub use process::{bin_command, command, sigterm, spawn_worker};
 pub use servers::{PrivatePostgres, PrivateRedis, RedisServer, TempDir, free_port};

@@ -46,3 +46,13 @@ pub fn redis_py_python() -> std::path::PathBuf {
     )
     .join("bin/python")
 }
+
+/// A Python with Selenium (pins: `scripts/tool-envs/selenium.txt`), for the console's browser
+/// tests.
+pub fn selenium_python() -> std::path::PathBuf {
+    tool_env(
+        "selenium",
+        include_str!("../../scripts/tool-envs/selenium.txt"),
+    )
+    .join("bin/python")
+}

@@ -1,10 +1,11 @@
-//! The operator's commands on a queue's jobs (`worker jobs list | requeue | discard | pause |
-//! resume`), the CLI twin of `GET /v1/queues/{name}/jobs`, `POST /v1/queues/{name}/dead/...` and
+//! The operator's commands on a queue's jobs (`worker jobs list | requeue | discard | run-now |
+//! pause | resume`), the CLI twin of `GET /v1/queues/{name}/jobs`,
+//! `POST /v1/queues/{name}/dead/...`, `POST /v1/queues/{name}/jobs/run-now` and
 //! `POST /v1/queues/{name}/{pause,resume}`.
 
 use anyhow::Context as _;
 use domain::queues::Queues;
-use queue::{JobInfo, JobStatus, Queue};
+use queue::{JobInfo, ListState, Queue};
 use redis::aio::ConnectionManager;
 
 /// The queue of job `name`.
@@ -15,16 +16,17 @@ fn queue<'a>(queues: &'a Queues, name: &str) -> anyhow::Result<&'a Queue<Connect
 }
 
 /// A state's name, as the API spells it.
-pub fn parse_state(s: &str) -> anyhow::Result<JobStatus> {
+pub fn parse_state(s: &str) -> anyhow::Result<ListState> {
     Ok(match s {
-        "queued" => JobStatus::Queued,
-        "scheduled" => JobStatus::Scheduled,
-        "running" => JobStatus::Running,
-        "done" => JobStatus::Done,
-        "dead" => JobStatus::Dead,
-        other => {
-            anyhow::bail!("state {other:?}: expected queued, scheduled, running, done or dead")
-        }
+        "queued" => ListState::Queued,
+        "scheduled" => ListState::Scheduled,
+        "retrying" => ListState::Retrying,
+        "running" => ListState::Running,
+        "done" => ListState::Done,
+        "dead" => ListState::Dead,
+        other => anyhow::bail!(
+            "state {other:?}: expected queued, scheduled, retrying, running, done or dead"
+        ),
     })
 }
 
@@ -42,7 +44,7 @@ pub fn job_line(j: &JobInfo) -> serde_json::Value {
 pub async fn list(
     queues: &Queues,
     name: &str,
-    state: JobStatus,
+    state: ListState,
     offset: usize,
     limit: usize,
 ) -> anyhow::Result<()> {
@@ -107,5 +109,28 @@ pub async fn pause(queues: &Queues, name: &str, paused: bool) -> anyhow::Result<
         q.resume().await?;
     }
     println!("{}", serde_json::json!({"name": name, "paused": paused}));
+    Ok(())
+}
+
+/// Run waiting jobs of `name` now (scheduled or retrying: to the front of the line, attempts
+/// kept; dead: requeued). Prints how many moved and the ids that were neither.
+pub async fn run_now(queues: &Queues, name: &str, ids: &[String]) -> anyhow::Result<()> {
+    let q = queue(queues, name)?;
+    if ids.is_empty() {
+        anyhow::bail!("give the jobs' ids");
+    }
+    let mut done = 0;
+    let mut not_waiting = Vec::new();
+    for id in ids {
+        if q.run_now_many(&[id]).await? == 1 || q.requeue_dead(id).await? {
+            done += 1;
+        } else {
+            not_waiting.push(id);
+        }
+    }
+    println!(
+        "{}",
+        serde_json::json!({"done": done, "not_waiting": not_waiting})
+    );
     Ok(())
 }

@@ -25,7 +25,7 @@ enum Command {
         #[arg(default_value = "{}")]
         args: String,
     },
-    /// A queue's jobs: list them by state, requeue or discard dead ones.
+    /// A queue's jobs: list them by state, requeue or discard dead ones, run waiting ones now.
     Jobs {
         #[command(subcommand)]
         action: JobsCommand,
@@ -38,7 +38,7 @@ enum JobsCommand {
     List {
         /// The queue (job) name.
         queue: String,
-        /// queued, scheduled, running, done or dead.
+        /// queued, scheduled, retrying, running, done or dead.
         #[arg(long, default_value = "dead")]
         state: String,
         /// Jobs to skip.
@@ -56,6 +56,14 @@ enum JobsCommand {
         #[arg(long)]
         all: bool,
         /// The dead jobs' ids.
+        ids: Vec<String>,
+    },
+    /// Run waiting jobs now: scheduled or retrying ones go to the front of the line (attempts
+    /// kept), dead ones are requeued.
+    RunNow {
+        /// The queue (job) name.
+        queue: String,
+        /// The jobs' ids.
         ids: Vec<String>,
     },
     /// Stop workers leasing a queue's jobs (nothing is lost; running jobs finish).
@@ -135,6 +143,9 @@ async fn run(
                 }
                 JobsCommand::Discard { queue, all, ids } => {
                     worker::admin::act_on_dead(&queues, &queue, &ids, all, false).await
+                }
+                JobsCommand::RunNow { queue, ids } => {
+                    worker::admin::run_now(&queues, &queue, &ids).await
                 }
                 JobsCommand::Pause { queue } => worker::admin::pause(&queues, &queue, true).await,
                 JobsCommand::Resume { queue } => worker::admin::pause(&queues, &queue, false).await,

@@ -1,6 +1,7 @@
 //! A queue's jobs: `GET /v1/queues/{name}/jobs` (one page of the jobs in one state, with their
-//! arguments, attempts, last error and times) and `POST /v1/queues/{name}/dead/requeue` and
-//! `.../dead/discard` (some dead jobs by id, or all of them).
+//! arguments, attempts, last error and times), `POST /v1/queues/{name}/dead/requeue` and
+//! `.../dead/discard` (some dead jobs by id, or all of them) and
+//! `POST /v1/queues/{name}/jobs/run-now` (waiting jobs by id).
 //!
 //! A page costs Redis one script run that reads at most [`queue::MAX_PAGE`] jobs, whatever the
 //! queue holds.
@@ -10,14 +11,13 @@ use axum::extract::{Query, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
-use queue::{JobInfo, JobStatus};
+use queue::{JobInfo, ListState};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::error::ApiError;
 use crate::extract::{self, Path};
 use crate::responses as r;
-use crate::routes::jobs::JobState;
 use crate::state::AppState;
 
 /// The most ids one requeue or discard names.
@@ -29,14 +29,15 @@ pub fn router() -> Router<AppState> {
         .route("/v1/queues/{name}/jobs", get(list))
         .route("/v1/queues/{name}/dead/requeue", post(requeue))
         .route("/v1/queues/{name}/dead/discard", post(discard))
+        .route("/v1/queues/{name}/jobs/run-now", post(run_now))
 }
 
 /// `GET /v1/queues/{name}/jobs` query.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
-    /// Which jobs: queued, scheduled, running, done or dead.
-    pub state: JobState,
+    /// Which jobs: queued, scheduled, retrying, running, done or dead.
+    pub state: ListedState,
     /// Jobs to skip (the previous page's `next_offset`).
     #[serde(default)]
     pub offset: usize,
@@ -50,15 +51,59 @@ fn default_limit() -> usize {
     50
 }
 
+/// The states jobs are listed by: where a job stands, and `retrying` (scheduled after a failed
+/// attempt).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ListedState {
+    /// Ready to run.
+    Queued,
+    /// Waiting for a time: delayed, or waiting for a retry.
+    Scheduled,
+    /// Scheduled after a failed attempt (a page reads at most 1,000 scheduled entries).
+    Retrying,
+    /// Leased by a worker.
+    Running,
+    /// Finished and retained.
+    Done,
+    /// Failed for good and retained.
+    Dead,
+}
+
+impl ListedState {
+    /// Every state, in the order a queue's page shows them.
+    pub const ALL: [Self; 6] = [
+        Self::Queued,
+        Self::Scheduled,
+        Self::Retrying,
+        Self::Running,
+        Self::Done,
+        Self::Dead,
+    ];
+
+    /// Its wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Scheduled => "scheduled",
+            Self::Retrying => "retrying",
+            Self::Running => "running",
+            Self::Done => "done",
+            Self::Dead => "dead",
+        }
+    }
+}
+
 /// One page of a queue's jobs in one state.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct JobPageView {
     /// The queue (job) name.
     pub name: String,
     /// The state listed.
-    pub state: JobState,
-    /// Jobs in that state in all.
-    pub total: u64,
+    pub state: ListedState,
+    /// Jobs in that state in all (null for retrying: counting them would read every scheduled
+    /// job).
+    pub total: Option<u64>,
     /// This page's offset.
     pub offset: usize,
     /// The next page's offset, when there is one.
@@ -122,16 +167,34 @@ pub struct DeadOutcome {
     pub not_dead: Vec<String>,
 }
 
-impl From<JobState> for JobStatus {
-    fn from(s: JobState) -> Self {
+impl From<ListedState> for ListState {
+    fn from(s: ListedState) -> Self {
         match s {
-            JobState::Queued => Self::Queued,
-            JobState::Scheduled => Self::Scheduled,
-            JobState::Running => Self::Running,
-            JobState::Done => Self::Done,
-            JobState::Dead => Self::Dead,
+            ListedState::Queued => Self::Queued,
+            ListedState::Scheduled => Self::Scheduled,
+            ListedState::Retrying => Self::Retrying,
+            ListedState::Running => Self::Running,
+            ListedState::Done => Self::Done,
+            ListedState::Dead => Self::Dead,
         }
     }
+}
+
+/// `POST /v1/queues/{name}/jobs/run-now` body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JobIds {
+    /// The jobs (1 to 1000 ids).
+    pub ids: Vec<String>,
+}
+
+/// What a run-now did.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RunNowOutcome {
+    /// Jobs moved to the front of the line (scheduled or retrying) or requeued (dead).
+    pub done: u64,
+    /// Ids named that were not waiting (unknown, queued, running or done).
+    pub not_waiting: Vec<String>,
 }
 
 fn list_query(q: Result<Query<ListQuery>, QueryRejection>) -> Result<ListQuery, ApiError> {
@@ -304,4 +367,62 @@ async fn act(
     }
     tracing::info!(queue = %name, ?action, jobs = outcome.done, "dead jobs acted on");
     Ok(Json(outcome))
+}
+
+/// Run waiting jobs now: scheduled or retrying ones go to the front of the line with their
+/// attempts kept; dead ones are requeued with fresh attempts.
+#[utoipa::path(
+    post,
+    path = "/v1/queues/{name}/jobs/run-now",
+    tag = "queues",
+    params(("name" = String, Path, description = "The queue (job) name")),
+    request_body(content = JobIds, description = "The jobs' ids"),
+    responses(
+        (status = 200, description = "Moved", body = RunNowOutcome),
+        (status = 400, response = r::BadRequest),
+        (status = 401, response = r::Unauthorized),
+        (status = 404, response = r::NotFound),
+        (status = 413, response = r::PayloadTooLarge),
+        (status = 415, response = r::UnsupportedMediaType),
+        (status = 422, response = r::Unprocessable),
+        (status = 500, response = r::Internal),
+        (status = 503, response = r::Unavailable),
+    ),
+    security(("bearer" = [])),
+)]
+pub async fn run_now(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    body: Result<extract::Json<JobIds>, ApiError>,
+) -> Result<Json<RunNowOutcome>, ApiError> {
+    let queue = state.queue(&name)?;
+    let extract::Json(body) = body?;
+    if body.ids.is_empty() || body.ids.len() > MAX_IDS {
+        return Err(ApiError::invalid_argument(
+            "ids",
+            format!("must name 1 to {MAX_IDS} jobs"),
+        ));
+    }
+    let outcome = run_now_ids(queue, body.ids).await?;
+    tracing::info!(queue = %name, jobs = outcome.done, "jobs run now");
+    Ok(Json(outcome))
+}
+
+/// Run `ids` of `queue` now (see [`run_now`]).
+pub async fn run_now_ids(
+    queue: &queue::Queue<redis::aio::ConnectionManager>,
+    ids: Vec<String>,
+) -> Result<RunNowOutcome, ApiError> {
+    let mut outcome = RunNowOutcome {
+        done: 0,
+        not_waiting: Vec::new(),
+    };
+    for id in ids {
+        if queue.run_now_many(&[&id]).await? == 1 || queue.requeue_dead(&id).await? {
+            outcome.done += 1;
+        } else {
+            outcome.not_waiting.push(id);
+        }
+    }
+    Ok(outcome)
 }

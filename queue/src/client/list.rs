@@ -11,8 +11,43 @@ use crate::scripts;
 /// reads at most this many jobs.
 pub const MAX_PAGE: usize = 100;
 
+/// The most scheduled entries one page of retrying jobs reads (they are scheduled jobs with
+/// attempts, mixed with delayed jobs without): a page may hold fewer jobs than asked and still
+/// have a next one.
+pub const MAX_RETRY_SCAN: usize = 1000;
+
 /// Dead jobs acted on per step by [`Queue::requeue_all_dead`] and [`Queue::discard_all_dead`].
 const ALL_STEP: usize = 500;
+
+/// The states a queue's jobs are listed by: a job's [`JobStatus`], and `Retrying`, the
+/// scheduled jobs whose last attempt failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListState {
+    /// Ready to run.
+    Queued,
+    /// Waiting for a time: delayed, or waiting for a retry.
+    Scheduled,
+    /// Scheduled after a failed attempt.
+    Retrying,
+    /// Leased by a worker.
+    Running,
+    /// Finished and retained.
+    Done,
+    /// Failed for good and retained.
+    Dead,
+}
+
+impl From<JobStatus> for ListState {
+    fn from(s: JobStatus) -> Self {
+        match s {
+            JobStatus::Queued => Self::Queued,
+            JobStatus::Scheduled => Self::Scheduled,
+            JobStatus::Running => Self::Running,
+            JobStatus::Done => Self::Done,
+            JobStatus::Dead => Self::Dead,
+        }
+    }
+}
 
 /// One page of a queue's jobs in one state.
 #[derive(Debug, Clone)]
@@ -20,29 +55,46 @@ pub struct JobPage {
     /// The jobs, in the state's order: pending in line order, the others by their time
     /// (due, lease deadline, finish), oldest first.
     pub jobs: Vec<JobInfo>,
-    /// How many jobs are in that state in all.
-    pub total: u64,
+    /// How many jobs are in that state in all (`None` for retrying jobs: counting them would
+    /// read every scheduled job).
+    pub total: Option<u64>,
     /// The offset of the next page, when there is one.
     pub next: Option<usize>,
 }
 
 impl<C: ConnectionLike + Clone + Send + Sync> Queue<C> {
-    /// Jobs in `status`, from `offset`, at most `limit` (clamped to 1..=[`MAX_PAGE`]), read in one
+    /// Jobs in `state`, from `offset`, at most `limit` (clamped to 1..=[`MAX_PAGE`]), read in one
     /// script run. A job that leaves the state while the page is read is left out.
+    /// [`ListState::Retrying`] lists the scheduled jobs that wait for a retry (an attempt
+    /// failed), reading at most [`MAX_RETRY_SCAN`] scheduled entries: its page's `next` is where
+    /// the read stopped, and its `total` is `None`.
     pub async fn list(
         &self,
-        status: JobStatus,
+        state: ListState,
         offset: usize,
         limit: usize,
     ) -> Result<JobPage, QueueError> {
         let k = &self.keys;
-        let source = match status {
-            JobStatus::Queued => &k.pending,
-            JobStatus::Scheduled => &k.scheduled,
-            JobStatus::Running => &k.running,
-            JobStatus::Done => &k.done,
-            JobStatus::Dead => &k.dead,
+        let (source, status) = match state {
+            ListState::Queued => (&k.pending, JobStatus::Queued),
+            ListState::Scheduled | ListState::Retrying => (&k.scheduled, JobStatus::Scheduled),
+            ListState::Running => (&k.running, JobStatus::Running),
+            ListState::Done => (&k.done, JobStatus::Done),
+            ListState::Dead => (&k.dead, JobStatus::Dead),
         };
+        self.list_in(source, status, state == ListState::Retrying, offset, limit)
+            .await
+    }
+
+    async fn list_in(
+        &self,
+        source: &str,
+        status: JobStatus,
+        retrying: bool,
+        offset: usize,
+        limit: usize,
+    ) -> Result<JobPage, QueueError> {
+        let k = &self.keys;
         let limit = limit.clamp(1, MAX_PAGE);
         let v: Vec<Value> = scripts::LIST
             .key(source)
@@ -51,12 +103,15 @@ impl<C: ConnectionLike + Clone + Send + Sync> Queue<C> {
             .key(&k.errors)
             .arg(offset)
             .arg(limit)
+            .arg(if retrying { "1" } else { "0" })
+            .arg(MAX_RETRY_SCAN)
             .invoke_async(&mut self.conn.clone())
             .await?;
-        let Some((total, rows)) = v.split_last() else {
-            return Err(QueueError::Protocol("empty list reply".into()));
+        let [rows @ .., after, total] = v.as_slice() else {
+            return Err(QueueError::Protocol("short list reply".into()));
         };
-        let total = int(total)?.max(0) as u64;
+        let after = int(after)?.max(0) as usize;
+        let total = u64::try_from(int(total)?).ok();
         let mut jobs = Vec::with_capacity(rows.len() / 5);
         for row in rows.chunks(5) {
             let [id, stored, attempts, error, score] = row else {
@@ -78,9 +133,36 @@ impl<C: ConnectionLike + Clone + Send + Sync> Queue<C> {
                     .map(|f| f as i64),
             });
         }
-        let read = rows.len() / 5;
-        let next = (read == limit && ((offset + read) as u64) < total).then_some(offset + read);
+        // More may follow when the read stopped before the end of the state (a full page, or,
+        // for retrying jobs, a full scan); the state's length bounds it.
+        let len: u64 = if let Some(t) = total {
+            t
+        } else {
+            redis::cmd("ZCARD")
+                .arg(source)
+                .query_async(&mut self.conn.clone())
+                .await?
+        };
+        let next = (after > offset && (after as u64) < len).then_some(after);
         Ok(JobPage { jobs, total, next })
+    }
+
+    /// Run these scheduled jobs (delayed, or waiting for a retry) now: each goes to the front of
+    /// the line, its attempts kept, in one script call; how many were scheduled (and moved).
+    pub async fn run_now_many(&self, ids: &[impl AsRef<str>]) -> Result<u64, QueueError> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let k = &self.keys;
+        let mut inv = scripts::RUN_NOW.prepare_invoke();
+        inv.key(&k.pending)
+            .key(&k.scheduled)
+            .key(&k.jobs)
+            .arg(&k.notify);
+        for id in ids {
+            inv.arg(id.as_ref());
+        }
+        Ok(inv.invoke_async(&mut self.conn.clone()).await?)
     }
 
     /// Requeue every dead job (as [`Queue::requeue_dead`]), 500 per script call; returns how

@@ -24,7 +24,7 @@ use crate::keys::Keys;
 pub use ack::{Ack, AckReport};
 pub use fetch::{Fetched, FetchedJob};
 pub use inspect::{JobInfo, JobStatus, QueueStats};
-pub use list::{JobPage, MAX_PAGE};
+pub use list::{JobPage, ListState, MAX_PAGE, MAX_RETRY_SCAN};
 pub use push::{NewJob, Pushed, When};
 
 // The fetcher's batch bound (the backend asks for no more).

@@ -10,6 +10,20 @@
 //! | `http_request_duration_seconds` | histogram | `method`, `path`, `status` |
 //! | `celeriac_queue_jobs` | gauge, refreshed on scrape | `queue`, `status` (queued, scheduled, running, done, dead) |
 //! | `celeriac_queue_oldest_waiting_seconds` | gauge, refreshed on scrape | `queue` |
+//!
+//! The fleet's job metrics are not this process's: every worker adds what it counted to
+//! `{ns}:metrics` in Redis at each heartbeat (`domain::workers::add_tally`), and each scrape reads
+//! that hash once ([`fleet_text`]). One scrape target shows the whole fleet, however many workers
+//! run, and the counters survive a worker's restart (they restart only with Redis's data).
+//!
+//! | metric | type | labels |
+//! |---|---|---|
+//! | `celeriac_jobs_started_total` | counter | `job` |
+//! | `celeriac_jobs_succeeded_total` | counter | `job` |
+//! | `celeriac_jobs_retried_total` | counter | `job` (failed attempts that will be retried) |
+//! | `celeriac_jobs_dead_total` | counter | `job` (failed for good) |
+//! | `celeriac_job_duration_seconds` | histogram | `job` (runs that ended, any outcome) |
+//! | `celeriac_celery_messages_adopted_total` | counter | none |
 
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -128,4 +142,83 @@ pub async fn refresh_queue_gauges(queues: &Queues) {
         metrics::gauge!(QUEUE_OLDEST, "queue" => queue.to_owned())
             .set(stats.oldest_waiting_seconds);
     }
+}
+
+/// The fleet's job metrics in Prometheus text format, read from `{ns}:metrics` in one call; every
+/// registered job appears (zeros until it runs). A Redis failure leaves them out of this scrape
+/// (logged), so a scrape never fails because Redis does.
+pub async fn fleet_text(redis: &mut redis::aio::ConnectionManager, namespace: &str) -> String {
+    use std::collections::HashMap;
+    use std::fmt::Write as _;
+
+    use domain::workers::{DURATION_BUCKETS_MS, metrics_key};
+
+    let totals: HashMap<String, u64> =
+        match redis::AsyncCommands::hgetall(redis, metrics_key(namespace)).await {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(error = %e, "fleet job metrics unavailable for /metrics");
+                return String::new();
+            }
+        };
+    let get = |job: &str, what: &str| totals.get(&format!("{job}:{what}")).copied().unwrap_or(0);
+    let jobs: Vec<&str> = domain::registry::JOBS.iter().map(|j| j.name).collect();
+    let mut out = String::new();
+    for (what, help) in [
+        ("started", "Job runs started by the fleet's workers"),
+        ("succeeded", "Job runs that succeeded"),
+        ("retried", "Job runs that failed and will be retried"),
+        ("dead", "Job runs that failed for good"),
+    ] {
+        let _ = writeln!(out, "# HELP celeriac_jobs_{what}_total {help}");
+        let _ = writeln!(out, "# TYPE celeriac_jobs_{what}_total counter");
+        for job in &jobs {
+            let _ = writeln!(
+                out,
+                "celeriac_jobs_{what}_total{{job=\"{job}\"}} {}",
+                get(job, what)
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP celeriac_job_duration_seconds Run time of the fleet's job runs"
+    );
+    let _ = writeln!(out, "# TYPE celeriac_job_duration_seconds histogram");
+    for job in &jobs {
+        let mut cumulative = 0;
+        for (i, bound) in DURATION_BUCKETS_MS.iter().enumerate() {
+            cumulative += get(job, &format!("le:{i}"));
+            let _ = writeln!(
+                out,
+                "celeriac_job_duration_seconds_bucket{{job=\"{job}\",le=\"{}\"}} {cumulative}",
+                *bound as f64 / 1000.0
+            );
+        }
+        cumulative += get(job, &format!("le:{}", DURATION_BUCKETS_MS.len()));
+        let _ = writeln!(
+            out,
+            "celeriac_job_duration_seconds_bucket{{job=\"{job}\",le=\"+Inf\"}} {cumulative}"
+        );
+        let _ = writeln!(
+            out,
+            "celeriac_job_duration_seconds_sum{{job=\"{job}\"}} {}",
+            get(job, "ms") as f64 / 1000.0
+        );
+        let _ = writeln!(
+            out,
+            "celeriac_job_duration_seconds_count{{job=\"{job}\"}} {cumulative}"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP celeriac_celery_messages_adopted_total Celery messages adopted into Celeriac queues"
+    );
+    let _ = writeln!(out, "# TYPE celeriac_celery_messages_adopted_total counter");
+    let _ = writeln!(
+        out,
+        "celeriac_celery_messages_adopted_total {}",
+        totals.get("celery:adopted").copied().unwrap_or(0)
+    );
+    out
 }

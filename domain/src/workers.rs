@@ -6,8 +6,12 @@
 //! |---|---|---|
 //! | `{ns}:workers` | ZSET | process id (`host:pid`) → its latest heartbeat (ms) |
 //! | `{ns}:worker:{id}` | STRING | the process's [`WorkerInfo`] JSON, expiring after [`EXPIRES`] |
-//! | `{ns}:history:h:{hour}` | HASH | the same, per hour (epoch hours), kept [`HISTORY_TTL`] + 1 h |
 //! | `{ns}:history:{minute}` | HASH | `<job>:succeeded`, `:failed`, `:dead`, `:ms` of runs that ended in that minute (UTC, epoch minutes), kept [`HISTORY_TTL`] |
+//! | `{ns}:history:h:{hour}` | HASH | the same, per hour (epoch hours), kept [`HISTORY_TTL`] + 1 h |
+//! | `{ns}:metrics` | HASH | the fleet's totals for Prometheus, never expiring: `<job>:started`, `:succeeded`, `:retried`, `:dead`, `:ms`, `:le:<i>` (runs in duration bucket `i` of [`DURATION_BUCKETS_MS`], `i` = its length for longer ones), `celery:adopted` |
+//!
+//! Each worker counts in memory ([`Tally`]) and adds what it counted to all three at each
+//! heartbeat, in one pipeline ([`add_tally`]); what cannot be written is kept for the next.
 
 use std::time::Duration;
 
@@ -197,26 +201,139 @@ impl Outcome {
     }
 }
 
-/// Add `counts` (`(job, outcome)` → (jobs, total ms)) to the current minute's history.
-pub async fn add_history(
+/// `{ns}:metrics`: the fleet's job totals, for `/metrics`.
+pub fn metrics_key(namespace: &str) -> String {
+    format!("{namespace}:metrics")
+}
+
+/// The upper bounds of the run-time histogram's buckets, in milliseconds.
+pub const DURATION_BUCKETS_MS: [u64; 12] = [
+    5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10_000, 30_000,
+];
+
+/// The bucket of a run of `ms`: its index in [`DURATION_BUCKETS_MS`], or the length for longer.
+pub fn duration_bucket(ms: u64) -> usize {
+    DURATION_BUCKETS_MS
+        .iter()
+        .position(|b| ms <= *b)
+        .unwrap_or(DURATION_BUCKETS_MS.len())
+}
+
+/// What one job type did, as counted since the last flush.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct JobTally {
+    /// Runs started.
+    pub started: u64,
+    /// Runs that succeeded.
+    pub succeeded: u64,
+    /// Runs that failed and will be retried.
+    pub retried: u64,
+    /// Runs that failed for good.
+    pub dead: u64,
+    /// Their total run time, ms.
+    pub ms: u64,
+    /// Runs per duration bucket ([`duration_bucket`]).
+    pub buckets: [u64; DURATION_BUCKETS_MS.len() + 1],
+}
+
+/// What a worker process counted since its last flush: per job type, and Celery messages adopted.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Tally {
+    /// Per job type.
+    pub jobs: std::collections::HashMap<&'static str, JobTally>,
+    /// Celery messages adopted into Celeriac queues.
+    pub celery_adopted: u64,
+}
+
+impl Tally {
+    /// One run of `job` started.
+    pub fn start(&mut self, job: &'static str) {
+        self.jobs.entry(job).or_default().started += 1;
+    }
+
+    /// One run of `job` ended with `outcome` after `ms`.
+    pub fn end(&mut self, job: &'static str, outcome: Outcome, ms: u64) {
+        let t = self.jobs.entry(job).or_default();
+        match outcome {
+            Outcome::Succeeded => t.succeeded += 1,
+            Outcome::Failed => t.retried += 1,
+            Outcome::Dead => t.dead += 1,
+        }
+        t.ms += ms;
+        t.buckets[duration_bucket(ms)] += 1;
+    }
+
+    /// Add `other` to this one (what a failed flush gives back).
+    pub fn merge(&mut self, other: Tally) {
+        self.celery_adopted += other.celery_adopted;
+        for (job, o) in other.jobs {
+            let t = self.jobs.entry(job).or_default();
+            t.started += o.started;
+            t.succeeded += o.succeeded;
+            t.retried += o.retried;
+            t.dead += o.dead;
+            t.ms += o.ms;
+            for (b, n) in t.buckets.iter_mut().zip(o.buckets) {
+                *b += n;
+            }
+        }
+    }
+
+    /// Nothing counted.
+    pub fn is_empty(&self) -> bool {
+        self.celery_adopted == 0 && self.jobs.values().all(|t| *t == JobTally::default())
+    }
+}
+
+/// Add `tally` to the current minute's and hour's history and to the fleet's totals, in one
+/// pipeline (`MULTI`: all or nothing, so a failure can be retried whole).
+pub async fn add_tally(
     conn: &mut ConnectionManager,
     namespace: &str,
-    counts: &std::collections::HashMap<(&'static str, Outcome), (u64, u64)>,
+    tally: &Tally,
 ) -> Result<(), redis::RedisError> {
-    if counts.is_empty() {
+    if tally.is_empty() {
         return Ok(());
     }
     let now = Utc::now().timestamp();
     let minute = history_key(namespace, now / 60);
     let hour = history_hour_key(namespace, now / 3600);
+    let totals = metrics_key(namespace);
     let mut pipe = redis::pipe();
-    for key in [&minute, &hour] {
-        for ((job, outcome), (n, ms)) in counts {
-            pipe.hincr(key, format!("{job}:{}", outcome.as_str()), *n)
-                .ignore()
-                .hincr(key, format!("{job}:ms"), *ms)
-                .ignore();
+    pipe.atomic();
+    for (job, t) in &tally.jobs {
+        for key in [&minute, &hour] {
+            for (what, n) in [
+                (Outcome::Succeeded.as_str(), t.succeeded),
+                (Outcome::Failed.as_str(), t.retried),
+                (Outcome::Dead.as_str(), t.dead),
+                ("ms", t.ms),
+            ] {
+                if n > 0 {
+                    pipe.hincr(key, format!("{job}:{what}"), n).ignore();
+                }
+            }
         }
+        for (what, n) in [
+            ("started", t.started),
+            ("succeeded", t.succeeded),
+            ("retried", t.retried),
+            ("dead", t.dead),
+            ("ms", t.ms),
+        ] {
+            if n > 0 {
+                pipe.hincr(&totals, format!("{job}:{what}"), n).ignore();
+            }
+        }
+        for (i, n) in t.buckets.iter().enumerate() {
+            if *n > 0 {
+                pipe.hincr(&totals, format!("{job}:le:{i}"), *n).ignore();
+            }
+        }
+    }
+    if tally.celery_adopted > 0 {
+        pipe.hincr(&totals, "celery:adopted", tally.celery_adopted)
+            .ignore();
     }
     pipe.expire(&minute, HISTORY_TTL.as_secs() as i64)
         .ignore()
@@ -224,4 +341,39 @@ pub async fn add_history(
         .ignore()
         .query_async(conn)
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_fall_in_the_first_bucket_that_holds_them() {
+        assert_eq!(duration_bucket(0), 0);
+        assert_eq!(duration_bucket(5), 0);
+        assert_eq!(duration_bucket(6), 1);
+        assert_eq!(duration_bucket(30_000), DURATION_BUCKETS_MS.len() - 1);
+        assert_eq!(duration_bucket(30_001), DURATION_BUCKETS_MS.len());
+    }
+
+    #[test]
+    fn a_tally_merges_back_whole() {
+        let mut a = Tally::default();
+        a.start("j");
+        a.end("j", Outcome::Failed, 7);
+        let mut b = Tally::default();
+        b.start("j");
+        b.end("j", Outcome::Succeeded, 3);
+        b.celery_adopted = 2;
+        a.merge(b);
+        let t = &a.jobs["j"];
+        assert_eq!(
+            (t.started, t.succeeded, t.retried, t.dead, t.ms),
+            (2, 1, 1, 0, 10)
+        );
+        assert_eq!((t.buckets[0], t.buckets[1]), (1, 1));
+        assert_eq!(a.celery_adopted, 2);
+        assert!(!a.is_empty());
+        assert!(Tally::default().is_empty());
+    }
 }

@@ -103,6 +103,20 @@ async fn celery_clients_feed_the_worker_unchanged() {
     assert_eq!(left, 0);
 
     worker.stop().await;
+    // The fleet's totals count every message adopted and the tasks run as jobs.
+    let totals: std::collections::HashMap<String, u64> = ctx
+        .redis
+        .clone()
+        .hgetall(domain::workers::metrics_key(&ctx.settings.namespace))
+        .await
+        .unwrap();
+    let sent = report["ids"].as_object().unwrap().len() as u64;
+    assert_eq!(totals.get("celery:adopted"), Some(&sent), "{totals:?}");
+    assert_eq!(
+        totals.get("persist_anonymous_session:succeeded"),
+        Some(&3),
+        "{totals:?}"
+    );
     // The result documents are the Celery client's; remove them with the test.
     for id in report["ids"].as_object().unwrap().values() {
         let _: () = ctx

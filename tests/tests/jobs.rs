@@ -988,6 +988,40 @@ async fn a_worker_heartbeats_its_counts_and_leaves_when_it_stops() {
         (3, 0)
     );
     assert_eq!(total(EnhanceSessionAsync::NAME, "dead"), 1);
+    // The hour's history sums the same runs.
+    let hour: std::collections::HashMap<String, u64> = redis
+        .conn
+        .clone()
+        .hgetall(domain::workers::history_hour_key(
+            &ctx.settings.namespace,
+            Utc::now().timestamp() / 3600,
+        ))
+        .await
+        .unwrap();
+    let minute_total = total(persist, "succeeded");
+    if hour.get(&format!("{persist}:succeeded")) != Some(&3) {
+        // The runs straddled an hour: the two hours hold them between them.
+        assert_eq!(minute_total, 3);
+    }
+    // /metrics shows the fleet's totals, which the worker wrote to Redis.
+    let m = testkit::http_full(&api.addr, "GET", "/metrics", None, None)
+        .await
+        .unwrap()
+        .text;
+    for line in [
+        format!(r#"celeriac_jobs_started_total{{job="{persist}"}} 3"#),
+        format!(r#"celeriac_jobs_succeeded_total{{job="{persist}"}} 3"#),
+        format!(r#"celeriac_jobs_retried_total{{job="{persist}"}} 0"#),
+        format!(
+            r#"celeriac_jobs_dead_total{{job="{}"}} 1"#,
+            EnhanceSessionAsync::NAME
+        ),
+        format!(r#"celeriac_job_duration_seconds_bucket{{job="{persist}",le="+Inf"}} 3"#),
+        format!(r#"celeriac_job_duration_seconds_count{{job="{persist}"}} 3"#),
+        "celeriac_celery_messages_adopted_total 0".to_owned(),
+    ] {
+        assert!(m.lines().any(|l| l == line), "/metrics lacks {line}:\n{m}");
+    }
     let (s, refused) = api.call("GET", "/v1/history?minutes=0", None).await;
     assert_eq!(s, 422, "{refused}");
     assert_eq!(refused["error"]["field"], "minutes");

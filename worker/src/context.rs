@@ -1,10 +1,9 @@
 //! What every job gets: the database, Redis for hot data, the queues (for follow-up jobs) and settings.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use domain::workers::Outcome;
+use domain::workers::{Outcome, Tally};
 
 use redis::aio::ConnectionManager;
 use sea_orm::{DatabaseBackend, DatabaseConnection, DbErr, Value};
@@ -39,15 +38,27 @@ pub struct Counters {
     pub processed: AtomicU64,
     /// Attempts that failed (retried or dead).
     pub failed: AtomicU64,
-    /// Per job type and outcome, jobs and their total run time (ms) not yet added to the
-    /// per-minute history (`domain::workers::add_history`, at each heartbeat).
-    pub history: Mutex<History>,
+    /// What is not yet added to the history and the fleet's totals
+    /// (`domain::workers::add_tally`, at each heartbeat).
+    pub tally: Mutex<Tally>,
 }
 
-/// `(job, outcome)` → (jobs, total ms).
-pub type History = HashMap<(&'static str, Outcome), (u64, u64)>;
-
 impl Counters {
+    fn tally(&self) -> std::sync::MutexGuard<'_, Tally> {
+        self.tally.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// One run of `job` starts.
+    pub fn start(&self, job: &'static str) {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.tally().start(job);
+    }
+
+    /// A run started with [`Counters::start`] is over (whatever its outcome).
+    pub fn stop(&self) {
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+
     /// Count one run of `job` that ended with `outcome` after `ms`.
     pub fn record(&self, job: &'static str, outcome: Outcome, ms: u64) {
         let counter = match outcome {
@@ -55,25 +66,22 @@ impl Counters {
             Outcome::Failed | Outcome::Dead => &self.failed,
         };
         counter.fetch_add(1, Ordering::Relaxed);
-        let mut history = self.history.lock().unwrap_or_else(|p| p.into_inner());
-        let entry = history.entry((job, outcome)).or_default();
-        entry.0 += 1;
-        entry.1 += ms;
+        self.tally().end(job, outcome, ms);
+    }
+
+    /// Count Celery messages adopted.
+    pub fn adopted(&self, n: u64) {
+        self.tally().celery_adopted += n;
     }
 
     /// What was counted since the last call.
-    pub fn take_history(&self) -> History {
-        std::mem::take(&mut *self.history.lock().unwrap_or_else(|p| p.into_inner()))
+    pub fn take_tally(&self) -> Tally {
+        std::mem::take(&mut *self.tally())
     }
 
     /// Put back what could not be written.
-    pub fn restore_history(&self, back: History) {
-        let mut history = self.history.lock().unwrap_or_else(|p| p.into_inner());
-        for (k, (n, ms)) in back {
-            let entry = history.entry(k).or_default();
-            entry.0 += n;
-            entry.1 += ms;
-        }
+    pub fn restore_tally(&self, back: Tally) {
+        self.tally().merge(back);
     }
 }
 

@@ -69,9 +69,9 @@ async fn handle<T: Job>(
             ctx.counters.record(T::NAME, Outcome::Dead, 0);
             return Err(AbortError::new(format!("invalid arguments: {e}")).into());
         }
-        ctx.counters.in_flight.fetch_add(1, Ordering::Relaxed);
+        ctx.counters.start(T::NAME);
         let result = AssertUnwindSafe(args.run(&ctx)).catch_unwind().await;
-        ctx.counters.in_flight.fetch_sub(1, Ordering::Relaxed);
+        ctx.counters.stop();
         let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
         let last_attempt = lease.attempt >= T::MAX_ATTEMPTS;
         let outcome = match &result {
@@ -184,13 +184,13 @@ fn celery_worker(
     (fut.boxed_local(), driver)
 }
 
-/// Add what this process counted since the last call to the per-minute history; what cannot
-/// be written is kept for the next call.
+/// Add what this process counted since the last call to the history and the fleet's totals;
+/// what cannot be written is kept for the next call.
 async fn flush_history(ctx: &JobContext, conn: &mut redis::aio::ConnectionManager, ns: &str) {
-    let counted = ctx.counters.take_history();
-    if let Err(e) = domain::workers::add_history(conn, ns, &counted).await {
+    let counted = ctx.counters.take_tally();
+    if let Err(e) = domain::workers::add_tally(conn, ns, &counted).await {
         tracing::debug!(error = %e, "history not written; kept for the next heartbeat");
-        ctx.counters.restore_history(counted);
+        ctx.counters.restore_tally(counted);
     }
 }
 
@@ -267,6 +267,7 @@ pub async fn run(ctx: JobContext, shutdown: impl Future<Output = ()>) -> anyhow:
                 ctx.settings.redis_url.clone(),
                 intake,
                 celery_queue.clone(),
+                ctx.counters.clone(),
                 stop_rx.clone(),
             )));
         }

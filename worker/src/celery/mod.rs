@@ -34,6 +34,7 @@ use crate::context::JobContext;
 use crate::jobs::{self, JobError};
 use domain::config::Settings;
 use domain::registry;
+use domain::workers::Outcome;
 
 /// Attempts of the intake queue itself; each task's own budget is enforced by the handler.
 const INTAKE_MAX_ATTEMPTS: u32 = 25;
@@ -80,6 +81,7 @@ pub async fn intake_loop(
     redis_url: String,
     queue: Queue<ConnectionManager>,
     celery_queue: String,
+    counters: std::sync::Arc<crate::context::Counters>,
     mut stop: watch::Receiver<bool>,
 ) {
     let lists = celery_lists(&celery_queue);
@@ -92,6 +94,7 @@ pub async fn intake_loop(
             Ok(n) if n > 0 => {
                 failures = 0;
                 tracing::debug!(celery_queue, adopted = n, "celery messages adopted");
+                counters.adopted(n);
                 continue;
             }
             Ok(_) => failures = 0,
@@ -266,8 +269,21 @@ async fn run_task(
             return Err(AbortError::new(reason).into());
         }
     };
+    let started = std::time::Instant::now();
+    ctx.counters.start(spec.name);
     let outcome = jobs::run_named(&name, args, ctx).await;
+    ctx.counters.stop();
     let attempt = task.retries + lease.attempt;
+    let counted = match &outcome {
+        Some(Ok(())) => Some(Outcome::Succeeded),
+        Some(Err(JobError::Snooze(_))) => None,
+        Some(Err(JobError::Retry(_))) if attempt < spec.max_attempts => Some(Outcome::Failed),
+        Some(Err(_)) | None => Some(Outcome::Dead),
+    };
+    if let Some(o) = counted {
+        ctx.counters
+            .record(spec.name, o, started.elapsed().as_millis() as u64);
+    }
     match outcome {
         Some(Ok(())) => {
             if !task.ignore_result {

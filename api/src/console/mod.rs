@@ -2,7 +2,7 @@
 //! (maud) with their CSS, JavaScript and charts (inline SVG) compiled into the binary.
 //!
 //! Every page is a GET that changes nothing; every action is a POST form with a CSRF token
-//! ([`session`]) that redirects back with a message (post/redirect/get). A page costs Redis a
+//! (`session.rs`) that redirects back with a message (post/redirect/get). A page costs Redis a
 //! bounded number of calls whatever the queues hold: a stats script per queue, a page of at most
 //! [`queue::MAX_PAGE`] jobs, and the history's 60 minute and 24 hour keys. `console.js` refreshes
 //! the parts marked `data-live` every 5 seconds by fetching the page again; without JavaScript

@@ -747,3 +747,53 @@ async fn schedules_show_what_the_scheduler_published() {
                 "last_tick": null, "next_tick": null, "enqueued_by": null})
     );
 }
+
+/// Run-now moves delayed jobs to the front of the line and names the ids it could not run; the
+/// retrying state lists none of them (no attempt failed); a page cannot start past Redis's reach.
+#[tokio::test]
+async fn run_now_moves_waiting_jobs_and_names_the_others() {
+    let app = TestApp::new().await;
+    let delayed = app
+        .enqueue(json!({"fingerprint": "fp", "delay_seconds": 3600}))
+        .await;
+    let queued = app.enqueue(json!({"fingerprint": "fp2"})).await;
+    let uri = format!("/v1/queues/{JOB}/jobs/run-now");
+    let r = app
+        .post_json(&uri, json!({"ids": [delayed, queued, "nope"]}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body, json!({"done": 1, "not_waiting": [queued, "nope"]}));
+    assert_eq!(app.job_status(&delayed).await, "queued");
+    let page = app
+        .get(&format!("/v1/queues/{JOB}/jobs?state=queued"))
+        .await;
+    assert_eq!(
+        page.body["jobs"][0]["id"],
+        delayed.as_str(),
+        "first in line"
+    );
+    let retrying = app
+        .get(&format!("/v1/queues/{JOB}/jobs?state=retrying"))
+        .await;
+    assert_eq!(retrying.status, StatusCode::OK, "{}", retrying.body);
+    assert_eq!(retrying.body["total"], Value::Null);
+    assert_eq!(retrying.body["jobs"], json!([]));
+    let empty = app.post_json(&uri, json!({"ids": []})).await;
+    assert_error(
+        &empty,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_argument",
+        Some("ids"),
+    );
+    let far = app
+        .get(&format!(
+            "/v1/queues/{JOB}/jobs?state=dead&offset=18446744073709551615"
+        ))
+        .await;
+    assert_error(
+        &far,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_argument",
+        Some("offset"),
+    );
+}

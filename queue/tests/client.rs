@@ -792,21 +792,38 @@ async fn retrying_jobs_are_listed_apart_and_waiting_jobs_run_now() {
     // Run two now: they are leased next, attempts kept; an unknown id and a queued one are not moved.
     let waiting = q.push(NewJob::new("{}")).await.unwrap();
     let moved = q
-        .run_now_many(&[leased[0].id.as_str(), leased[1].id.as_str(), "nope"])
+        .run_now_many(&[leased[0].id.as_str(), "nope", leased[1].id.as_str()])
         .await
         .unwrap();
-    assert_eq!(moved, 2);
+    assert_eq!(moved, [leased[0].id.as_str(), leased[1].id.as_str()]);
+    // Waiting from now, not from the due time it had.
+    let info = q.job(&leased[0].id).await.unwrap().unwrap();
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    assert!(
+        (info.since_ms - now_ms).abs() < 5_000,
+        "since {} vs now {now_ms}",
+        info.since_ms
+    );
     assert_eq!(
         q.list(ListState::Queued, 0, 10).await.unwrap().total,
         Some(3)
     );
-    assert_eq!(q.run_now_many(&[waiting.id.as_str()]).await.unwrap(), 0);
+    assert!(
+        q.run_now_many(&[waiting.id.as_str()])
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let next = q.fetch(2).await.unwrap().jobs;
-    let mut got: Vec<&str> = next.iter().map(|j| j.id.as_str()).collect();
-    got.sort_unstable();
-    let mut ran: Vec<&str> = vec![leased[0].id.as_str(), leased[1].id.as_str()];
-    ran.sort_unstable();
-    assert_eq!(got, ran, "jobs run now are at the front of the line");
+    let got: Vec<&str> = next.iter().map(|j| j.id.as_str()).collect();
+    assert_eq!(
+        got,
+        [leased[0].id.as_str(), leased[1].id.as_str()],
+        "jobs run now are at the front of the line, in the order given"
+    );
     assert!(next.iter().all(|j| j.attempt == 2), "attempts kept");
     assert_eq!(q.stats().await.unwrap().scheduled, 1501);
 }

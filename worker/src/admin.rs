@@ -119,10 +119,11 @@ pub async fn run_now(queues: &Queues, name: &str, ids: &[String]) -> anyhow::Res
     if ids.is_empty() {
         anyhow::bail!("give the jobs' ids");
     }
-    let mut done = 0;
+    let moved = q.run_now_many(ids).await?;
+    let mut done = moved.len();
     let mut not_waiting = Vec::new();
-    for id in ids {
-        if q.run_now_many(&[id]).await? == 1 || q.requeue_dead(id).await? {
+    for id in ids.iter().filter(|id| !moved.contains(id)) {
+        if q.requeue_dead(id).await? {
             done += 1;
         } else {
             not_waiting.push(id);

@@ -14,7 +14,7 @@ use super::ConsoleError;
 use super::form::Form;
 use super::layout::{self, Section};
 use super::session::Viewer;
-use crate::routes::queue_jobs::{ListedState, MAX_IDS, run_now_ids};
+use crate::routes::queue_jobs::{ListedState, MAX_IDS, MAX_OFFSET, run_now_ids};
 use crate::state::AppState;
 
 /// Jobs per console page.
@@ -67,9 +67,17 @@ fn short(s: &str, max: usize) -> String {
     }
 }
 
-/// `s` as one URL path segment: nothing in it can reach another path or the query.
+/// `s` as one URL path segment: nothing in it can reach another path or the query, and it is
+/// never `.` or `..`.
 pub fn seg(s: &str) -> String {
-    form_urlencoded::byte_serialize(s.as_bytes()).collect()
+    let encoded: String = form_urlencoded::byte_serialize(s.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20");
+    if encoded.bytes().all(|b| b == b'.') {
+        encoded.replace('.', "%2E")
+    } else {
+        encoded
+    }
 }
 
 fn job_row(name: &str, j: &JobInfo, selectable: bool) -> Markup {
@@ -103,7 +111,9 @@ pub async fn page(
         None | Some("") => 0,
         Some(o) => o
             .parse::<usize>()
-            .map_err(|_| ConsoleError::bad_form("offset", "must be a whole number"))?,
+            .ok()
+            .filter(|o| *o <= MAX_OFFSET)
+            .ok_or_else(|| ConsoleError::bad_form("offset", "must be a whole number"))?,
     };
     let (stats, jobs) = futures::future::join(
         queue.stats(),
@@ -273,6 +283,7 @@ pub async fn act(
             &format!("at most {MAX_IDS} jobs at once"),
         ));
     }
+    let st = parse_state(form.get("state"))?;
     let action = form.get("action").unwrap_or_default();
     let needs_ids = matches!(action, "requeue" | "discard" | "run-now");
     if needs_ids && ids.is_empty() {
@@ -292,10 +303,21 @@ pub async fn act(
         }
     };
     tracing::info!(queue = %name, action, jobs = n, "jobs acted on from the console");
-    let st = parse_state(form.get("state"))?;
     Ok(Redirect::to(&format!(
         "/console/queues/{name}?state={}&done={done}&n={n}",
         st.as_str()
     ))
     .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::seg;
+
+    #[test]
+    fn a_segment_stays_one_segment() {
+        assert_eq!(seg("a/b?c#d e"), "a%2Fb%3Fc%23d%20e");
+        assert_eq!(seg(".."), "%2E%2E");
+        assert_eq!(seg("01m8x.z"), "01m8x.z");
+    }
 }

@@ -144,17 +144,19 @@ fn session_cookie(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// Whether a state-changing request came from a page of this host: its `Origin` (when sent)
-/// names the `Host` it was sent to.
+/// names the `Host` it was sent to, or the `X-Forwarded-Host` a reverse proxy set (a page of
+/// another site cannot set either on a form post).
 fn same_origin(headers: &HeaderMap) -> bool {
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
         return true;
     };
-    let Some(host) = headers.get(header::HOST).and_then(|v| v.to_str().ok()) else {
+    let Some((_, authority)) = origin.split_once("://") else {
         return false;
     };
-    origin
-        .split_once("://")
-        .is_some_and(|(_, authority)| authority == host)
+    [header::HOST.as_str(), "x-forwarded-host"]
+        .into_iter()
+        .filter_map(|h| headers.get(h).and_then(|v| v.to_str().ok()))
+        .any(|host| host.split(',').any(|h| h.trim() == authority))
 }
 
 /// Where an unauthenticated page request is sent.

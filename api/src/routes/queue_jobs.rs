@@ -20,6 +20,9 @@ use crate::extract::{self, Path};
 use crate::responses as r;
 use crate::state::AppState;
 
+/// The largest offset a page may start at (Redis takes offsets as numbers up to 2^53).
+pub const MAX_OFFSET: usize = 1 << 50;
+
 /// The most ids one requeue or discard names.
 pub const MAX_IDS: usize = 1000;
 
@@ -206,6 +209,12 @@ fn list_query(q: Result<Query<ListQuery>, QueryRejection>) -> Result<ListQuery, 
             .unwrap_or("state");
         ApiError::invalid_argument(field, text)
     })?;
+    if q.offset > MAX_OFFSET {
+        return Err(ApiError::invalid_argument(
+            "offset",
+            format!("must be at most {MAX_OFFSET}"),
+        ));
+    }
     if !(1..=queue::MAX_PAGE).contains(&q.limit) {
         return Err(ApiError::invalid_argument(
             "limit",
@@ -417,8 +426,11 @@ pub async fn run_now_ids(
         done: 0,
         not_waiting: Vec::new(),
     };
-    for id in ids {
-        if queue.run_now_many(&[&id]).await? == 1 || queue.requeue_dead(&id).await? {
+    // Scheduled and retrying jobs move in one script call; the rest may be dead.
+    let moved = queue.run_now_many(&ids).await?;
+    outcome.done = moved.len() as u64;
+    for id in ids.into_iter().filter(|id| !moved.contains(id)) {
+        if queue.requeue_dead(&id).await? {
             outcome.done += 1;
         } else {
             outcome.not_waiting.push(id);

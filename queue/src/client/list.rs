@@ -147,11 +147,12 @@ impl<C: ConnectionLike + Clone + Send + Sync> Queue<C> {
         Ok(JobPage { jobs, total, next })
     }
 
-    /// Run these scheduled jobs (delayed, or waiting for a retry) now: each goes to the front of
-    /// the line, its attempts kept, in one script call; how many were scheduled (and moved).
-    pub async fn run_now_many(&self, ids: &[impl AsRef<str>]) -> Result<u64, QueueError> {
+    /// Run these scheduled jobs (delayed, or waiting for a retry) now: they go to the front of
+    /// the line in the order given, their attempts kept, waiting from now, in one script call;
+    /// the ids that were scheduled (and moved).
+    pub async fn run_now_many(&self, ids: &[impl AsRef<str>]) -> Result<Vec<String>, QueueError> {
         if ids.is_empty() {
-            return Ok(0);
+            return Ok(Vec::new());
         }
         let k = &self.keys;
         let mut inv = scripts::RUN_NOW.prepare_invoke();

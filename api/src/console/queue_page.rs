@@ -246,10 +246,7 @@ pub async fn pause(
     Path(name): Path<String>,
     body: Bytes,
 ) -> Result<Response, ConsoleError> {
-    viewer.check(&Form::parse(&body))?;
-    state.queue(&name)?.pause().await?;
-    tracing::info!(queue = %name, "queue paused from the console");
-    Ok(Redirect::to(&format!("/console/queues/{name}?done=paused")).into_response())
+    set_paused(&viewer, &state, &name, &body, true).await
 }
 
 /// `POST /console/queues/{name}/resume`.
@@ -259,10 +256,27 @@ pub async fn resume(
     Path(name): Path<String>,
     body: Bytes,
 ) -> Result<Response, ConsoleError> {
-    viewer.check(&Form::parse(&body))?;
-    state.queue(&name)?.resume().await?;
-    tracing::info!(queue = %name, "queue resumed from the console");
-    Ok(Redirect::to(&format!("/console/queues/{name}?done=resumed")).into_response())
+    set_paused(&viewer, &state, &name, &body, false).await
+}
+
+async fn set_paused(
+    viewer: &Viewer,
+    state: &AppState,
+    name: &str,
+    body: &[u8],
+    paused: bool,
+) -> Result<Response, ConsoleError> {
+    viewer.check(&Form::parse(body))?;
+    let queue = state.queue(name)?;
+    let done = if paused {
+        queue.pause().await?;
+        "paused"
+    } else {
+        queue.resume().await?;
+        "resumed"
+    };
+    tracing::info!(queue = %name, done, "queue paused or resumed from the console");
+    Ok(Redirect::to(&format!("/console/queues/{name}?done={done}")).into_response())
 }
 
 /// `POST /console/queues/{name}/jobs`: `action` (requeue, discard, run-now, requeue-all,

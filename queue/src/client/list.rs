@@ -37,18 +37,6 @@ pub enum ListState {
     Dead,
 }
 
-impl From<JobStatus> for ListState {
-    fn from(s: JobStatus) -> Self {
-        match s {
-            JobStatus::Queued => Self::Queued,
-            JobStatus::Scheduled => Self::Scheduled,
-            JobStatus::Running => Self::Running,
-            JobStatus::Done => Self::Done,
-            JobStatus::Dead => Self::Dead,
-        }
-    }
-}
-
 /// One page of a queue's jobs in one state.
 #[derive(Debug, Clone)]
 pub struct JobPage {

@@ -19,8 +19,8 @@ use redis::AsyncCommands;
 use sea_orm::{ConnectionTrait, Database, FromQueryResult, Statement};
 use serde_json::json;
 use testkit::{
-    PrivatePostgres, PrivateRedis, TestDb, bin_command, env_num, eventually, free_port, http,
-    service_env,
+    PrivatePostgres, PrivateRedis, TempDir, TestDb, bin_command, env_num, eventually, free_port,
+    http, service_env,
 };
 use tests::{TestRedis, job_context};
 use tokio::process::Child;
@@ -133,21 +133,43 @@ async fn jobs_survive_worker_kills_a_postgres_outage_and_cut_redis_connections()
         }
     })
     .await;
-    // Two workers, and the faults.
+    // Two workers, and the faults. Each worker's stderr goes to a file of its own: a worker that
+    // starts while PostgreSQL is down or as its Redis connection is cut exits 1 with one line (the
+    // contract: fail fast at start), and the chaos restarts it as an orchestrator would; any other
+    // exit fails the test with what the worker said.
+    let logs = TempDir::new("faults-logs");
+    let starts = Arc::new(AtomicU64::new(0));
+    let spawn_logged = {
+        let (dir, starts, env) = (logs.path().to_owned(), starts.clone(), env.clone());
+        move || {
+            let n = starts.fetch_add(1, Ordering::SeqCst);
+            let path = dir.join(format!("worker-{n}.log"));
+            let file = std::fs::File::create(&path).unwrap();
+            let child = bin_command("worker")
+                .arg("run")
+                .envs(&env)
+                .stderr(Stdio::from(file))
+                .spawn()
+                .expect("spawn");
+            (child, path)
+        }
+    };
     let workers = Arc::new(tokio::sync::Mutex::new(vec![
-        spawn("worker", &["run"], &env),
-        spawn("worker", &["run"], &env),
+        spawn_logged(),
+        spawn_logged(),
     ]));
+    let start_failures = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
     let done = Arc::new(AtomicBool::new(false));
     let kills = Arc::new(AtomicU64::new(0));
     let connection_cuts = Arc::new(AtomicU64::new(0));
     let chaos = {
-        let (workers, done, kills, cuts, env) = (
+        let (workers, done, kills, cuts, failures, respawn) = (
             workers.clone(),
             done.clone(),
             kills.clone(),
             connection_cuts.clone(),
-            env.clone(),
+            start_failures.clone(),
+            spawn_logged.clone(),
         );
         let redis_url = redis_server.url();
         tokio::spawn(async move {
@@ -155,12 +177,13 @@ async fn jobs_survive_worker_kills_a_postgres_outage_and_cut_redis_connections()
             while !done.load(Ordering::SeqCst) {
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 tick += 1;
+                restart_exited(&mut workers.lock().await, &failures, &respawn);
                 if tick.is_multiple_of(2) {
                     let mut w = workers.lock().await;
                     let victim = (tick / 2) as usize % w.len();
-                    let _ = w[victim].start_kill();
-                    let _ = w[victim].wait().await;
-                    w[victim] = spawn("worker", &["run"], &env);
+                    let _ = w[victim].0.start_kill();
+                    let _ = w[victim].0.wait().await;
+                    w[victim] = respawn();
                     kills.fetch_add(1, Ordering::SeqCst);
                 }
                 if tick.is_multiple_of(3) && cut_connections(&redis_url).await {
@@ -295,22 +318,56 @@ async fn jobs_survive_worker_kills_a_postgres_outage_and_cut_redis_connections()
             }
         }
     }
-    println!(
-        "fault run: jobs={n} (api={half}, celery={}) worker_kills={} redis_connection_cuts={} \
-         postgres_outage_s={} redeliveries={redeliveries} retries={retries} dead=0 wall_s={:.1}",
-        n - half,
-        kills.load(Ordering::SeqCst),
-        connection_cuts.load(Ordering::SeqCst),
-        pg_stop.as_secs(),
-        elapsed.as_secs_f64()
-    );
     // A copy the chaos restarted last may be a moment old: let it install its signal handlers (a
     // SIGTERM before that kills any process).
     tokio::time::sleep(Duration::from_millis(500)).await;
     let mut w = workers.lock().await;
-    for child in w.iter_mut() {
+    restart_exited(&mut w, &start_failures, &spawn_logged);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for (child, log) in w.iter_mut() {
         let status = sigterm(child).await;
-        assert!(status.success(), "workers exit 0 on SIGTERM, got {status}");
+        assert!(
+            status.success(),
+            "workers exit 0 on SIGTERM, got {status}: {}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+    }
+    println!(
+        "fault run: jobs={n} (api={half}, celery={}) worker_kills={} redis_connection_cuts={} \
+         postgres_outage_s={} start_failures={} redeliveries={redeliveries} retries={retries} \
+         dead=0 wall_s={:.1}",
+        n - half,
+        kills.load(Ordering::SeqCst),
+        connection_cuts.load(Ordering::SeqCst),
+        pg_stop.as_secs(),
+        start_failures.lock().unwrap().len(),
+        elapsed.as_secs_f64()
+    );
+}
+
+/// A worker and the file its stderr goes to.
+type Logged = (Child, std::path::PathBuf);
+
+/// Restart every worker that has exited, as an orchestrator's restart policy would. A worker may
+/// exit on its own only by failing fast at start: exit 1 with its one line (`worker: ...`) naming
+/// the dependency it could not reach; anything else (a panic, a crash mid-run) fails the test with what it said.
+fn restart_exited(
+    workers: &mut [Logged],
+    failures: &std::sync::Mutex<Vec<String>>,
+    respawn: &impl Fn() -> Logged,
+) {
+    for slot in workers.iter_mut() {
+        let Ok(Some(status)) = slot.0.try_wait() else {
+            continue;
+        };
+        let said = std::fs::read_to_string(&slot.1).unwrap_or_default();
+        let last = said.lines().last().unwrap_or_default().to_owned();
+        assert!(
+            status.code() == Some(1) && last.starts_with("worker: "),
+            "a worker exited on its own ({status}) other than by failing fast at start: {said}"
+        );
+        failures.lock().unwrap().push(last);
+        *slot = respawn();
     }
 }
 

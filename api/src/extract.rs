@@ -82,6 +82,16 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     Ok(value)
 }
 
+/// Read one JSON value as a `T`, naming the field that does not fit (as [`parse`] does for a
+/// body): one element of a batch, refused on its own.
+pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        ApiError::invalid_argument(field_of(&path, &inner.to_string()), inner.to_string())
+    })
+}
+
 /// The dotted path of the field at fault. serde names a missing field only in its message
 /// ("missing field `x`"), with the path pointing at the parent.
 fn field_of(path: &str, message: &str) -> String {

@@ -95,12 +95,17 @@ async fn run(
         )
     })?;
 
+    let shape = domain::schema::inspect(&db)
+        .await
+        .context("the database cannot take Celeriac's rows")?;
+
     let listener = tokio::net::TcpListener::bind(api.addr)
         .await
         .with_context(|| format!("cannot listen on {} (API_ADDR/PORT)", api.addr))?;
     tracing::info!(addr = %api.addr, "api listening");
 
     let state = AppState::new(redis, db, settings, api);
+    state.tracker.shape.set(shape);
     api::serve(listener, state, shutdown).await?;
     tracing::info!("api stopped");
     Ok(())

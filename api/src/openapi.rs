@@ -44,6 +44,7 @@ pub const BEARER: &str = "bearer";
         routes::queue_jobs::discard,
         routes::queue_jobs::run_now,
         routes::track::pageview,
+        routes::track::pageviews,
         routes::sessions::login,
         routes::sessions::logout,
         routes::events::event,
@@ -178,7 +179,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(seen, 26);
+        assert_eq!(seen, 27);
     }
 
     #[test]

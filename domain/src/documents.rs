@@ -89,29 +89,31 @@ pub struct NewSessionDoc<'a> {
     pub ip_address: Option<&'a str>,
 }
 
-/// `session:{session_id}`: a signed-in user's live session (the seed's fields), written at login;
-/// `tracking/lua/auth.lua` bumps `pages_visited` and `last_activity` on each view. Times are
-/// RFC 3339 text.
+/// `session:{hashed_id}`: a signed-in user's live session with the seed's fields, written at
+/// login; `tracking/lua/auth.lua` bumps `pages_visited` and `last_activity` on each view. Times
+/// are RFC 3339 text.
 #[derive(Debug, Serialize)]
 pub struct AuthSessionDoc<'a> {
+    /// The session's hashed id ([`crate::keys::hashed_session_id`]), as in the key.
+    pub session_id: &'a str,
     /// The user.
     pub user_id: Uuid,
     /// The user's name, when the web tier sent it.
-    pub username: Option<&'a str>,
-    /// The session id the client holds (the key's id; the database keeps only its hash).
-    pub session_id: &'a str,
+    pub user_username: Option<&'a str>,
     /// Client address, if known.
     pub ip_address: Option<&'a str>,
     /// Raw user agent.
     pub user_agent: &'a str,
     /// Device fingerprint ('' when none was sent).
     pub device_fingerprint: &'a str,
-    /// Views so far (0 at login).
-    pub pages_visited: i64,
+    /// The fast fingerprint (the same value: the web tier sends one).
+    pub fast_fingerprint: &'a str,
+    /// A persistent ("remember me") session.
+    pub persistent: bool,
     /// Always true while the key lives.
     pub is_active: bool,
-    /// A persistent ("remember me") session.
-    pub remember_me: bool,
+    /// Views so far (0 at login).
+    pub pages_visited: i64,
     /// Login time.
     pub started_at: &'a str,
     /// Latest activity.

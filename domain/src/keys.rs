@@ -160,16 +160,34 @@ pub fn pageview_sketch_key(day: chrono::NaiveDate, path: &str) -> String {
 /// tracked path: those start with `/`).
 pub const OVERFLOW_PATH: &str = "(other)";
 
-/// `session:{session_id}`.
-pub fn session_key(session_id: &str) -> String {
-    format!("session:{session_id}")
+/// `session:{hashed_id}`, the seed's key: `hashed_id` from [`hashed_session_id`].
+pub fn session_key(hashed_id: &str) -> String {
+    format!("session:{hashed_id}")
 }
 
-/// The stored form of a session id (`accounts_usersession.session_id`): hex SHA-256, so the
-/// database never holds a usable session token.
-pub fn hash_session_id(session_id: &str) -> String {
+/// Hex SHA-256 of a session key: the seed's `hashed_id`, so neither Redis nor the database
+/// holds a usable session token.
+pub fn hash_session_id(session_key: &str) -> String {
     use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(session_id.as_bytes()))
+    hex::encode(sha2::Sha256::digest(session_key.as_bytes()))
+}
+
+/// The one rule for session ids: a session is known by its hashed id
+/// ([`hash_session_id`] of the session key: Django's `request.session.session_key`, or the key the
+/// fleet made at login). Wherever the fleet takes a session id (API bodies and paths, job
+/// arguments) it takes either: 64 lowercase hex characters are the hashed id already, anything
+/// else is a session key and is hashed. No session key has that form: Django's are 32 characters
+/// of `[a-z0-9]`, the fleet's own 48 hex characters.
+pub fn hashed_session_id(session_id: &str) -> String {
+    let hashed = session_id.len() == 64
+        && session_id
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    if hashed {
+        session_id.to_owned()
+    } else {
+        hash_session_id(session_id)
+    }
 }
 
 /// The visitor key of an anonymous visitor.

@@ -56,3 +56,9 @@ pub fn selenium_python() -> std::path::PathBuf {
     )
     .join("bin/python")
 }
+
+/// A Python with Django and PostgreSQL's driver (pins: `scripts/tool-envs/django.txt`), into which
+/// `scripts/python-package.sh` installs the `celeriac-django` wheel.
+pub fn django_python() -> std::path::PathBuf {
+    tool_env("django", include_str!("../../scripts/tool-envs/django.txt")).join("bin/python")
+}

@@ -234,19 +234,39 @@ async fn login_authenticated_views_events_logout() {
         .await;
     assert_eq!(s, 201, "{b}");
     let session_id = b["session_id"].as_str().unwrap().to_owned();
-    redis.track(&session_id);
+    // The one rule: the hashed id is hex SHA-256 of the session key, and names the key.
+    let hashed = domain::keys::hash_session_id(&session_id);
+    assert_eq!(b["hashed_id"], hashed.as_str(), "{b}");
+    redis.track(&hashed);
     let ttl: i64 = redis
         .conn
         .clone()
-        .ttl(format!("session:{session_id}"))
+        .ttl(format!("session:{hashed}"))
         .await
         .unwrap();
     assert!(ttl > 29 * 86_400, "remember-me keeps 30 days, got {ttl}");
+    let doc: Value = serde_json::from_str(
+        &redis
+            .conn
+            .clone()
+            .get::<_, String>(format!("session:{hashed}"))
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    // The seed's fields.
+    assert_eq!(doc["session_id"], hashed.as_str());
+    assert_eq!(doc["user_username"], format!("u-{fp}"));
+    assert_eq!(doc["persistent"], true);
+    assert_eq!(doc["fast_fingerprint"], fp.as_str());
+    assert_eq!(doc["is_active"], true);
+    assert!(doc["expires_at"].is_string() && doc["started_at"].is_string());
 
     let page = format!("/t/{}", redis.token("page"));
-    for _ in 0..2 {
+    // The session key or its hashed id: the same session.
+    for id in [&session_id, &hashed] {
         let (s, b) = api
-            .call("POST", "/v1/track/pageview", Some(&json!({"fingerprint": fp, "url": page, "user_id": user, "session_id": session_id, "user_agent": CHROME})))
+            .call("POST", "/v1/track/pageview", Some(&json!({"fingerprint": fp, "url": page, "user_id": user, "session_id": id, "user_agent": CHROME})))
             .await;
         assert_eq!(s, 202, "{b}");
     }
@@ -256,11 +276,11 @@ async fn login_authenticated_views_events_logout() {
         .unwrap()
         .unwrap();
     assert_eq!(row.pages_visited, 2);
-    assert_ne!(row.session_id, session_id, "only the hash is stored");
+    assert_eq!(row.session_id, hashed, "only the hash is stored");
     let doc: String = redis
         .conn
         .clone()
-        .get(format!("session:{session_id}"))
+        .get(format!("session:{hashed}"))
         .await
         .unwrap();
     assert_eq!(
@@ -321,7 +341,7 @@ async fn login_authenticated_views_events_logout() {
     let gone: bool = redis
         .conn
         .clone()
-        .exists(format!("session:{session_id}"))
+        .exists(format!("session:{hashed}"))
         .await
         .unwrap();
     assert!(!gone);
@@ -343,7 +363,7 @@ async fn community_visitors_count_each_visitor_on_its_own_clock_and_only_users_g
         .call("POST", "/v1/sessions", Some(&json!({"user_id": user})))
         .await;
     let session_id = b["session_id"].as_str().unwrap().to_owned();
-    redis.track(&session_id);
+    redis.track(b["hashed_id"].as_str().unwrap());
     let (anon_fp, user_fp, gone_fp) = (redis.token("fp"), redis.token("fp"), redis.token("fp"));
     let url = format!("/c/{}/", redis.token("page"));
     for body in [
@@ -427,7 +447,7 @@ async fn every_view_is_counted_in_page_analytics_bots_left_out_and_recounting_ch
         .call("POST", "/v1/sessions", Some(&json!({"user_id": user})))
         .await;
     let session_id = b["session_id"].as_str().unwrap().to_owned();
-    redis.track(&session_id);
+    redis.track(b["hashed_id"].as_str().unwrap());
     let (v1, v2, bot) = (redis.token("fp"), redis.token("fp"), redis.token("fp"));
     let views = [
         (format!("{base}/a"), v1.clone(), None, CHROME),
@@ -706,4 +726,189 @@ async fn bad_tracking_input_gets_a_4xx_naming_the_field() {
         .await
         .unwrap();
     assert!(s == 400 || s == 422, "{s} {b}");
+}
+
+/// The session-id rule with a Django session key: the key or its hashed id (hex SHA-256, what the
+/// Django package sends and the seed's `enhance_session_async.delay(hashed_id)` passes) name one
+/// session; a repeated login with it is one row (the seed's `get_or_create`), active again; another
+/// user's login with it is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_django_session_key_or_its_hashed_id_names_one_session_and_a_repeated_login_is_one_row() {
+    let (db, redis) = (TestDb::postgres().await, TestRedis::new().await);
+    let api = TestApi::start(&db, &redis, &[]).await;
+    let ctx = job_context(&db, &redis, &[]);
+    let (user, other) = (Uuid::new_v4(), Uuid::new_v4());
+    // Django's session keys are 32 characters of [a-z0-9].
+    let key = format!("{:0<32}", redis.token("k").replace(['-', '_'], ""))[..32].to_lowercase();
+    let hashed = domain::keys::hash_session_id(&key);
+    redis.track(&hashed);
+    let login = |session: &str, user: Uuid| json!({"user_id": user, "session_id": session, "user_agent": CHROME});
+
+    let (s, b) = api
+        .call("POST", "/v1/sessions", Some(&login(&key, user)))
+        .await;
+    assert_eq!(
+        (s, b["hashed_id"].as_str()),
+        (201, Some(hashed.as_str())),
+        "{b}"
+    );
+    let (s, _) = api
+        .call("DELETE", &format!("/v1/sessions/{hashed}"), None)
+        .await;
+    assert_eq!(s, 204);
+    let (s, b) = api
+        .call("POST", "/v1/sessions", Some(&login(&hashed, user)))
+        .await;
+    assert_eq!(
+        (s, b["hashed_id"].as_str()),
+        (201, Some(hashed.as_str())),
+        "{b}"
+    );
+    let rows = user_session::Entity::find().all(&db.conn).await.unwrap();
+    assert_eq!(rows.len(), 1, "a repeated login is one row");
+    assert!(
+        rows[0].is_active && rows[0].ended_at.is_none(),
+        "and active again"
+    );
+    assert_eq!(rows[0].session_id, hashed);
+    let (s, b) = api
+        .call("POST", "/v1/sessions", Some(&login(&key, other)))
+        .await;
+    assert_eq!(
+        (s, b["error"]["field"].as_str()),
+        (409, Some("session_id")),
+        "{b}"
+    );
+    let doc: Value = serde_json::from_str(
+        &redis
+            .conn
+            .clone()
+            .get::<_, String>(format!("session:{hashed}"))
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        doc["user_id"],
+        user.to_string(),
+        "the other user's login changed nothing"
+    );
+
+    // The seed's `enhance_session_async.delay(hashed_id)`, as a Celery call site sends it.
+    let conn = db.conn.clone();
+    sea_orm::ConnectionTrait::execute_unprepared(
+        &conn,
+        "UPDATE accounts_usersession SET device_info = '{}'",
+    )
+    .await
+    .unwrap();
+    let (s, b) = api
+        .call(
+            "POST",
+            "/v1/jobs/enhance_session_async",
+            Some(&json!({"session_id": hashed})),
+        )
+        .await;
+    assert_eq!(s, 202, "{b}");
+    InProcessWorker::start(ctx.clone())
+        .run_until(
+            Duration::from_secs(30),
+            "the hashed id's session enhanced",
+            || {
+                let conn = conn.clone();
+                async move {
+                    let rows = user_session::Entity::find().all(&conn).await.ok()?;
+                    rows.iter()
+                        .all(|r| r.device_info["browser"] == "Chrome")
+                        .then_some(())
+                }
+            },
+        )
+        .await;
+    let (s, _) = api
+        .call("DELETE", &format!("/v1/sessions/{key}"), None)
+        .await;
+    assert_eq!(s, 204, "the key logs out what its hash names");
+    let gone: bool = redis
+        .conn
+        .clone()
+        .exists(format!("session:{hashed}"))
+        .await
+        .unwrap();
+    assert!(!gone);
+}
+
+/// `POST /v1/track/pageviews`: each view tracked or refused on its own, in the order sent; the
+/// tracked ones change Redis exactly as the single route does (five views of one visitor in one
+/// batch are pages 1 to 5, and the fifth enqueues one persist).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_of_views_tracks_each_on_its_own_and_refuses_the_bad_ones_by_index() {
+    let (db, redis) = (TestDb::postgres().await, TestRedis::new().await);
+    let api = TestApi::start(&db, &redis, &[]).await;
+    let (fp1, fp2) = (redis.token("fp"), redis.token("fp"));
+    let url = format!("/b/{}", redis.token("page"));
+    let mut views = vec![
+        json!({"fingerprint": fp1, "url": url, "user_agent": CHROME}),
+        json!({"fingerprint": "has space", "url": url}),
+        json!({"fingerprint": fp2}),
+        json!({"fingerprint": fp2, "url": url, "user_id": Uuid::new_v4(), "session_id": "no-such-session"}),
+        json!({"fingerprint": fp2, "url": url, "user_agent": CHROME}),
+    ];
+    views.extend((0..4).map(|_| json!({"fingerprint": fp1, "url": url, "user_agent": CHROME})));
+    let (s, b) = api
+        .call("POST", "/v1/track/pageviews", Some(&json!(views)))
+        .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(
+        (b["accepted"].as_u64(), b["refused"].as_u64()),
+        (Some(6), Some(3)),
+        "{b}"
+    );
+    let results = b["results"].as_array().unwrap();
+    let statuses: Vec<u64> = results
+        .iter()
+        .map(|r| r["status"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        statuses,
+        [202, 422, 422, 404, 202, 202, 202, 202, 202],
+        "{b}"
+    );
+    assert_eq!(results[1]["error"]["field"], "[1].fingerprint", "{b}");
+    assert_eq!(results[2]["error"]["field"], "[2].url", "{b}");
+    assert_eq!(results[3]["error"]["code"], "not_found", "{b}");
+    let mut pages: Vec<i64> = [0, 5, 6, 7, 8]
+        .iter()
+        .map(|&i| results[i]["tracked"]["pages_visited"].as_i64().unwrap())
+        .collect();
+    let persists = [0, 5, 6, 7, 8]
+        .iter()
+        .filter(|&&i| results[i]["tracked"]["persist_enqueued"] == true)
+        .count();
+    pages.sort_unstable();
+    assert_eq!(pages, [1, 2, 3, 4, 5], "{b}");
+    assert_eq!(persists, 1, "{b}");
+    for (fp, n) in [(&fp1, 5), (&fp2, 1)] {
+        let doc: Value = serde_json::from_str(
+            &redis
+                .conn
+                .clone()
+                .get::<_, String>(format!("anon_session:{fp}"))
+                .await
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(doc["pages_visited"], n, "{fp}");
+    }
+    for bad in [
+        json!([]),
+        json!(
+            (0..501)
+                .map(|_| json!({"fingerprint": fp2, "url": url}))
+                .collect::<Vec<_>>()
+        ),
+    ] {
+        let (s, b) = api.call("POST", "/v1/track/pageviews", Some(&bad)).await;
+        assert_eq!(s, 422, "{b}");
+    }
 }

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use entity::{community, user_event, user_profile};
-use sea_orm::{ActiveModelTrait, EntityTrait, Set};
+use sea_orm::{ActiveModelTrait, EntityTrait, QuerySelect, Set};
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -69,11 +69,17 @@ pub(crate) async fn visit(
         Some(u) => keys::user_visitor(u),
         None => keys::anon_visitor(&v.fingerprint),
     };
-    let user = match v.user_id {
-        Some(u) => user_profile::Entity::find_by_id(u).one(&t.db).await?,
+    // Only the division: a Django profile has the seed's columns, not the standalone table's.
+    let division: Option<Uuid> = match v.user_id {
+        Some(u) => user_profile::Entity::find_by_id(u)
+            .select_only()
+            .column(user_profile::Column::DivisionId)
+            .into_tuple::<Option<Uuid>>()
+            .one(&t.db)
+            .await?
+            .flatten(),
         None => None,
     };
-    let division = user.as_ref().and_then(|u| u.division_id);
     let now = Utc::now();
     let k = keys::community_keys(&id);
     let _: i64 = scripts::COMMUNITY

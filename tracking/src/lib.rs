@@ -86,6 +86,8 @@ pub struct Tracker {
     pub queues: Queues,
     /// The rules' tunables.
     pub config: TrackingConfig,
+    /// The Django-owned tables' shape, read once ([`domain::schema`]).
+    pub shape: domain::schema::ShapeCache,
     /// Anonymous page views, batched into shared script runs.
     batch: batch::Batcher,
 }
@@ -140,6 +142,7 @@ impl Tracker {
             db,
             queues,
             config,
+            shape: domain::schema::ShapeCache::default(),
         }
     }
 }

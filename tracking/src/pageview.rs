@@ -2,7 +2,6 @@
 
 use chrono::{DateTime, Utc};
 use domain::jobs::{FinalizeAnonymousSession, PersistAnonymousSession};
-use domain::keys::hash_session_id;
 use entity::user_event;
 use sea_orm::{ActiveModelTrait, ConnectionTrait, Set};
 use serde::Serialize;
@@ -96,9 +95,8 @@ impl Tracker {
             .as_deref()
             .filter(|s| !s.is_empty())
             .ok_or_else(|| invalid("session_id", "is required with user_id"))?;
-        let tracked = self
-            .track_authenticated(&v, &c, user_id, session_id)
-            .await?;
+        let hashed = keys::hashed_session_id(session_id);
+        let tracked = self.track_authenticated(&v, &c, user_id, &hashed).await?;
         if let Some(community_id) = v.community_id {
             community::visit(self, community_id, &v, &c.url, &c.referrer).await?;
         }
@@ -215,7 +213,7 @@ impl Tracker {
         v: &PageView,
         c: &Checked,
         user_id: Uuid,
-        session_id: &str,
+        hashed_id: &str,
     ) -> Result<Tracked, TrackError> {
         let d = device(&c.user_agent);
         let visitor = keys::user_visitor(&user_id);
@@ -227,7 +225,7 @@ impl Tracker {
         // document, or (second call) once the database has confirmed the session.
         let auth_view = |count_without_doc: bool| {
             let mut inv = scripts::AUTH.prepare_invoke();
-            inv.key(keys::session_key(session_id))
+            inv.key(keys::session_key(hashed_id))
                 .key(&page.paths)
                 .key(&page.counters)
                 .key(&page.visitors)
@@ -262,7 +260,7 @@ impl Tracker {
                 backend,
                 "UPDATE accounts_usersession SET pages_visited = pages_visited + 1, last_activity = $1 \
                  WHERE session_id = $2 AND user_id = $3",
-                vec![c.at.into(), hash_session_id(session_id).into(), user_id.into()],
+                vec![c.at.into(), hashed_id.into(), user_id.into()],
             ))
             .await?
             .rows_affected();

@@ -1,13 +1,12 @@
 //! Login and logout (`POST /v1/sessions`, `DELETE /v1/sessions/{session_id}`): the UserSession row,
-//! the `session:{id}` document (4 h, or 30 d with remember-me), and the enhance job.
+//! the `session:{hashed_id}` document (4 h, or 30 d with remember-me), and the enhance job.
+//! Session ids follow [`domain::keys::hashed_session_id`].
 
 use chrono::{DateTime, Utc};
 use domain::jobs::EnhanceSessionAsync;
-use domain::keys::hash_session_id;
 use domain::sql::statement;
-use entity::user_session;
 use rand::RngCore;
-use sea_orm::{ActiveModelTrait, ConnectionTrait, Set};
+use sea_orm::ConnectionTrait;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -39,13 +38,24 @@ pub struct Login {
     /// Keep the session 30 days instead of 4 hours.
     #[serde(default)]
     pub remember_me: bool,
+    /// The site's own session: its key (Django's `request.session.session_key`) or its hashed id
+    /// (64 lowercase hex, hex SHA-256 of the key: what the Django package sends). A second login
+    /// with the same session is the same row, as the seed's `get_or_create`. Without it the fleet
+    /// makes a key.
+    #[serde(default)]
+    #[schema(min_length = 1, max_length = 256)]
+    pub session_id: Option<String>,
 }
 
 /// A new session.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct LoggedIn {
-    /// The session id the client keeps (the database stores only its hash).
+    /// The session id the client keeps: the one it sent, or the key the fleet made (48 hex
+    /// characters). Page views and logout take it or its hashed id.
     pub session_id: String,
+    /// Its hashed id: hex SHA-256 of the key, what Redis (`session:{hashed_id}`) and the database
+    /// hold.
+    pub hashed_id: String,
     /// When it expires.
     pub expires_at: DateTime<Utc>,
 }
@@ -59,6 +69,20 @@ pub(crate) async fn ensure_profile(
     username: Option<&str>,
 ) -> Result<(), TrackError> {
     let backend = t.db.get_database_backend();
+    if t.shape.get(&t.db).await?.django {
+        // Django owns the users: the profile must be there already.
+        let found =
+            t.db.query_one_raw(statement(
+                backend,
+                "SELECT 1 AS one FROM accounts_userprofile WHERE id = $1",
+                vec![user_id.into()],
+            ))
+            .await?;
+        return match found {
+            Some(_) => Ok(()),
+            None => Err(TrackError::NotFound("user")),
+        };
+    }
     let username = username
         .map(|u| clip(u, 150))
         .unwrap_or_else(|| format!("user-{}", user_id.simple()));
@@ -106,10 +130,23 @@ impl Tracker {
             ));
         }
         let user_agent = validate::text("user_agent", l.user_agent.as_deref(), 1024)?;
+        let session_id = match l.session_id {
+            Some(id) if id.is_empty() || id.len() > 256 || id.chars().any(char::is_control) => {
+                return Err(invalid(
+                    "session_id",
+                    "must be 1 to 256 characters without control characters",
+                ));
+            }
+            Some(id) => id,
+            None => {
+                let mut raw = [0u8; 24];
+                rand::rng().fill_bytes(&mut raw);
+                hex::encode(raw)
+            }
+        };
+        let hashed = keys::hashed_session_id(&session_id);
         ensure_profile(self, l.user_id, l.username.as_deref()).await?;
-        let mut raw = [0u8; 32];
-        rand::rng().fill_bytes(&mut raw);
-        let session_id = hex::encode(raw);
+        let shape = self.shape.get(&self.db).await?;
         let now = Utc::now();
         let ttl = if l.remember_me {
             self.config.remember_ttl
@@ -117,55 +154,97 @@ impl Tracker {
             self.config.session_ttl
         };
         let expires_at = now + chrono::Duration::from_std(ttl).unwrap_or_default();
-        user_session::ActiveModel {
-            user_id: Set(l.user_id),
-            session_id: Set(hash_session_id(&session_id)),
-            ip_address: Set(ip.clone()),
-            user_agent: Set(user_agent.clone()),
-            device_info: Set(serde_json::json!({})),
-            location_data: Set(serde_json::json!({})),
-            device_fingerprint: Set(fp.clone()),
-            fast_fingerprint: Set(fp.clone()),
-            persistent: Set(l.remember_me),
-            pages_visited: Set(0),
-            started_at: Set(now),
-            last_activity: Set(now),
-            ended_at: Set(None),
-            expires_at: Set(expires_at),
-            is_active: Set(true),
-            ..Default::default()
+        // The seed's get_or_create: a second login with the same session is the same row, active
+        // again; a session of another user is refused.
+        let (is_ended_col, is_ended_val) = if shape.session_is_ended {
+            (", is_ended", ", FALSE")
+        } else {
+            ("", "")
+        };
+        let reopen_ended = if shape.session_is_ended {
+            ", is_ended = FALSE"
+        } else {
+            ""
+        };
+        let backend = self.db.get_database_backend();
+        // `inet` on PostgreSQL takes no text parameter without a cast; SQLite keeps text.
+        let ip_param = match backend {
+            sea_orm::DatabaseBackend::Postgres => "CAST($3 AS inet)",
+            _ => "$3",
+        };
+        let sql = format!(
+            "INSERT INTO accounts_usersession (user_id, session_id, ip_address, user_agent, device_info, \
+             location_data, device_fingerprint, fast_fingerprint, persistent, pages_visited, started_at, \
+             last_activity, ended_at, expires_at, is_active{is_ended_col}) \
+             VALUES ($1, $2, {ip_param}, $4, $5, $6, $7, $7, $8, 0, $9, $9, NULL, $10, TRUE{is_ended_val}) \
+             ON CONFLICT (session_id) DO UPDATE SET is_active = TRUE, ended_at = NULL, \
+             last_activity = excluded.last_activity, expires_at = excluded.expires_at, \
+             persistent = excluded.persistent{reopen_ended} \
+             WHERE accounts_usersession.user_id = excluded.user_id"
+        );
+        let empty = || serde_json::Value::Object(serde_json::Map::new());
+        let written = self
+            .db
+            .execute_raw(statement(
+                backend,
+                &sql,
+                vec![
+                    l.user_id.into(),
+                    hashed.clone().into(),
+                    ip.clone().into(),
+                    user_agent.clone().into(),
+                    empty().into(),
+                    empty().into(),
+                    fp.clone().into(),
+                    l.remember_me.into(),
+                    now.into(),
+                    expires_at.into(),
+                ],
+            ))
+            .await?
+            .rows_affected();
+        if written == 0 {
+            return Err(TrackError::Conflict(domain::args::ArgError::new(
+                "session_id",
+                "another user's session has this id",
+            )));
         }
-        .insert(&self.db)
-        .await?;
         let (started, expires) = (now.to_rfc3339(), expires_at.to_rfc3339());
         let doc = serde_json::to_string(&AuthSessionDoc {
+            session_id: &hashed,
             user_id: l.user_id,
-            username: l.username.as_deref(),
-            session_id: &session_id,
+            user_username: l.username.as_deref(),
             ip_address: ip.as_deref(),
             user_agent: &user_agent,
             device_fingerprint: &fp,
-            pages_visited: 0,
+            fast_fingerprint: &fp,
+            persistent: l.remember_me,
             is_active: true,
-            remember_me: l.remember_me,
+            pages_visited: 0,
             started_at: &started,
             last_activity: &started,
             expires_at: &expires,
         })
         .map_err(|e| invalid("", e.to_string()))?;
         let _: () = redis::cmd("SET")
-            .arg(keys::session_key(&session_id))
+            .arg(keys::session_key(&hashed))
             .arg(doc)
             .arg("EX")
             .arg(ttl.as_secs().max(1))
             .query_async(&mut self.redis.clone())
             .await?;
-        // The stored form: no job payload holds a usable session token.
+        // The hashed id: no job payload holds a usable session key.
         self.queues
-            .push(&EnhanceSessionAsync::hashed(&session_id), queue::When::Now)
+            .push(
+                &EnhanceSessionAsync {
+                    session_id: hashed.clone(),
+                },
+                queue::When::Now,
+            )
             .await?;
         Ok(LoggedIn {
             session_id,
+            hashed_id: hashed,
             expires_at,
         })
     }
@@ -177,18 +256,26 @@ impl Tracker {
             return Err(invalid("session_id", "must be 1 to 256 characters"));
         }
         let backend = self.db.get_database_backend();
+        let hashed = keys::hashed_session_id(session_id);
+        let ended = if self.shape.get(&self.db).await?.session_is_ended {
+            ", is_ended = TRUE"
+        } else {
+            ""
+        };
         let rows = self
             .db
             .execute_raw(statement(
                 backend,
-                "UPDATE accounts_usersession SET is_active = FALSE, ended_at = COALESCE(ended_at, $1) \
-                 WHERE session_id = $2",
-                vec![Utc::now().into(), hash_session_id(session_id).into()],
+                &format!(
+                    "UPDATE accounts_usersession SET is_active = FALSE, \
+                     ended_at = COALESCE(ended_at, $1){ended} WHERE session_id = $2"
+                ),
+                vec![Utc::now().into(), hashed.clone().into()],
             ))
             .await?
             .rows_affected();
         let dropped: i64 = redis::cmd("DEL")
-            .arg(keys::session_key(session_id))
+            .arg(keys::session_key(&hashed))
             .query_async(&mut self.redis.clone())
             .await?;
         if rows == 0 && dropped == 0 {

@@ -27,6 +27,15 @@ pub enum TrackError {
     Enqueue(#[from] domain::queues::EnqueueError),
 }
 
+impl From<domain::schema::SchemaError> for TrackError {
+    fn from(e: domain::schema::SchemaError) -> Self {
+        match e {
+            domain::schema::SchemaError::Db(e) => Self::Db(e),
+            other => Self::Db(sea_orm::DbErr::Custom(other.to_string())),
+        }
+    }
+}
+
 /// An invalid-input error.
 pub fn invalid(field: &str, message: impl Into<String>) -> TrackError {
     TrackError::Invalid(ArgError::new(field, message))

@@ -27,6 +27,8 @@ pub struct JobContext {
     pub sessions: SessionWriter,
     /// This process's job counts (its heartbeat reports them).
     pub counters: Arc<Counters>,
+    /// The Django-owned tables' shape, read once ([`domain::schema`]).
+    pub shape: domain::schema::ShapeCache,
 }
 
 /// Jobs of one worker process, counted as they run.
@@ -95,6 +97,7 @@ impl JobContext {
             redis,
             settings: Arc::new(settings),
             counters: Arc::default(),
+            shape: domain::schema::ShapeCache::default(),
         }
     }
 

@@ -40,7 +40,12 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<JobContext> {
                 redact(&settings.database_url)
             )
         })?;
-    Ok(JobContext::new(db, redis, settings.clone()))
+    let shape = domain::schema::inspect(&db)
+        .await
+        .context("the database cannot take Celeriac's rows")?;
+    let ctx = JobContext::new(db, redis, settings.clone());
+    ctx.shape.set(shape);
+    Ok(ctx)
 }
 
 /// Pool settings: a database outage fails jobs in seconds (to be retried), not after sqlx's 30 s.

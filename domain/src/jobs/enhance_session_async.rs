@@ -5,9 +5,9 @@ use serde::{Deserialize, Serialize};
 use crate::args::{ArgError, JobArgs};
 use crate::keys::hash_session_id;
 
-/// Arguments: the session to enhance: its stored form (`hash_session_id`, 64 lowercase hex
-/// characters, what the API enqueues so no payload holds a usable token), or the id the client
-/// holds (what a Celery `.delay()` may send), hashed here.
+/// Arguments: the session to enhance, by its hashed id (what the API enqueues and the seed's
+/// `enhance_session_async.delay(hashed_id)` sends, so no payload holds a usable token) or its
+/// session key, hashed here ([`crate::keys::hashed_session_id`], the one rule).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EnhanceSessionAsync {
     /// Session id, hashed or not.
@@ -22,15 +22,9 @@ impl EnhanceSessionAsync {
         }
     }
 
-    /// The stored form of the session id.
+    /// The stored form of the session id ([`crate::keys::hashed_session_id`]).
     pub fn stored_id(&self) -> String {
-        let s = &self.session_id;
-        let already = s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-        if already {
-            s.clone()
-        } else {
-            hash_session_id(s)
-        }
+        crate::keys::hashed_session_id(&self.session_id)
     }
 }
 

@@ -55,16 +55,34 @@ impl Job for LinkAnonymousConversion {
         };
         let now = Utc::now();
         let backend = ctx.backend();
+        let django = ctx.shape.get(&ctx.db).await?.django;
         let txn = ctx.db.begin().await?;
-        // Standalone deployments may not have the user yet (Django owns the table in production).
-        let username = format!("user-{}", self.user_id.simple());
-        txn.execute_raw(statement(
-            backend,
-            "INSERT INTO accounts_userprofile (id, username, division_id, date_joined) \
-             VALUES ($1, $2, NULL, $3) ON CONFLICT DO NOTHING",
-            vec![self.user_id.into(), username.into(), now.into()],
-        ))
-        .await?;
+        if django {
+            // Django owns the users: the sign-up's transaction may not have committed yet, so a
+            // missing profile is retried, never invented.
+            let found = txn
+                .query_one_raw(statement(
+                    backend,
+                    "SELECT 1 AS one FROM accounts_userprofile WHERE id = $1",
+                    vec![self.user_id.into()],
+                ))
+                .await?;
+            if found.is_none() {
+                return Err(JobError::Retry(anyhow::anyhow!(
+                    "no accounts_userprofile row for this user yet"
+                )));
+            }
+        } else {
+            // Standalone deployments may not have the user yet.
+            let username = format!("user-{}", self.user_id.simple());
+            txn.execute_raw(statement(
+                backend,
+                "INSERT INTO accounts_userprofile (id, username, division_id, date_joined) \
+                 VALUES ($1, $2, NULL, $3) ON CONFLICT DO NOTHING",
+                vec![self.user_id.into(), username.into(), now.into()],
+            ))
+            .await?;
+        }
         if backend == sea_orm::DatabaseBackend::Postgres {
             // Serialize concurrent links of one user so the event is written once.
             txn.execute_raw(statement(

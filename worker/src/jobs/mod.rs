@@ -81,6 +81,12 @@ impl From<sea_orm::DbErr> for JobError {
     }
 }
 
+impl From<domain::schema::SchemaError> for JobError {
+    fn from(e: domain::schema::SchemaError) -> Self {
+        Self::Retry(e.into())
+    }
+}
+
 impl From<redis::RedisError> for JobError {
     fn from(e: redis::RedisError) -> Self {
         Self::Retry(e.into())

@@ -1,0 +1,200 @@
+//! The shape of the tables Django owns, as the fleet finds them: whether Django manages the
+//! database, and whether the `accounts_*` tables the fleet writes take its rows.
+//!
+//! On a Django database (one with `django_migrations`) the `accounts_*` tables are made by the
+//! site's migrations, not by ours. The fleet then never inserts profiles (the site owns its users)
+//! and checks at start that every column it writes exists and that no other column would refuse
+//! its rows (`NOT NULL` without a default); [`inspect`] names the first difference in one line.
+//! `accounts_usersession.is_ended`, a column the seed's queries filter on, is kept in step with
+//! `ended_at` where it exists.
+
+use std::sync::Arc;
+
+use sea_orm::{ConnectionTrait, DatabaseBackend, DbErr, Statement};
+use tokio::sync::OnceCell;
+
+/// What the fleet writes to each Django-owned table: `(table, columns)`. A profile is only read
+/// (`id`, `division_id`) on a Django database; standalone, the fleet's own migration made it.
+pub const WRITTEN: &[(&str, &[&str])] = &[
+    ("accounts_userprofile", &["id", "division_id"]),
+    (
+        "accounts_usersession",
+        &[
+            "user_id",
+            "session_id",
+            "ip_address",
+            "user_agent",
+            "device_info",
+            "location_data",
+            "device_fingerprint",
+            "fast_fingerprint",
+            "persistent",
+            "pages_visited",
+            "started_at",
+            "last_activity",
+            "ended_at",
+            "expires_at",
+            "is_active",
+        ],
+    ),
+    (
+        "accounts_userevent",
+        &[
+            "user_id",
+            "event_type",
+            "description",
+            "metadata",
+            "ip_address",
+            "user_agent",
+            "created_at",
+        ],
+    ),
+];
+
+/// Columns the fleet writes when a table has them.
+const OPTIONAL: &[(&str, &str)] = &[("accounts_usersession", "is_ended")];
+
+/// The database as the fleet found it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Shape {
+    /// Django manages the database (`django_migrations` exists): profiles are never inserted.
+    pub django: bool,
+    /// `accounts_usersession` has the seed's `is_ended` column.
+    pub session_is_ended: bool,
+}
+
+/// Why the fleet cannot write a Django-owned table.
+#[derive(Debug, thiserror::Error)]
+pub enum SchemaError {
+    /// A column the fleet writes is missing.
+    #[error("{table}.{column} does not exist, and Celeriac writes it (Celeriac writes {table}: {})", written(.table))]
+    Missing {
+        /// The table.
+        table: &'static str,
+        /// The column.
+        column: &'static str,
+    },
+    /// A column the fleet does not write would refuse its rows.
+    #[error("{table}.{column} is NOT NULL without a default, and Celeriac does not write it: give it a database default or let it be NULL (Celeriac writes {table}: {})", written(.table))]
+    Unwritable {
+        /// The table.
+        table: &'static str,
+        /// The column.
+        column: String,
+    },
+    /// The catalogue could not be read.
+    #[error("cannot read the database's catalogue: {0}")]
+    Db(#[from] DbErr),
+}
+
+fn written(table: &str) -> String {
+    WRITTEN
+        .iter()
+        .find(|(t, _)| *t == table)
+        .map(|(_, cols)| cols.join(", "))
+        .unwrap_or_default()
+}
+
+/// One column of a table, as the catalogue describes it.
+struct Column {
+    name: String,
+    /// `NOT NULL` with no default and not generated: an insert must name it.
+    required: bool,
+}
+
+async fn columns(db: &impl ConnectionTrait, table: &str) -> Result<Vec<Column>, DbErr> {
+    let backend = db.get_database_backend();
+    let sql = match backend {
+        DatabaseBackend::Postgres => {
+            "SELECT column_name AS name, \
+             (is_nullable = 'NO' AND column_default IS NULL AND is_identity = 'NO' \
+              AND is_generated = 'NEVER') AS required \
+             FROM information_schema.columns \
+             WHERE table_schema = current_schema() AND table_name = $1"
+        }
+        _ => {
+            "SELECT name, (\"notnull\" = 1 AND dflt_value IS NULL AND pk = 0) AS required \
+             FROM pragma_table_info($1)"
+        }
+    };
+    let rows = db
+        .query_all_raw(Statement::from_sql_and_values(backend, sql, [table.into()]))
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(Column {
+                name: r.try_get("", "name")?,
+                required: r.try_get("", "required")?,
+            })
+        })
+        .collect()
+}
+
+async fn has_table(db: &impl ConnectionTrait, table: &str) -> Result<bool, DbErr> {
+    Ok(!columns(db, table).await?.is_empty())
+}
+
+/// Read the database's shape, and refuse (with the first difference) Django-owned tables the
+/// fleet cannot write. Tables that do not exist yet (before `migration up`) are not checked.
+///
+/// # Errors
+///
+/// [`SchemaError`] naming the table and column, or the catalogue's error.
+pub async fn inspect(db: &impl ConnectionTrait) -> Result<Shape, SchemaError> {
+    let django = has_table(db, "django_migrations").await?;
+    let mut shape = Shape {
+        django,
+        session_is_ended: false,
+    };
+    for (table, written) in WRITTEN {
+        let found = columns(db, table).await?;
+        if found.is_empty() {
+            continue;
+        }
+        if let Some(missing) = written
+            .iter()
+            .find(|c| !found.iter().any(|f| f.name == **c))
+        {
+            return Err(SchemaError::Missing {
+                table,
+                column: missing,
+            });
+        }
+        for col in &found {
+            let optional = OPTIONAL.contains(&(table, col.name.as_str()));
+            if optional && *table == "accounts_usersession" {
+                shape.session_is_ended = true;
+            }
+            let ours = written.contains(&col.name.as_str()) || optional || col.name == "id";
+            // Profiles are only read on a Django database (standalone, our migration made them).
+            let read_only = *table == "accounts_userprofile";
+            if col.required && !ours && !read_only {
+                return Err(SchemaError::Unwritable {
+                    table,
+                    column: col.name.clone(),
+                });
+            }
+        }
+    }
+    Ok(shape)
+}
+
+/// [`inspect`]'s answer, read once per process on first use and shared by every clone.
+#[derive(Debug, Clone, Default)]
+pub struct ShapeCache(Arc<OnceCell<Shape>>);
+
+impl ShapeCache {
+    /// The database's shape: the cached one, or [`inspect`]'s (a failure is not cached).
+    ///
+    /// # Errors
+    ///
+    /// [`inspect`]'s.
+    pub async fn get(&self, db: &impl ConnectionTrait) -> Result<Shape, SchemaError> {
+        self.0.get_or_try_init(|| inspect(db)).await.copied()
+    }
+
+    /// Remember `shape` (what the process found at start).
+    pub fn set(&self, shape: Shape) {
+        let _ = self.0.set(shape);
+    }
+}

@@ -1026,3 +1026,99 @@ async fn a_worker_heartbeats_its_counts_and_leaves_when_it_stops() {
     assert_eq!(s, 422, "{refused}");
     assert_eq!(refused["error"]["field"], "minutes");
 }
+
+/// Celery-only mode (the site keeps its middleware; no page view reaches the fleet): a day's page
+/// analytics come from its anonymous sessions, each one view of its landing page (path without
+/// query or fragment), bots and empty landings left out; recomputing gives the same rows and drops
+/// paths no session landed on. A day with no source at all keeps the rows it has.
+#[tokio::test]
+async fn page_analytics_come_from_sessions_when_no_view_reached_the_fleet_and_old_days_keep_theirs()
+{
+    let (db, redis) = (TestDb::postgres().await, TestRedis::new().await);
+    let ctx = job_context(&db, &redis, &[]);
+    let day = Utc::now().date_naive() - chrono::Days::new(10);
+    let start = day.and_hms_opt(9, 0, 0).unwrap().and_utc();
+    let sessions = [
+        ("a", "/x?q=1", false),
+        ("b", "/x", false),
+        ("a", "/x?q=2", false),
+        ("c", "/y#top", false),
+        ("bot", "/x", true),
+        ("d", "", false),
+    ];
+    for (fp, landing, bot) in sessions {
+        anonymous_session::ActiveModel {
+            id: Set(Uuid::new_v4()),
+            device_fingerprint: Set(fp.into()),
+            session_start: Set(start),
+            session_end: Set(None),
+            last_activity: Set(start),
+            ip_address: Set(None),
+            user_agent: Set(String::new()),
+            device_type: Set(String::new()),
+            browser: Set(String::new()),
+            os: Set(String::new()),
+            pages_visited: Set(3),
+            duration_seconds: Set(None),
+            landing_page: Set(landing.into()),
+            referrer: Set(String::new()),
+            converted_to_user_id: Set(None),
+            converted_at: Set(None),
+            is_active: Set(true),
+            is_bot: Set(bot),
+        }
+        .insert(&db.conn)
+        .await
+        .unwrap();
+    }
+    let row = |date, path: &str| page_analytics::ActiveModel {
+        date: Set(date),
+        url_path: Set(path.into()),
+        page_type: Set("page".into()),
+        total_views: Set(7),
+        anonymous_views: Set(7),
+        authenticated_views: Set(0),
+        unique_visitors: Set(7),
+        ..Default::default()
+    };
+    row(day, "/stale").insert(&db.conn).await.unwrap();
+    let old = day - chrono::Days::new(10);
+    row(old, "/kept").insert(&db.conn).await.unwrap();
+    let got = || async {
+        page_analytics::Entity::find()
+            .order_by_asc(page_analytics::Column::Date)
+            .order_by_asc(page_analytics::Column::UrlPath)
+            .all(&db.conn)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r.date,
+                    r.url_path.clone(),
+                    r.total_views,
+                    r.anonymous_views,
+                    r.authenticated_views,
+                    r.unique_visitors,
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    for _ in 0..2 {
+        aggregate_day_from_sessions(&ctx, day).await.unwrap();
+        assert_eq!(
+            got().await,
+            vec![
+                (old, "/kept".to_owned(), 7, 7, 0, 7),
+                (day, "/x".to_owned(), 3, 3, 0, 2),
+                (day, "/y".to_owned(), 1, 1, 0, 1),
+            ]
+        );
+    }
+    // An old day with no counters, no log and (being old) no session source: its rows stay.
+    AggregatePageAnalytics { date: Some(old) }
+        .run(&ctx)
+        .await
+        .unwrap();
+    assert_eq!(got().await[0], (old, "/kept".to_owned(), 7, 7, 0, 7));
+}

@@ -1,7 +1,9 @@
-//! `aggregate_page_analytics`: recompute a day's PageAnalytics rows from the page-view log, bots left out.
+//! `aggregate_page_analytics`: recompute a day's PageAnalytics rows from the page-view counters,
+//! the page-view log, or (Celery-only mode) the day's anonymous sessions; bots left out.
 
 use chrono::{NaiveDate, Utc};
 use redis::AsyncCommands;
+use sea_orm::ConnectionTrait;
 
 use super::{Job, JobError};
 use crate::context::JobContext;
@@ -26,7 +28,9 @@ impl Job for AggregatePageAnalytics {
 
 /// Replace the rows of `day` with counts recomputed from the tracking counters in Redis (kept
 /// three days, exact), or, when Redis has none for that day, from `analytics_pageviewlog` (an
-/// import source). A day with neither keeps the rows it has. Returns the pages written.
+/// import source), or, for today and yesterday when neither has anything, from the anonymous
+/// sessions (Celery-only mode). A day with none of these keeps the rows it has. Returns the pages
+/// written.
 pub async fn aggregate_day(ctx: &JobContext, day: NaiveDate) -> Result<u64, JobError> {
     let paths: Vec<String> = ctx
         .redis
@@ -34,7 +38,18 @@ pub async fn aggregate_day(ctx: &JobContext, day: NaiveDate) -> Result<u64, JobE
         .smembers(domain::keys::pageview_paths_key(day))
         .await?;
     if paths.is_empty() {
-        return aggregate_day_from_log(ctx, day).await;
+        let from_log = aggregate_day_from_log(ctx, day).await?;
+        if from_log > 0 {
+            return Ok(from_log);
+        }
+        // No page-view counters and no log: the site sends only Celery tasks (its own middleware
+        // keeps the sessions). The seed's Phase 3 then aggregates from the sessions, for the days
+        // those are still arriving; an older day keeps the rows it has.
+        let recent = Utc::now().date_naive() - chrono::Days::new(1);
+        if day >= recent {
+            return aggregate_day_from_sessions(ctx, day).await;
+        }
+        return Ok(0);
     }
     let mut pipe = redis::pipe();
     for path in &paths {
@@ -102,10 +117,21 @@ pub async fn aggregate_day(ctx: &JobContext, day: NaiveDate) -> Result<u64, JobE
     Ok(written)
 }
 
-/// Recompute `day` from `analytics_pageviewlog`.
+/// Recompute `day` from `analytics_pageviewlog`; a day the log has nothing of is left alone (0).
 async fn aggregate_day_from_log(ctx: &JobContext, day: NaiveDate) -> Result<u64, JobError> {
     let start = day.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc();
     let end = start + chrono::Duration::days(1);
+    let logged = ctx
+        .db
+        .query_one_raw(domain::sql::statement(
+            ctx.backend(),
+            "SELECT 1 AS one FROM analytics_pageviewlog WHERE viewed_at >= $1 AND viewed_at < $2 LIMIT 1",
+            vec![start.into(), end.into()],
+        ))
+        .await?;
+    if logged.is_none() {
+        return Ok(0);
+    }
     ctx.execute(
         "DELETE FROM analytics_pageanalytics WHERE date = $1 AND url_path NOT IN \
          (SELECT url_path FROM analytics_pageviewlog WHERE viewed_at >= $2 AND viewed_at < $3 AND NOT is_bot)",
@@ -126,5 +152,56 @@ async fn aggregate_day_from_log(ctx: &JobContext, day: NaiveDate) -> Result<u64,
             vec![day.into(), start.into(), end.into()],
         )
         .await?;
+    Ok(written)
+}
+
+/// Recompute `day` from the anonymous sessions that started on it (Celery-only mode, where no
+/// page view reaches the fleet): each session is one view of its landing page (the path, without
+/// query or fragment), by an anonymous visitor; bots left out. A day without sessions keeps its
+/// rows (0).
+pub async fn aggregate_day_from_sessions(
+    ctx: &JobContext,
+    day: NaiveDate,
+) -> Result<u64, JobError> {
+    let start = day.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc();
+    let end = start + chrono::Duration::days(1);
+    let path = match ctx.backend() {
+        sea_orm::DatabaseBackend::Postgres => {
+            "split_part(split_part(landing_page, '?', 1), '#', 1)"
+        }
+        _ => {
+            "CASE WHEN instr(landing_page, '?') > 0 THEN substr(landing_page, 1, instr(landing_page, '?') - 1) \
+             WHEN instr(landing_page, '#') > 0 THEN substr(landing_page, 1, instr(landing_page, '#') - 1) \
+             ELSE landing_page END"
+        }
+    };
+    let sessions = format!(
+        "SELECT {path} AS url_path, device_fingerprint FROM analytics_anonymoussession \
+         WHERE session_start >= $2 AND session_start < $3 AND NOT is_bot AND landing_page <> ''"
+    );
+    let written = ctx
+        .execute(
+            &format!(
+                "INSERT INTO analytics_pageanalytics (date, url_path, page_type, total_views, anonymous_views, \
+                 authenticated_views, unique_visitors) \
+                 SELECT $1, url_path, '', COUNT(*), COUNT(*), 0, COUNT(DISTINCT device_fingerprint) \
+                 FROM ({sessions}) AS landed GROUP BY url_path \
+                 ON CONFLICT (date, url_path) DO UPDATE SET page_type = excluded.page_type, \
+                 total_views = excluded.total_views, anonymous_views = excluded.anonymous_views, \
+                 authenticated_views = excluded.authenticated_views, unique_visitors = excluded.unique_visitors"
+            ),
+            vec![day.into(), start.into(), end.into()],
+        )
+        .await?;
+    if written > 0 {
+        ctx.execute(
+            &format!(
+                "DELETE FROM analytics_pageanalytics WHERE date = $1 AND url_path NOT IN \
+                 (SELECT url_path FROM ({sessions}) AS landed)"
+            ),
+            vec![day.into(), start.into(), end.into()],
+        )
+        .await?;
+    }
     Ok(written)
 }

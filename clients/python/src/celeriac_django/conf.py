@@ -1,12 +1,16 @@
 """Settings, read lazily from ``django.conf.settings`` with their defaults.
 
-Every value is read on each access, so ``override_settings`` in tests works; the sender reads
+A setting the Django settings do not define is read from the environment variable of the same
+name when that is set (``CELERIAC_URL=http://...``; ``1``/``true``/``yes`` for booleans; numbers
+as numbers; a comma-separated list for ``CELERIAC_IGNORE_PATHS``), so a deployment can configure
+the package without editing settings. Every value is read on each access, so ``override_settings`` in tests works; the sender reads
 its sizes once, when it is created (:func:`celeriac_django.sender.reset_sender` makes a new one).
 """
 
 from __future__ import annotations
 
 import functools
+import os
 from typing import Any, Callable
 
 from django.conf import settings as django_settings
@@ -31,6 +35,7 @@ DEFAULTS: dict[str, Any] = {
         r"^/favicon\.ico$",
     ),
     "CELERIAC_FINGERPRINT_FUNCTION": None,
+    "CELERIAC_FINGERPRINT_HEADER": None,
     "CELERIAC_TRUST_X_FORWARDED_FOR": False,
     "CELERIAC_PAGE_TYPE_FUNCTION": None,
     "CELERIAC_COMMUNITY_ID_FUNCTION": None,
@@ -42,9 +47,26 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+def _from_env(name: str, default: Any) -> Any:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    if isinstance(default, bool):
+        return raw.strip().lower() in ("1", "true", "yes", "on")
+    if isinstance(default, int):
+        return int(raw)
+    if isinstance(default, float):
+        return float(raw)
+    if isinstance(default, tuple):
+        return tuple(p.strip() for p in raw.split(",") if p.strip())
+    return raw or None
+
+
 def get(name: str) -> Any:
-    """The setting ``name``, or its default."""
-    return getattr(django_settings, name, DEFAULTS[name])
+    """The setting ``name``: Django's, else its environment variable, else its default."""
+    if hasattr(django_settings, name):
+        return getattr(django_settings, name)
+    return _from_env(name, DEFAULTS[name])
 
 
 @functools.lru_cache(maxsize=64)

@@ -2,14 +2,18 @@
 
 :func:`fast_fingerprint` stands in for the seed's ``OptimizedDeviceFingerprint.get_fast_fingerprint()``:
 the first 32 characters of the hex SHA-256 of the user agent, ``Accept-Language``,
-``Accept-Encoding`` and the client IP. ``CELERIAC_FINGERPRINT_FUNCTION`` (a dotted path to a
-function taking the request and returning a string) replaces it.
+``Accept-Encoding`` and the client IP. ``CELERIAC_FINGERPRINT_HEADER`` names a request header
+that carries a fingerprint the page computed itself (e.g. ``X-Fingerprint`` from a browser
+fingerprinting script); when the request has it, with 1 to 128 characters of ``A-Z a-z 0-9 -_.~+/=``
+(what the fleet accepts), it is used as is. ``CELERIAC_FINGERPRINT_FUNCTION`` (a dotted path to a
+function taking the request and returning a string) replaces both.
 """
 
 from __future__ import annotations
 
 import hashlib
 import ipaddress
+import re
 
 from django.http import HttpRequest
 
@@ -44,11 +48,20 @@ def default_fingerprint(request: HttpRequest) -> str:
     return hashlib.sha256("|".join(parts).encode("utf-8")).hexdigest()[:32]
 
 
+_SENT = re.compile(r"[A-Za-z0-9\-_.~+/=]{1,128}")
+
+
 def fast_fingerprint(request: HttpRequest) -> str:
-    """The fingerprint of ``request`` (``CELERIAC_FINGERPRINT_FUNCTION`` when set)."""
+    """The fingerprint of ``request`` (``CELERIAC_FINGERPRINT_FUNCTION`` when set; the header
+    ``CELERIAC_FINGERPRINT_HEADER`` names when the request has a valid one)."""
     custom = conf.callable_setting("CELERIAC_FINGERPRINT_FUNCTION")
     if custom is not None:
         return str(custom(request))
+    header = conf.get("CELERIAC_FINGERPRINT_HEADER")
+    if header:
+        sent = request.headers.get(str(header), "")
+        if _SENT.fullmatch(sent):
+            return sent
     return default_fingerprint(request)
 
 

@@ -17,7 +17,8 @@
 //! | `pageviews:{date}:{path}:sketch` | STRING (HyperLogLog) | unique visitors past the exact set's cap (no identity kept; ≤ 12 KB) | 3 d from its first visitor |
 //! | `visitor:{visitor key}:footprint` | SET | where this visitor is (for erasure): community visitor hashes and the day visitor sets it joined | 4 d (a day past what it lists), renewed when it gains a key |
 //!
-//! Visitor keys are `anon:{fingerprint}` or `user:{user_id}`. `{path}` is the page path with `%`
+//! Visitor keys are the seed's `anon_{fingerprint}` or `user_{user_id}` (the seed cuts the
+//! fingerprint to 12 characters; nothing is cut here, so two visitors never share a field). `{path}` is the page path with `%`
 //! and `:` percent-encoded ([`key_part`]); a fingerprint has no `:` (its type,
 //! [`Fingerprint`], checks that), so no client value can turn one key into another.
 //!
@@ -190,14 +191,14 @@ pub fn hashed_session_id(session_id: &str) -> String {
     }
 }
 
-/// The visitor key of an anonymous visitor.
+/// The visitor key of an anonymous visitor: the seed's `anon_{fingerprint}`, whole.
 pub fn anon_visitor(fingerprint: &Fingerprint) -> String {
-    format!("anon:{fingerprint}")
+    format!("anon_{fingerprint}")
 }
 
-/// The visitor key of a user.
+/// The visitor key of a user: the seed's `user_{uuid}`.
 pub fn user_visitor(user_id: &uuid::Uuid) -> String {
-    format!("user:{user_id}")
+    format!("user_{user_id}")
 }
 
 /// `visitor:{key}:footprint`.

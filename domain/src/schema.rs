@@ -61,6 +61,20 @@ pub struct Shape {
     pub django: bool,
     /// `accounts_usersession` has the seed's `is_ended` column.
     pub session_is_ended: bool,
+    /// Where a profile's username is.
+    pub profile_name: ProfileName,
+}
+
+/// Where a user's name is, for the analytics that print it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ProfileName {
+    /// `accounts_userprofile.username` (the standalone table).
+    Own,
+    /// `auth_user.username`, through `accounts_userprofile.user_id` (the seed's Django profile).
+    AuthUser,
+    /// Neither.
+    #[default]
+    Unknown,
 }
 
 /// Why the fleet cannot write a Django-owned table.
@@ -144,7 +158,15 @@ pub async fn inspect(db: &impl ConnectionTrait) -> Result<Shape, SchemaError> {
     let django = has_table(db, "django_migrations").await?;
     let mut shape = Shape {
         django,
-        session_is_ended: false,
+        ..Shape::default()
+    };
+    let profile = columns(db, "accounts_userprofile").await?;
+    shape.profile_name = if profile.iter().any(|c| c.name == "username") {
+        ProfileName::Own
+    } else if profile.iter().any(|c| c.name == "user_id") && has_table(db, "auth_user").await? {
+        ProfileName::AuthUser
+    } else {
+        ProfileName::Unknown
     };
     for (table, written) in WRITTEN {
         let found = columns(db, table).await?;

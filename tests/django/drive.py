@@ -246,9 +246,13 @@ def main() -> int:
     check(s2.expires_at - s2.started_at <= timedelta(hours=4, minutes=1), "plain session lasts over 4 h")
     events = {
         t: UserEvent.objects.filter(user=profile, event_type=t).count()
-        for t in ("page_view", "community_visit", "account_created")
+        for t in ("page_view", "community_visit", "account_created", "login", "logout")
     }
-    check(events == {"page_view": 5, "community_visit": 1, "account_created": 1}, f"events of A: {events}")
+    check(
+        events
+        == {"page_view": 5, "community_visit": 1, "account_created": 1, "login": 2, "logout": 2},
+        f"events of A: {events}",
+    )
     visit = UserEvent.objects.get(user=profile, event_type="community_visit")
     check(
         visit.metadata.get("community_id") == str(community.id)

@@ -108,9 +108,21 @@ pub struct InProcessWorker {
 }
 
 impl InProcessWorker {
-    /// Run the worker over `ctx`.
+    /// Run the worker over `ctx`'s Redis connection and settings, with a database pool of its own
+    /// opened on the worker's runtime: a pooled connection belongs to the runtime that opened it,
+    /// so sharing the test's pool left it with connections that failed ("a Tokio 1.x context was
+    /// found, but it is being shutdown") once the worker's runtime was gone.
     pub fn start(ctx: JobContext) -> Self {
-        Self::spawn(|| async move { Ok(ctx) })
+        Self::spawn(|| async move {
+            let db =
+                sea_orm::Database::connect(worker::run::db_options(&ctx.settings.database_url))
+                    .await?;
+            Ok(JobContext::new(
+                db,
+                ctx.redis.clone(),
+                (*ctx.settings).clone(),
+            ))
+        })
     }
 
     /// Run the worker over connections made from `settings` the way the `worker` binary makes

@@ -416,7 +416,7 @@ async fn finalize_idle_sessions_finds_lost_sessions_persisted_or_not() {
 }
 
 #[tokio::test]
-async fn cleanup_deletes_only_data_past_retention_with_its_page_views() {
+async fn cleanup_deletes_only_data_past_retention_with_its_page_views_and_keeps_conversion_links() {
     let (db, redis) = (TestDb::postgres().await, TestRedis::new().await);
     let ctx = job_context(&db, &redis, &[]);
     for (age_days, n) in [(100i64, 3), (10, 2)] {
@@ -461,13 +461,53 @@ async fn cleanup_deletes_only_data_past_retention_with_its_page_views() {
             .unwrap();
         }
     }
+    // An old session that converted: the link stays, what identifies the device goes.
+    let user = make_user(&db).await;
+    let converted = Uuid::new_v4();
+    let start = Utc::now() - ChronoDuration::days(100);
+    anonymous_session::ActiveModel {
+        id: Set(converted),
+        device_fingerprint: Set("fp-converted".into()),
+        session_start: Set(start),
+        session_end: Set(Some(start + ChronoDuration::minutes(5))),
+        last_activity: Set(start + ChronoDuration::minutes(5)),
+        ip_address: Set(Some("203.0.113.45".into())),
+        user_agent: Set("Mozilla/5.0 Chrome/120".into()),
+        device_type: Set("desktop".into()),
+        browser: Set("Chrome".into()),
+        os: Set("Windows".into()),
+        pages_visited: Set(7),
+        duration_seconds: Set(Some(300)),
+        landing_page: Set("/join".into()),
+        referrer: Set("https://news.example/".into()),
+        converted_to_user_id: Set(Some(user)),
+        converted_at: Set(Some(start + ChronoDuration::minutes(5))),
+        is_active: Set(false),
+        is_bot: Set(false),
+    }
+    .insert(&db.conn)
+    .await
+    .unwrap();
+    anonymous_page_view::ActiveModel {
+        session_id: Set(converted),
+        url: Set("/join".into()),
+        url_name: Set(String::new()),
+        page_type: Set(String::new()),
+        viewed_at: Set(start),
+        time_on_page_seconds: Set(None),
+        referrer: Set(String::new()),
+        ..Default::default()
+    }
+    .insert(&db.conn)
+    .await
+    .unwrap();
     twice_and_concurrently(&ctx, CleanupOldAnonymousData { retention_days: 90 }).await;
     assert_eq!(
         anonymous_session::Entity::find()
             .count(&db.conn)
             .await
             .unwrap(),
-        2
+        3
     );
     assert_eq!(
         anonymous_page_view::Entity::find()
@@ -475,6 +515,30 @@ async fn cleanup_deletes_only_data_past_retention_with_its_page_views() {
             .await
             .unwrap(),
         2
+    );
+    let kept = anonymous_session::Entity::find_by_id(converted)
+        .one(&db.conn)
+        .await
+        .unwrap()
+        .expect("the converted session keeps its link");
+    assert_eq!(
+        (
+            kept.converted_to_user_id,
+            kept.pages_visited,
+            kept.duration_seconds,
+            kept.landing_page.as_str(),
+            kept.referrer.as_str()
+        ),
+        (Some(user), 7, Some(300), "/join", "https://news.example/")
+    );
+    assert_eq!(
+        (
+            kept.device_fingerprint.as_str(),
+            kept.ip_address.as_deref(),
+            kept.user_agent.as_str(),
+            kept.browser.as_str()
+        ),
+        ("", None, "", "")
     );
 }
 

@@ -326,12 +326,32 @@ async fn login_authenticated_views_events_logout() {
         (422, Some("user_id")),
         "{b}"
     );
-    assert_eq!(user_event::Entity::find().count(&db.conn).await.unwrap(), 3);
+    // login, two page views, rsvp.
+    assert_eq!(user_event::Entity::find().count(&db.conn).await.unwrap(), 4);
+    let login = user_event::Entity::find()
+        .filter(user_event::Column::EventType.eq("login"))
+        .one(&db.conn)
+        .await
+        .unwrap()
+        .expect("a login event");
+    assert_eq!(
+        (login.user_id, login.metadata["session_id"].as_str()),
+        (user, Some(hashed.as_str()))
+    );
 
-    let (s, _) = api
-        .call("DELETE", &format!("/v1/sessions/{session_id}"), None)
-        .await;
-    assert_eq!(s, 204);
+    // Logout, twice: one logout event.
+    for _ in 0..2 {
+        let (s, _) = api
+            .call("DELETE", &format!("/v1/sessions/{session_id}"), None)
+            .await;
+        assert_eq!(s, 204);
+    }
+    let logouts = user_event::Entity::find()
+        .filter(user_event::Column::EventType.eq("logout"))
+        .count(&db.conn)
+        .await
+        .unwrap();
+    assert_eq!(logouts, 1);
     let row = user_session::Entity::find()
         .one(&db.conn)
         .await
@@ -381,7 +401,7 @@ async fn community_visitors_count_each_visitor_on_its_own_clock_and_only_users_g
     let _: () = redis
         .conn
         .clone()
-        .zadd(&seen, format!("anon:{gone_fp}"), old)
+        .zadd(&seen, format!("anon_{gone_fp}"), old)
         .await
         .unwrap();
     assert_eq!(
@@ -400,12 +420,12 @@ async fn community_visitors_count_each_visitor_on_its_own_clock_and_only_users_g
     let doc = |key: String| -> Value {
         serde_json::from_str(visitors.get(&key).expect("the visitor's entry")).expect("JSON")
     };
-    let anon = doc(format!("anon:{anon_fp}"));
+    let anon = doc(format!("anon_{anon_fp}"));
     assert_eq!(anon["pages_viewed"], 2, "{anon}");
     assert_eq!(anon["is_authenticated"], false);
     assert_eq!(anon["device_fingerprint"], anon_fp.as_str());
     assert!(anon["user_id"].is_null());
-    let signed_in = doc(format!("user:{user}"));
+    let signed_in = doc(format!("user_{user}"));
     assert_eq!(signed_in["pages_viewed"], 1, "{signed_in}");
     assert_eq!(signed_in["is_authenticated"], true);
     assert_eq!(signed_in["user_id"], user.to_string());
@@ -414,6 +434,38 @@ async fn community_visitors_count_each_visitor_on_its_own_clock_and_only_users_g
             assert!(d.get(k).is_some(), "{d} lacks {k}");
         }
     }
+    // The next visit to the community takes the departed visitor out of the hash and the sets
+    // too, so a reader counting them (HLEN, SCARD, as Django code does) counts 2, not 3.
+    let (s, b) = api
+        .call(
+            "POST",
+            "/v1/track/pageview",
+            Some(&json!({"fingerprint": anon_fp, "url": url, "community_id": community})),
+        )
+        .await;
+    assert_eq!(s, 202, "{b}");
+    let mut conn = redis.conn.clone();
+    let hlen: i64 = conn
+        .hlen(format!("community:{community}:visitors"))
+        .await
+        .unwrap();
+    let anon_n: i64 = conn
+        .scard(format!("community:{community}:visitors:anonymous"))
+        .await
+        .unwrap();
+    let auth_n: i64 = conn
+        .scard(format!("community:{community}:visitors:authenticated"))
+        .await
+        .unwrap();
+    assert_eq!((hlen, anon_n, auth_n), (2, 1, 1));
+    let gone_left: bool = conn
+        .hexists(
+            format!("community:{community}:visitors"),
+            format!("anon_{gone_fp}"),
+        )
+        .await
+        .unwrap();
+    assert!(!gone_left);
     let events = user_event::Entity::find()
         .filter(user_event::Column::EventType.eq("community_visit"))
         .all(&db.conn)
@@ -617,7 +669,7 @@ async fn erasing_a_visitor_removes_every_trace_in_redis_and_the_database() {
             let holds: bool = redis
                 .conn
                 .clone()
-                .sismember(set, format!("anon:{fp}"))
+                .sismember(set, format!("anon_{fp}"))
                 .await
                 .unwrap();
             if holds {
@@ -673,9 +725,9 @@ async fn erasing_a_visitor_removes_every_trace_in_redis_and_the_database() {
             .await
             .unwrap();
         let holds: bool = match t.as_str() {
-            "hash" => conn.hexists(&k, format!("anon:{fp}")).await.unwrap(),
+            "hash" => conn.hexists(&k, format!("anon_{fp}")).await.unwrap(),
             "zset" => conn
-                .zscore::<_, _, Option<f64>>(&k, format!("anon:{fp}"))
+                .zscore::<_, _, Option<f64>>(&k, format!("anon_{fp}"))
                 .await
                 .unwrap()
                 .is_some(),
@@ -911,4 +963,236 @@ async fn a_batch_of_views_tracks_each_on_its_own_and_refuses_the_bad_ones_by_ind
         let (s, b) = api.call("POST", "/v1/track/pageviews", Some(&bad)).await;
         assert_eq!(s, 422, "{b}");
     }
+}
+
+/// The seed's use cases 2–4 on data whose answers are known: conversions by `converted_at` (a
+/// session started 40 days ago that converted 2 days ago counts; one converted 40 days ago does
+/// not), each listed with its user's name; top pages by path and page type; durations of the
+/// sessions that ended in the period (one started 31 days ago and ended yesterday counts; one that
+/// ended 40 days ago, or still runs, does not).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_seed_use_cases_answer_the_seeds_questions_with_known_numbers() {
+    use entity::user_profile;
+    use sea_orm::{ActiveModelTrait, Set};
+    let (db, redis) = (TestDb::postgres().await, TestRedis::new().await);
+    let api = TestApi::start(&db, &redis, &[]).await;
+    let now = Utc::now();
+    let ago = |d: i64| now - chrono::Duration::days(d);
+    let mut users = Vec::new();
+    for name in ["ann", "bob"] {
+        let id = Uuid::new_v4();
+        user_profile::ActiveModel {
+            id: Set(id),
+            username: Set(format!("{name}-{}", redis.token("u"))),
+            division_id: Set(None),
+            date_joined: Set(now),
+        }
+        .insert(&db.conn)
+        .await
+        .unwrap();
+        users.push(id);
+    }
+    // (started, converted (user, days ago), ended days ago, duration, pages, landing, referrer)
+    let sessions = [
+        (
+            ago(40),
+            Some((users[0], 2)),
+            Some(2),
+            Some(300),
+            7,
+            "/a",
+            "r1",
+        ),
+        (
+            ago(41),
+            Some((users[1], 40)),
+            Some(40),
+            Some(50),
+            9,
+            "/old",
+            "r0",
+        ),
+        (ago(1), Some((users[1], 1)), None, None, 3, "/b", ""),
+        (ago(1), None, Some(1), Some(100), 2, "/c", ""),
+        (ago(45), None, Some(40), Some(999), 2, "/c", ""),
+    ];
+    for (start, conv, ended, duration, pages, landing, referrer) in sessions {
+        anonymous_session::ActiveModel {
+            id: Set(Uuid::new_v4()),
+            device_fingerprint: Set(redis.token("fp")),
+            session_start: Set(start),
+            session_end: Set(ended.map(ago)),
+            last_activity: Set(ended.map_or(start, ago)),
+            ip_address: Set(None),
+            user_agent: Set(String::new()),
+            device_type: Set(String::new()),
+            browser: Set(String::new()),
+            os: Set(String::new()),
+            pages_visited: Set(pages),
+            duration_seconds: Set(duration),
+            landing_page: Set(landing.into()),
+            referrer: Set(referrer.into()),
+            converted_to_user_id: Set(conv.map(|c| c.0)),
+            converted_at: Set(conv.map(|c| ago(c.1))),
+            is_active: Set(ended.is_none()),
+            is_bot: Set(false),
+        }
+        .insert(&db.conn)
+        .await
+        .unwrap();
+    }
+    // Signed-in sessions: (started, ended).
+    for (i, (start, end)) in [
+        (ago(3), Some(ago(3) + chrono::Duration::seconds(600))),
+        (ago(31), Some(ago(29))),
+        (ago(50), Some(ago(40))),
+        (ago(1), None),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        user_session::ActiveModel {
+            user_id: Set(users[0]),
+            session_id: Set(format!("{i}-{}", redis.token("s"))),
+            ip_address: Set(None),
+            user_agent: Set(String::new()),
+            device_info: Set(json!({})),
+            location_data: Set(json!({})),
+            device_fingerprint: Set(String::new()),
+            fast_fingerprint: Set(String::new()),
+            persistent: Set(false),
+            pages_visited: Set(1),
+            started_at: Set(start),
+            last_activity: Set(end.unwrap_or(start)),
+            ended_at: Set(end),
+            expires_at: Set(start + chrono::Duration::hours(4)),
+            is_active: Set(end.is_none()),
+            ..Default::default()
+        }
+        .insert(&db.conn)
+        .await
+        .unwrap();
+    }
+    let today = now.date_naive();
+    for (days, path, kind, total, anon, auth, unique) in [
+        (1, "/p", "article", 10, 6, 4, 5),
+        (2, "/p", "article", 5, 5, 0, 3),
+        (1, "/p", "list", 2, 2, 0, 2),
+        (1, "/q", "", 20, 20, 0, 9),
+        (10, "/p", "article", 100, 100, 0, 50),
+    ] {
+        page_analytics::ActiveModel {
+            date: Set(today - chrono::Days::new(days)),
+            url_path: Set(format!("{path}-{kind}")),
+            page_type: Set(kind.into()),
+            total_views: Set(total),
+            anonymous_views: Set(anon),
+            authenticated_views: Set(auth),
+            unique_visitors: Set(unique),
+            ..Default::default()
+        }
+        .insert(&db.conn)
+        .await
+        .unwrap();
+    }
+    // Two page types of one path (the table's key is (date, url_path): another path name per type
+    // above; here the same path twice with different types on different days).
+    page_analytics::ActiveModel {
+        date: Set(today - chrono::Days::new(3)),
+        url_path: Set("/p-article".into()),
+        page_type: Set("list".into()),
+        total_views: Set(1),
+        anonymous_views: Set(1),
+        authenticated_views: Set(0),
+        unique_visitors: Set(1),
+        ..Default::default()
+    }
+    .insert(&db.conn)
+    .await
+    .unwrap();
+
+    let (s, c) = api
+        .call("GET", "/v1/analytics/conversions?days=30", None)
+        .await;
+    assert_eq!(s, 200, "{c}");
+    assert_eq!(c["conversions"], 2, "{c}");
+    assert_eq!(c["average_pages_before_signup"], 5.0, "{c}");
+    assert_eq!(c["anonymous_sessions"], 2, "{c}");
+    let list = c["list"].as_array().unwrap();
+    let got: Vec<(String, i64, Value, &str, &str)> = list
+        .iter()
+        .map(|r| {
+            (
+                r["username"]
+                    .as_str()
+                    .unwrap()
+                    .split('-')
+                    .next()
+                    .unwrap()
+                    .to_owned(),
+                r["pages_visited"].as_i64().unwrap(),
+                r["duration_seconds"].clone(),
+                r["landing_page"].as_str().unwrap(),
+                r["referrer"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("bob".to_owned(), 3, Value::Null, "/b", ""),
+            ("ann".to_owned(), 7, json!(300), "/a", "r1"),
+        ],
+        "{c}"
+    );
+
+    let (s, t) = api
+        .call("GET", "/v1/analytics/top-pages?days=7", None)
+        .await;
+    assert_eq!(s, 200, "{t}");
+    let rows: Vec<(&str, &str, i64, i64, i64, i64)> = t["pages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["url_path"].as_str().unwrap(),
+                r["page_type"].as_str().unwrap(),
+                r["total_views"].as_i64().unwrap(),
+                r["anonymous_views"].as_i64().unwrap(),
+                r["authenticated_views"].as_i64().unwrap(),
+                r["unique_visitors"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            ("/q-", "", 20, 20, 0, 9),
+            ("/p-article", "article", 15, 11, 4, 8),
+            ("/p-list", "list", 2, 2, 0, 2),
+            ("/p-article", "list", 1, 1, 0, 1),
+        ],
+        "{t}"
+    );
+
+    let (s, d) = api
+        .call("GET", "/v1/analytics/session-durations?days=30", None)
+        .await;
+    assert_eq!(s, 200, "{d}");
+    assert_eq!(
+        (
+            d["authenticated_sessions"].as_i64(),
+            d["authenticated_average_seconds"].as_f64(),
+            d["anonymous_sessions"].as_i64(),
+            d["anonymous_average_seconds"].as_f64(),
+        ),
+        (
+            Some(2),
+            Some((600.0 + 2.0 * 86_400.0) / 2.0),
+            Some(2),
+            Some(200.0)
+        ),
+        "{d}"
+    );
 }

@@ -8,6 +8,20 @@
 -- empty: the count is spliced in as text); now: ms; window: s;
 -- authenticated: true or false. Returns the visitor's pages_viewed.
 local function community_visit(C, visitor, doc, now, window, authenticated)
+  -- Departed visitors (last seen more than the window ago) leave every structure a reader may
+  -- count (HLEN of the hash, SCARD of the sets), not only the stats' sorted sets: each visit to
+  -- the community takes out those who left since the last one (each visitor once).
+  local cutoff = now - window * 1000
+  local gone = redis.call('ZRANGEBYSCORE', C.seen, '-inf', '(' .. cutoff)
+  for i = 1, #gone, 500 do
+    local part = {}
+    for j = i, math.min(i + 499, #gone) do part[#part + 1] = gone[j] end
+    redis.call('HDEL', C.visitors, unpack(part))
+    redis.call('SREM', C.anonymous, unpack(part))
+    redis.call('SREM', C.authenticated, unpack(part))
+    redis.call('ZREM', C.seen, unpack(part))
+    redis.call('ZREM', C.seen_authenticated, unpack(part))
+  end
   local prev = redis.call('HGET', C.visitors, visitor)
   local pages = 0
   if prev then
@@ -16,20 +30,13 @@ local function community_visit(C, visitor, doc, now, window, authenticated)
   end
   pages = pages + 1
   redis.call('HSET', C.visitors, visitor, string.sub(doc, 1, -2) .. ',"pages_viewed":' .. pages .. '}')
-  -- A visitor key names its kind (anon:… or user:…), so it is only ever in one of the two sets.
+  -- A visitor key names its kind (anon_… or user_…), so it is only ever in one of the two sets.
   local kind_set = authenticated and C.authenticated or C.anonymous
   redis.call('SADD', kind_set, visitor)
-  -- Entries older than the window are trimmed when the set gains a visitor; until then stats
-  -- skip them by score.
-  local cutoff = now - window * 1000
   local ttl = tostring(window)
-  if redis.call('ZADD', C.seen, now, visitor) == 1 then
-    redis.call('ZREMRANGEBYSCORE', C.seen, '-inf', cutoff)
-  end
+  redis.call('ZADD', C.seen, now, visitor)
   if authenticated then
-    if redis.call('ZADD', C.seen_authenticated, now, visitor) == 1 then
-      redis.call('ZREMRANGEBYSCORE', C.seen_authenticated, '-inf', cutoff)
-    end
+    redis.call('ZADD', C.seen_authenticated, now, visitor)
     redis.call('EXPIRE', C.seen_authenticated, ttl)
   end
   -- Each kind's set lives 5 minutes past its kind's last visit.

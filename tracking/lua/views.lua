@@ -16,7 +16,7 @@
 -- KEYS: 1 persist jobs, 2 persist pending, 3 persist scheduled, 4 finalize jobs, 5 finalize
 --   pending, 6 finalize scheduled, 7 anon_sessions:open; then per view 10 keys: anon_session:{fp},
 --   its views list, the page's paths, counters, visitors and sketch keys, the footprint
---   (visitor:anon:{fp}:footprint), the overflow path's counters, visitors and sketch; and 5 more
+--   (visitor:anon_{fp}:footprint), the overflow path's counters, visitors and sketch; and 5 more
 --   when it is a community page: community:{id}:visitors, …:authenticated, …:anonymous, …:seen,
 --   …:seen:authenticated.
 -- ARGV: the batch's arguments, then each view's, named below as tracking/src/batch.rs names them

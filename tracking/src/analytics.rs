@@ -1,4 +1,6 @@
-//! The seed's analytics use cases 2–4: conversions, top pages, session durations. Bots are left out.
+//! The seed's analytics use cases 2–4 as its Python asks them: conversions by `converted_at`, each
+//! listed; top pages by path and page type; durations of the sessions that ended in the period.
+//! Bots are left out.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use domain::sql::statement;
@@ -61,16 +63,38 @@ pub struct Conversions {
     pub days: u32,
     /// Anonymous sessions started in the period (bots excluded).
     pub anonymous_sessions: i64,
-    /// Of which converted to a user.
+    /// Sessions converted to a user in the period (`converted_at`, as the seed filters).
     pub conversions: i64,
     /// conversions / anonymous_sessions, in percent.
     pub conversion_rate: f64,
-    /// Mean pages viewed before signing up.
+    /// Mean pages viewed before signing up, over the period's conversions (the seed's
+    /// `aggregate(Avg('pages_visited'))`).
     pub average_pages_before_signup: f64,
+    /// The period's conversions, newest first (at most `limit`): what the seed's loop prints.
+    pub list: Vec<Conversion>,
     /// Landing pages of converted sessions.
     pub top_landing_pages: Vec<Ranked>,
     /// Referrers of converted sessions.
     pub top_referrers: Vec<Ranked>,
+}
+
+/// One conversion, as the seed's use case 2 prints it.
+#[derive(Debug, Clone, Serialize, FromQueryResult, PartialEq, ToSchema)]
+pub struct Conversion {
+    /// The new user (`converted_to_user`).
+    pub user_id: uuid::Uuid,
+    /// The user's name (`converted_to_user.user.username`), when the database has it.
+    pub username: Option<String>,
+    /// When the visitor signed up.
+    pub converted_at: DateTime<Utc>,
+    /// Pages viewed anonymously.
+    pub pages_visited: i32,
+    /// The anonymous session's length, seconds (once it ended).
+    pub duration_seconds: Option<i32>,
+    /// Where the visitor landed.
+    pub landing_page: String,
+    /// Where the visitor came from.
+    pub referrer: String,
 }
 
 /// Use case 3: the most viewed pages.
@@ -82,11 +106,13 @@ pub struct TopPages {
     pub pages: Vec<PageRow>,
 }
 
-/// One page's totals over a period.
+/// One page's totals over a period (the seed groups by path and page type).
 #[derive(Debug, Clone, Serialize, FromQueryResult, PartialEq, ToSchema)]
 pub struct PageRow {
     /// The path.
     pub url_path: String,
+    /// Its page type.
+    pub page_type: String,
     /// All views.
     pub total_views: i64,
     /// Anonymous views.
@@ -97,16 +123,17 @@ pub struct PageRow {
     pub unique_visitors: i64,
 }
 
-/// Use case 4: how long sessions last.
+/// Use case 4: how long sessions last, over the sessions that ended in the period (the seed's
+/// `is_ended=True, ended_at__gte=…` and `is_active=False, session_end__gte=…`).
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct SessionDurations {
     /// Period length in days.
     pub days: u32,
-    /// Mean length of ended signed-in sessions, seconds.
+    /// Mean length of signed-in sessions that ended in the period, seconds.
     pub authenticated_average_seconds: f64,
     /// How many were averaged.
     pub authenticated_sessions: i64,
-    /// Mean length of ended anonymous sessions (bots excluded), seconds.
+    /// Mean length of anonymous sessions that ended in the period (bots excluded), seconds.
     pub anonymous_average_seconds: f64,
     /// How many were averaged.
     pub anonymous_sessions: i64,
@@ -137,27 +164,28 @@ impl Tracker {
         Ok(T::find_by_statement(stmt).all(&self.db).await?)
     }
 
-    /// Use case 2.
+    /// Use case 2: conversions whose `converted_at` is in the period.
     pub async fn conversions(&self, p: Period) -> Result<Conversions, TrackError> {
         let (since, limit) = p.check()?;
-        let totals: Option<Pair> = self
+        let started: Option<Pair> = self
             .one(
-                "SELECT COUNT(*) AS n, CAST(AVG(CASE WHEN converted_to_user_id IS NOT NULL THEN pages_visited END) AS DOUBLE PRECISION) AS avg \
-                 FROM analytics_anonymoussession WHERE session_start >= $1 AND NOT is_bot",
+                "SELECT COUNT(*) AS n, NULL AS avg FROM analytics_anonymoussession \
+                 WHERE session_start >= $1 AND NOT is_bot",
                 vec![since.into()],
             )
             .await?;
         let converted: Option<Pair> = self
             .one(
-                "SELECT COUNT(*) AS n, NULL AS avg FROM analytics_anonymoussession \
-                 WHERE session_start >= $1 AND NOT is_bot AND converted_to_user_id IS NOT NULL",
+                "SELECT COUNT(*) AS n, CAST(AVG(pages_visited) AS DOUBLE PRECISION) AS avg \
+                 FROM analytics_anonymoussession \
+                 WHERE converted_to_user_id IS NOT NULL AND converted_at >= $1 AND NOT is_bot",
                 vec![since.into()],
             )
             .await?;
         let ranked = |col: &str| {
             format!(
                 "SELECT {col} AS key, COUNT(*) AS count FROM analytics_anonymoussession \
-                 WHERE session_start >= $1 AND NOT is_bot AND converted_to_user_id IS NOT NULL AND {col} <> '' \
+                 WHERE converted_to_user_id IS NOT NULL AND converted_at >= $1 AND NOT is_bot AND {col} <> '' \
                  GROUP BY {col} ORDER BY count DESC, key LIMIT $2"
             )
         };
@@ -173,8 +201,33 @@ impl Tracker {
                 vec![since.into(), (limit as i64).into()],
             )
             .await?;
-        let total = totals.as_ref().map_or(0, |t| t.n);
-        let conversions = converted.map_or(0, |c| c.n);
+        let (join, username) = match self.shape.get(&self.db).await?.profile_name {
+            domain::schema::ProfileName::Own => (
+                "LEFT JOIN accounts_userprofile p ON p.id = s.converted_to_user_id",
+                "p.username",
+            ),
+            domain::schema::ProfileName::AuthUser => (
+                "LEFT JOIN accounts_userprofile p ON p.id = s.converted_to_user_id \
+                 LEFT JOIN auth_user u ON u.id = p.user_id",
+                "u.username",
+            ),
+            domain::schema::ProfileName::Unknown => ("", "NULL"),
+        };
+        let list = self
+            .all(
+                &format!(
+                    "SELECT s.converted_to_user_id AS user_id, {username} AS username, \
+                     s.converted_at AS converted_at, s.pages_visited AS pages_visited, \
+                     s.duration_seconds AS duration_seconds, s.landing_page AS landing_page, \
+                     s.referrer AS referrer FROM analytics_anonymoussession s {join} \
+                     WHERE s.converted_to_user_id IS NOT NULL AND s.converted_at >= $1 AND NOT s.is_bot \
+                     ORDER BY s.converted_at DESC, s.id LIMIT $2"
+                ),
+                vec![since.into(), (limit as i64).into()],
+            )
+            .await?;
+        let total = started.map_or(0, |t| t.n);
+        let conversions = converted.as_ref().map_or(0, |c| c.n);
         Ok(Conversions {
             days: p.days,
             anonymous_sessions: total,
@@ -184,7 +237,8 @@ impl Tracker {
             } else {
                 (conversions as f64 * 1000.0 / total as f64).round() / 10.0
             },
-            average_pages_before_signup: totals.and_then(|t| t.avg).unwrap_or(0.0),
+            average_pages_before_signup: converted.and_then(|c| c.avg).unwrap_or(0.0),
+            list,
             top_landing_pages,
             top_referrers,
         })
@@ -196,12 +250,12 @@ impl Tracker {
         let from = since.date_naive();
         let pages = self
             .all(
-                "SELECT url_path, CAST(SUM(total_views) AS BIGINT) AS total_views, \
+                "SELECT url_path, page_type, CAST(SUM(total_views) AS BIGINT) AS total_views, \
                  CAST(SUM(anonymous_views) AS BIGINT) AS anonymous_views, \
                  CAST(SUM(authenticated_views) AS BIGINT) AS authenticated_views, \
                  CAST(SUM(unique_visitors) AS BIGINT) AS unique_visitors \
-                 FROM analytics_pageanalytics WHERE date >= $1 GROUP BY url_path \
-                 ORDER BY total_views DESC, url_path LIMIT $2",
+                 FROM analytics_pageanalytics WHERE date >= $1 GROUP BY url_path, page_type \
+                 ORDER BY total_views DESC, url_path, page_type LIMIT $2",
                 vec![from.into(), (limit as i64).into()],
             )
             .await?;
@@ -219,7 +273,7 @@ impl Tracker {
             .one(
                 &format!(
                     "SELECT COUNT(*) AS n, CAST(AVG({auth_len}) AS DOUBLE PRECISION) AS avg FROM accounts_usersession \
-                     WHERE started_at >= $1 AND ended_at IS NOT NULL"
+                     WHERE ended_at IS NOT NULL AND ended_at >= $1"
                 ),
                 vec![since.into()],
             )
@@ -227,7 +281,7 @@ impl Tracker {
         let anon: Option<Pair> = self
             .one(
                 "SELECT COUNT(*) AS n, CAST(AVG(duration_seconds) AS DOUBLE PRECISION) AS avg FROM analytics_anonymoussession \
-                 WHERE session_start >= $1 AND duration_seconds IS NOT NULL AND NOT is_bot",
+                 WHERE NOT is_active AND session_end >= $1 AND duration_seconds IS NOT NULL AND NOT is_bot",
                 vec![since.into()],
             )
             .await?;

@@ -94,7 +94,7 @@ script_args! {
         path,
         /// Page type.
         page_type,
-        /// The visitor key (`anon:{fingerprint}`).
+        /// The visitor key (`anon_{fingerprint}`).
         visitor,
         /// The `finalize_anonymous_session` payload, should this view start a session.
         finalize_job,

@@ -5,8 +5,9 @@
 use chrono::{DateTime, Utc};
 use domain::jobs::EnhanceSessionAsync;
 use domain::sql::statement;
+use entity::user_event;
 use rand::RngCore;
-use sea_orm::ConnectionTrait;
+use sea_orm::{ConnectionTrait, EntityTrait, Set};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -209,6 +210,18 @@ impl Tracker {
                 "another user's session has this id",
             )));
         }
+        self.session_event(
+            l.user_id,
+            "login",
+            "Logged in",
+            serde_json::json!({
+                "session_id": hashed, "persistent": l.remember_me, "device_fingerprint": fp,
+            }),
+            ip.clone(),
+            user_agent.clone(),
+            now,
+        )
+        .await?;
         let (started, expires) = (now.to_rfc3339(), expires_at.to_rfc3339());
         let doc = serde_json::to_string(&AuthSessionDoc {
             session_id: &hashed,
@@ -262,25 +275,80 @@ impl Tracker {
         } else {
             ""
         };
-        let rows = self
+        let now = Utc::now();
+        // Only an active session ends (and gets its `logout` event): a repeated logout changes
+        // nothing.
+        let ended_rows = self
             .db
-            .execute_raw(statement(
+            .query_all_raw(statement(
                 backend,
                 &format!(
                     "UPDATE accounts_usersession SET is_active = FALSE, \
-                     ended_at = COALESCE(ended_at, $1){ended} WHERE session_id = $2"
+                     ended_at = COALESCE(ended_at, $1){ended} WHERE session_id = $2 AND is_active \
+                     RETURNING user_id, user_agent, device_fingerprint"
                 ),
-                vec![Utc::now().into(), hashed.clone().into()],
+                vec![now.into(), hashed.clone().into()],
             ))
-            .await?
-            .rows_affected();
+            .await?;
+        for row in &ended_rows {
+            let user_id: Uuid = row.try_get("", "user_id")?;
+            let user_agent: String = row.try_get("", "user_agent")?;
+            let fp: String = row.try_get("", "device_fingerprint")?;
+            self.session_event(
+                user_id,
+                "logout",
+                "Logged out",
+                serde_json::json!({"session_id": hashed, "device_fingerprint": fp}),
+                None,
+                user_agent,
+                now,
+            )
+            .await?;
+        }
         let dropped: i64 = redis::cmd("DEL")
             .arg(keys::session_key(&hashed))
             .query_async(&mut self.redis.clone())
             .await?;
-        if rows == 0 && dropped == 0 {
-            return Err(TrackError::NotFound("session"));
+        if ended_rows.is_empty() && dropped == 0 {
+            let known = self
+                .db
+                .query_one_raw(statement(
+                    backend,
+                    "SELECT 1 AS one FROM accounts_usersession WHERE session_id = $1",
+                    vec![hashed.into()],
+                ))
+                .await?;
+            if known.is_none() {
+                return Err(TrackError::NotFound("session"));
+            }
         }
+        Ok(())
+    }
+
+    /// A `login` or `logout` UserEvent (the seed's event list).
+    #[allow(clippy::too_many_arguments)]
+    async fn session_event(
+        &self,
+        user_id: Uuid,
+        event_type: &str,
+        description: &str,
+        metadata: serde_json::Value,
+        ip: Option<String>,
+        user_agent: String,
+        at: chrono::DateTime<Utc>,
+    ) -> Result<(), TrackError> {
+        user_event::Entity::insert(user_event::ActiveModel {
+            user_id: Set(user_id),
+            event_type: Set(event_type.to_owned()),
+            description: Set(description.to_owned()),
+            metadata: Set(metadata),
+            ip_address: Set(ip),
+            user_agent: Set(user_agent),
+            created_at: Set(at),
+            ..Default::default()
+        })
+        .exec_without_returning(&self.db)
+        .await?;
         Ok(())
     }
 }

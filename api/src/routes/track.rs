@@ -112,6 +112,7 @@ pub struct ViewResult {
         (status = 415, response = r::UnsupportedMediaType),
         (status = 422, response = r::Unprocessable),
         (status = 500, response = r::Internal),
+        (status = 503, response = r::Unavailable),
     ),
     security(("bearer" = [])),
 )]

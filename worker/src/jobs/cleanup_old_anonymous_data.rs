@@ -1,4 +1,5 @@
-//! `cleanup_old_anonymous_data`: delete anonymous sessions and page views past retention, in bounded batches.
+//! `cleanup_old_anonymous_data`: delete anonymous sessions and page views past retention, in bounded
+//! batches; a converted session keeps its conversion link, without what identifies the device.
 
 use chrono::Utc;
 
@@ -23,7 +24,21 @@ impl Job for CleanupOldAnonymousData {
         let sessions = delete_batches(
             ctx,
             "DELETE FROM analytics_anonymoussession WHERE id IN \
-             (SELECT id FROM analytics_anonymoussession WHERE session_start < $1 LIMIT $2)",
+             (SELECT id FROM analytics_anonymoussession \
+              WHERE session_start < $1 AND converted_to_user_id IS NULL LIMIT $2)",
+            cutoff,
+        )
+        .await?;
+        // The conversion link is kept forever (the seed's privacy matrix): a converted session
+        // keeps what the conversion analytics read (the link, when, pages, duration, landing page
+        // and referrer) and loses what identifies the device (address, user agent, fingerprint).
+        let minimized = delete_batches(
+            ctx,
+            "UPDATE analytics_anonymoussession SET ip_address = NULL, user_agent = '', \
+             device_fingerprint = '', device_type = '', browser = '', os = '' WHERE id IN \
+             (SELECT id FROM analytics_anonymoussession WHERE session_start < $1 \
+              AND converted_to_user_id IS NOT NULL \
+              AND (device_fingerprint <> '' OR user_agent <> '' OR ip_address IS NOT NULL) LIMIT $2)",
             cutoff,
         )
         .await?;
@@ -37,6 +52,7 @@ impl Job for CleanupOldAnonymousData {
         tracing::info!(
             retention_days = self.retention_days,
             sessions,
+            converted_kept_minimal = minimized,
             page_views = views,
             view_log = logs,
             "deleted old anonymous data"

@@ -731,7 +731,8 @@ async fn schedules_show_what_the_scheduler_published() {
         [
             "cleanup_old_anonymous_data",
             "aggregate_page_analytics",
-            "finalize_idle_sessions"
+            "finalize_idle_sessions",
+            "end_expired_sessions"
         ]
     );
     let idle = &all[2];

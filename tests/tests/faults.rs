@@ -384,6 +384,7 @@ async fn schedulers_killed_at_random_still_enqueue_every_tick_once() {
         ),
         ("SCHEDULE_CLEANUP_OLD_ANONYMOUS_DATA".into(), "off".into()),
         ("SCHEDULE_AGGREGATE_PAGE_ANALYTICS".into(), "off".into()),
+        ("SCHEDULE_END_EXPIRED_SESSIONS".into(), "off".into()),
     ]);
     let redis_ms = || async {
         let (s, us): (i64, i64) = redis::cmd("TIME")

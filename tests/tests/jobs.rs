@@ -829,7 +829,7 @@ async fn every_registered_job_is_enqueueable_listed_and_consumed() {
     let api = TestApi::start(&db, &redis, &env).await;
     let ctx = job_context(&db, &redis, &env);
     let names: Vec<&str> = domain::registry::JOBS.iter().map(|j| j.name).collect();
-    assert_eq!(names.len(), 7);
+    assert_eq!(names.len(), 8);
     let (s, listed) = api.call("GET", "/v1/queues", None).await;
     assert_eq!(s, 200, "{listed}");
     let listed: Vec<&str> = listed["queues"]
@@ -1185,4 +1185,67 @@ async fn page_analytics_come_from_sessions_when_no_view_reached_the_fleet_and_ol
         .await
         .unwrap();
     assert_eq!(got().await[0], (old, "/kept".to_owned(), 7, 7, 0, 7));
+}
+
+/// A signed-in session past its `expires_at` ends there (the seed's `is_active`); one still valid,
+/// or already ended, is left as it is; running twice changes nothing more.
+#[tokio::test]
+async fn end_expired_sessions_ends_signed_in_sessions_at_their_expiry() {
+    let (db, redis) = (TestDb::postgres().await, TestRedis::new().await);
+    let ctx = job_context(&db, &redis, &[]);
+    let user = make_user(&db).await;
+    let now = Utc::now();
+    // (expires_at, ended_at)
+    let cases = [
+        (now - ChronoDuration::seconds(60), None),
+        (now + ChronoDuration::hours(1), None),
+        (
+            now - ChronoDuration::hours(1),
+            Some(now - ChronoDuration::hours(2)),
+        ),
+    ];
+    let mut ids = Vec::new();
+    for (i, (expires, ended)) in cases.iter().enumerate() {
+        let row = user_session::ActiveModel {
+            user_id: Set(user),
+            session_id: Set(format!("expiry-{i}-{}", redis.token("s"))),
+            ip_address: Set(None),
+            user_agent: Set(String::new()),
+            device_info: Set(json!({})),
+            location_data: Set(json!({})),
+            device_fingerprint: Set(String::new()),
+            fast_fingerprint: Set(String::new()),
+            persistent: Set(false),
+            pages_visited: Set(0),
+            started_at: Set(*expires - ChronoDuration::hours(4)),
+            last_activity: Set(*expires - ChronoDuration::hours(4)),
+            ended_at: Set(*ended),
+            expires_at: Set(*expires),
+            is_active: Set(ended.is_none()),
+            ..Default::default()
+        }
+        .insert(&db.conn)
+        .await
+        .unwrap();
+        ids.push(row.id);
+    }
+    twice_and_concurrently(&ctx, EndExpiredSessions {}).await;
+    let mut got = Vec::new();
+    for id in ids {
+        let r = user_session::Entity::find_by_id(id)
+            .one(&db.conn)
+            .await
+            .unwrap()
+            .unwrap();
+        got.push((r.is_active, r.ended_at.map(|t| t.timestamp_millis())));
+    }
+    let ms = |t: chrono::DateTime<Utc>| Some(t.timestamp_millis());
+    assert_eq!(
+        got,
+        vec![
+            (false, ms(cases[0].0)),
+            (true, None),
+            (false, ms(cases[2].1.unwrap())),
+        ]
+    );
 }

@@ -804,6 +804,17 @@ async fn a_django_session_key_or_its_hashed_id_names_one_session_and_a_repeated_
         (201, Some(hashed.as_str())),
         "{b}"
     );
+    // Without remember-me, the seed's 4 hours.
+    let ttl: i64 = redis
+        .conn
+        .clone()
+        .ttl(format!("session:{hashed}"))
+        .await
+        .unwrap();
+    assert!(
+        (4 * 3600 - 60..=4 * 3600).contains(&ttl),
+        "a plain session keeps 4 h, got {ttl}"
+    );
     let (s, _) = api
         .call("DELETE", &format!("/v1/sessions/{hashed}"), None)
         .await;

@@ -269,7 +269,7 @@ mod tests {
     #[test]
     fn defaults_can_be_overridden_or_turned_off() {
         let s = Schedule::from_vars(&HashMap::new()).unwrap();
-        assert_eq!(s.entries.len(), 3);
+        assert_eq!(s.entries.len(), 4);
         let vars = HashMap::from([
             (
                 "SCHEDULE_CLEANUP_OLD_ANONYMOUS_DATA".to_owned(),
@@ -281,7 +281,7 @@ mod tests {
             ),
         ]);
         let s = Schedule::from_vars(&vars).unwrap();
-        assert_eq!(s.entries.len(), 2);
+        assert_eq!(s.entries.len(), 3);
         let bad = HashMap::from([(
             "SCHEDULE_AGGREGATE_PAGE_ANALYTICS".to_owned(),
             "often".to_owned(),

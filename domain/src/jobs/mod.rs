@@ -3,6 +3,7 @@
 
 mod aggregate_page_analytics;
 mod cleanup_old_anonymous_data;
+mod end_expired_sessions;
 mod enhance_session_async;
 mod finalize_anonymous_session;
 mod finalize_idle_sessions;
@@ -11,6 +12,7 @@ mod persist_anonymous_session;
 
 pub use aggregate_page_analytics::AggregatePageAnalytics;
 pub use cleanup_old_anonymous_data::CleanupOldAnonymousData;
+pub use end_expired_sessions::EndExpiredSessions;
 pub use enhance_session_async::EnhanceSessionAsync;
 pub use finalize_anonymous_session::FinalizeAnonymousSession;
 pub use finalize_idle_sessions::FinalizeIdleSessions;
@@ -31,6 +33,7 @@ macro_rules! with_jobs {
             CleanupOldAnonymousData,
             AggregatePageAnalytics,
             FinalizeIdleSessions,
+            EndExpiredSessions,
             EnhanceSessionAsync,
             LinkAnonymousConversion
         }

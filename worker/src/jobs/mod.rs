@@ -6,6 +6,7 @@ use domain::args::JobArgs;
 mod aggregate_page_analytics;
 pub use aggregate_page_analytics::aggregate_day_from_sessions;
 mod cleanup_old_anonymous_data;
+mod end_expired_sessions;
 mod enhance_session_async;
 mod finalize_anonymous_session;
 mod finalize_idle_sessions;

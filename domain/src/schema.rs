@@ -127,7 +127,8 @@ async fn columns(db: &impl ConnectionTrait, table: &str) -> Result<Vec<Column>, 
              WHERE table_schema = current_schema() AND table_name = $1"
         }
         _ => {
-            "SELECT name, (\"notnull\" = 1 AND dflt_value IS NULL AND pk = 0) AS required \
+            "SELECT name, (\"notnull\" = 1 AND dflt_value IS NULL \
+             AND NOT (pk > 0 AND upper(type) LIKE '%INT%')) AS required \
              FROM pragma_table_info($1)"
         }
     };
@@ -187,7 +188,9 @@ pub async fn inspect(db: &impl ConnectionTrait) -> Result<Shape, SchemaError> {
             if optional && *table == "accounts_usersession" {
                 shape.session_is_ended = true;
             }
-            let ours = written.contains(&col.name.as_str()) || optional || col.name == "id";
+            // An `id` that the database fills (identity, serial, SQLite's integer key) is not
+            // required; one it does not (a Django UUID key with a Python-side default) is.
+            let ours = written.contains(&col.name.as_str()) || optional;
             // Profiles are only read on a Django database (standalone, our migration made them).
             let read_only = *table == "accounts_userprofile";
             if col.required && !ours && !read_only {

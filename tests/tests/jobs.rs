@@ -1135,19 +1135,23 @@ async fn page_analytics_come_from_sessions_when_no_view_reached_the_fleet_and_ol
         .await
         .unwrap();
     }
-    let row = |date, path: &str| page_analytics::ActiveModel {
+    let row = |date, path: &str, kind: &str| page_analytics::ActiveModel {
         date: Set(date),
         url_path: Set(path.into()),
-        page_type: Set("page".into()),
+        page_type: Set(kind.into()),
         total_views: Set(7),
         anonymous_views: Set(7),
         authenticated_views: Set(0),
         unique_visitors: Set(7),
         ..Default::default()
     };
-    row(day, "/stale").insert(&db.conn).await.unwrap();
+    // A landing row from an earlier run, gone from the sessions since.
+    row(day, "/stale", "(landing)")
+        .insert(&db.conn)
+        .await
+        .unwrap();
     let old = day - chrono::Days::new(10);
-    row(old, "/kept").insert(&db.conn).await.unwrap();
+    row(old, "/kept", "page").insert(&db.conn).await.unwrap();
     let got = || async {
         page_analytics::Entity::find()
             .order_by_asc(page_analytics::Column::Date)
@@ -1185,6 +1189,47 @@ async fn page_analytics_come_from_sessions_when_no_view_reached_the_fleet_and_ol
         .await
         .unwrap();
     assert_eq!(got().await[0], (old, "/kept".to_owned(), 7, 7, 0, 7));
+    // A day whose rows came from the counters (Redis lost them since) is never replaced by
+    // landing counts.
+    let exact_day = day - chrono::Days::new(1);
+    row(exact_day, "/exact", "page")
+        .insert(&db.conn)
+        .await
+        .unwrap();
+    anonymous_session::ActiveModel {
+        id: Set(Uuid::new_v4()),
+        device_fingerprint: Set("e".into()),
+        session_start: Set(exact_day.and_hms_opt(9, 0, 0).unwrap().and_utc()),
+        session_end: Set(None),
+        last_activity: Set(exact_day.and_hms_opt(9, 0, 0).unwrap().and_utc()),
+        ip_address: Set(None),
+        user_agent: Set(String::new()),
+        device_type: Set(String::new()),
+        browser: Set(String::new()),
+        os: Set(String::new()),
+        pages_visited: Set(1),
+        duration_seconds: Set(None),
+        landing_page: Set("/landed".into()),
+        referrer: Set(String::new()),
+        converted_to_user_id: Set(None),
+        converted_at: Set(None),
+        is_active: Set(true),
+        is_bot: Set(false),
+    }
+    .insert(&db.conn)
+    .await
+    .unwrap();
+    assert_eq!(
+        aggregate_day_from_sessions(&ctx, exact_day).await.unwrap(),
+        0
+    );
+    let on_exact_day: Vec<_> = got()
+        .await
+        .into_iter()
+        .filter(|r| r.0 == exact_day)
+        .map(|r| r.1)
+        .collect();
+    assert_eq!(on_exact_day, ["/exact"]);
 }
 
 /// A signed-in session past its `expires_at` ends there (the seed's `is_active`); one still valid,

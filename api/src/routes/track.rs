@@ -6,7 +6,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json as JsonResponse, Router};
-use futures::future::join_all;
+use futures::{StreamExt, stream};
 use serde::{Deserialize, Serialize};
 use tracking::pageview::{PageView, Tracked};
 use utoipa::ToSchema;
@@ -64,6 +64,9 @@ pub struct BatchView(serde_json::Map<String, serde_json::Value>);
 
 /// The most views one batch may hold.
 pub const MAX_BATCH: usize = 500;
+
+/// Views of one batch tracked at once (anonymous ones still share script runs).
+const IN_FLIGHT: usize = 64;
 
 /// What became of a batch.
 #[derive(Debug, Serialize, ToSchema)]
@@ -127,36 +130,41 @@ pub async fn pageviews(
         ));
     }
     let tracker = &state.tracker;
-    let results = join_all(views.into_iter().enumerate().map(|(i, view)| async move {
-        let tracked =
-            match crate::extract::from_value::<PageView>(serde_json::Value::Object(view.0)) {
-                Ok(view) => tracker.track_pageview(view).await.map_err(ApiError::from),
-                Err(e) => Err(e),
-            };
-        match tracked {
-            Ok(tracked) => ViewResult {
-                status: StatusCode::ACCEPTED.as_u16(),
-                tracked: Some(tracked),
-                error: None,
-            },
-            Err(e) => ViewResult {
-                status: e.status.as_u16(),
-                tracked: None,
-                error: Some(ErrorBody {
-                    code: e.code,
-                    message: e.message,
-                    field: e.field.map(|f| {
-                        if f.is_empty() {
-                            format!("[{i}]")
-                        } else {
-                            format!("[{i}].{f}")
-                        }
+    // At most `IN_FLIGHT` views at once, results in the order sent: a signed-in view holds a
+    // database connection, and a 500-view batch must not take the whole pool from other requests.
+    let results: Vec<ViewResult> =
+        stream::iter(views.into_iter().enumerate().map(|(i, view)| async move {
+            let tracked =
+                match crate::extract::from_value::<PageView>(serde_json::Value::Object(view.0)) {
+                    Ok(view) => tracker.track_pageview(view).await.map_err(ApiError::from),
+                    Err(e) => Err(e),
+                };
+            match tracked {
+                Ok(tracked) => ViewResult {
+                    status: StatusCode::ACCEPTED.as_u16(),
+                    tracked: Some(tracked),
+                    error: None,
+                },
+                Err(e) => ViewResult {
+                    status: e.status.as_u16(),
+                    tracked: None,
+                    error: Some(ErrorBody {
+                        code: e.code,
+                        message: e.message,
+                        field: e.field.map(|f| {
+                            if f.is_empty() {
+                                format!("[{i}]")
+                            } else {
+                                format!("[{i}].{f}")
+                            }
+                        }),
                     }),
-                }),
-            },
-        }
-    }))
-    .await;
+                },
+            }
+        }))
+        .buffered(IN_FLIGHT)
+        .collect()
+        .await;
     let accepted = results.iter().filter(|r| r.tracked.is_some()).count();
     Ok(JsonResponse(BatchTracked {
         accepted,

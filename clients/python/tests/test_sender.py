@@ -91,6 +91,18 @@ class SenderTest(unittest.TestCase):
         self.assertEqual(s.stats()["refused"], 1)
         self.assertEqual(fake.fail, 0)
 
+    def test_a_batch_the_fleet_may_have_tracked_is_not_sent_again(self) -> None:
+        # A 500 (or a read timeout) may come after the fleet counted the views: sending them
+        # again could count them twice, so they are counted as failed, once.
+        fake = FakeClient(fail=1, status=500)
+        s = Sender(lambda: fake, batch_size=10, flush_interval=0.01, max_retries=3, retry_backoff=0)
+        with self.assertLogs("celeriac_django", level="WARNING"):
+            for i in range(3):
+                s.put(view(i))
+            self.assertTrue(s.flush(5))
+        self.assertEqual((s.stats()["failed"], s.stats()["sent"]), (3, 0))
+        self.assertEqual(fake.batches, [], "never sent again")
+
     def test_calls_keep_their_place_after_earlier_views(self) -> None:
         fake = FakeClient()
         s = Sender(lambda: fake, batch_size=100, flush_interval=0.05, retry_backoff=0)

@@ -65,9 +65,11 @@ def login_view(request: HttpRequest) -> HttpResponse:
     )
     if user is None:
         return HttpResponse("bad credentials", status=401)
+    login(request, user)
+    # After login(), as django-allauth does: the package must read the expiry once the view is
+    # done, not when user_logged_in fires.
     if request.POST.get("remember") != "1":
         request.session.set_expiry(0)
-    login(request, user)
     return HttpResponseRedirect("/")
 
 

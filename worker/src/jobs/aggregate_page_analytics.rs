@@ -155,42 +155,66 @@ async fn aggregate_day_from_log(ctx: &JobContext, day: NaiveDate) -> Result<u64,
     Ok(written)
 }
 
+/// The page type of rows made from sessions: each is a count of landing views.
+pub const LANDING: &str = "(landing)";
+
 /// Recompute `day` from the anonymous sessions that started on it (Celery-only mode, where no
 /// page view reaches the fleet): each session is one view of its landing page (the path, without
-/// query or fragment), by an anonymous visitor; bots left out. A day without sessions keeps its
-/// rows (0).
+/// query or fragment), by an anonymous visitor, in a row of page type `(landing)`; bots left out.
+/// A day without sessions, or with rows from the counters or the log, keeps its rows (0).
 pub async fn aggregate_day_from_sessions(
     ctx: &JobContext,
     day: NaiveDate,
 ) -> Result<u64, JobError> {
     let start = day.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc();
     let end = start + chrono::Duration::days(1);
+    // Rows from counters or the log (any other page type) are never replaced by these: a day
+    // whose Redis counters were lost keeps its exact rows.
+    let exact = ctx
+        .db
+        .query_one_raw(domain::sql::statement(
+            ctx.backend(),
+            "SELECT 1 AS one FROM analytics_pageanalytics WHERE date = $1 AND page_type <> $2 LIMIT 1",
+            vec![day.into(), LANDING.into()],
+        ))
+        .await?;
+    if exact.is_some() {
+        return Ok(0);
+    }
     let path = match ctx.backend() {
         sea_orm::DatabaseBackend::Postgres => {
-            "split_part(split_part(landing_page, '?', 1), '#', 1)"
+            "split_part(split_part(landing_page, '#', 1), '?', 1)"
         }
+        // The fragment first, then the query, as PostgreSQL's: `/a#b?c` and `/a?b#c` are `/a`.
         _ => {
-            "CASE WHEN instr(landing_page, '?') > 0 THEN substr(landing_page, 1, instr(landing_page, '?') - 1) \
-             WHEN instr(landing_page, '#') > 0 THEN substr(landing_page, 1, instr(landing_page, '#') - 1) \
+            "CASE WHEN instr(nofrag, '?') > 0 THEN substr(nofrag, 1, instr(nofrag, '?') - 1) ELSE nofrag END"
+        }
+    };
+    let landing = match ctx.backend() {
+        sea_orm::DatabaseBackend::Postgres => "landing_page",
+        _ => {
+            "CASE WHEN instr(landing_page, '#') > 0 THEN substr(landing_page, 1, instr(landing_page, '#') - 1) \
              ELSE landing_page END"
         }
     };
     let sessions = format!(
-        "SELECT {path} AS url_path, device_fingerprint FROM analytics_anonymoussession \
-         WHERE session_start >= $2 AND session_start < $3 AND NOT is_bot AND landing_page <> ''"
+        "SELECT {path} AS url_path, device_fingerprint FROM \
+         (SELECT {landing} AS nofrag, {landing} AS landing_page, device_fingerprint \
+          FROM analytics_anonymoussession \
+          WHERE session_start >= $2 AND session_start < $3 AND NOT is_bot AND landing_page <> '') AS s"
     );
     let written = ctx
         .execute(
             &format!(
                 "INSERT INTO analytics_pageanalytics (date, url_path, page_type, total_views, anonymous_views, \
                  authenticated_views, unique_visitors) \
-                 SELECT $1, url_path, '', COUNT(*), COUNT(*), 0, COUNT(DISTINCT device_fingerprint) \
+                 SELECT $1, url_path, $4, COUNT(*), COUNT(*), 0, COUNT(DISTINCT device_fingerprint) \
                  FROM ({sessions}) AS landed GROUP BY url_path \
                  ON CONFLICT (date, url_path) DO UPDATE SET page_type = excluded.page_type, \
                  total_views = excluded.total_views, anonymous_views = excluded.anonymous_views, \
                  authenticated_views = excluded.authenticated_views, unique_visitors = excluded.unique_visitors"
             ),
-            vec![day.into(), start.into(), end.into()],
+            vec![day.into(), start.into(), end.into(), LANDING.into()],
         )
         .await?;
     if written > 0 {

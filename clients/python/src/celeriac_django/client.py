@@ -27,12 +27,16 @@ class CeleriacError(Exception):
         code: str | None = None,
         field: str | None = None,
         body: JSON = None,
+        unsent: bool = False,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.field = field
         self.body = body
+        #: The request never reached the fleet (no connection could be made), so sending it again
+        #: cannot count anything twice. A read timeout or a 5xx may come after the fleet acted.
+        self.unsent = unsent
 
     @property
     def retryable(self) -> bool:
@@ -94,7 +98,12 @@ class CeleriacClient:
         try:
             response = self._pool.request(method, url, body=data, headers=self._headers)
         except urllib3.exceptions.HTTPError as e:
-            raise CeleriacError(f"{method} {path}: {e}") from e
+            reason = e.reason if isinstance(e, urllib3.exceptions.MaxRetryError) else e
+            unsent = isinstance(
+                reason,
+                (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError),
+            )
+            raise CeleriacError(f"{method} {path}: {e}", unsent=unsent) from e
         raw = response.data
         payload: JSON = None
         if raw:

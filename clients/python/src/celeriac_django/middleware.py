@@ -163,6 +163,14 @@ class TrackingMiddleware:
             self.track(request, response, started)
         except Exception:
             logger.debug("celeriac: tracking failed", exc_info=True)
+        try:
+            pending = getattr(request, "celeriac_pending_login", None)
+            if pending is not None:
+                from .signals import send_login
+
+                send_login(request, *pending)
+        except Exception:
+            logger.debug("celeriac: reporting a login failed", exc_info=True)
         return response
 
     def track(self, request: HttpRequest, response: HttpResponseBase, at: datetime) -> None:

@@ -318,6 +318,17 @@ class Sender:
                         "celeriac: the fleet refused a batch of %d views: %s", len(pending), e
                     )
                     return
+                if not e.unsent and e.status != 503:
+                    # The fleet may have tracked the batch before the answer was lost (a read
+                    # timeout, a 500 or a proxy's 502/504): sending it again could count views
+                    # twice, so they are counted as failed instead.
+                    self._count("failed", len(pending))
+                    self._warn_failed(
+                        "celeriac: %d views may or may not have been tracked (not sent again): %s",
+                        len(pending),
+                        e,
+                    )
+                    return
                 last_error = e
                 self._warn_failed(
                     "celeriac: sending %d views failed (attempt %d of %d): %s",

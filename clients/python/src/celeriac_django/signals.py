@@ -66,11 +66,33 @@ def on_login(sender: Any, request: HttpRequest | None = None, user: Any = None, 
                 :MAX_USER_AGENT
             ],
             "device_fingerprint": request_fingerprint(request),
-            "remember_me": remember_me(request, user),
         }
-        transaction.on_commit(lambda: get_sender().call("login", **body))
+        if getattr(request, "celeriac_fingerprint", None) is not None:
+            # The middleware runs: it sends the login once the response is made, when the view
+            # has set the session's expiry (many set it after `login()`) and committed.
+            request.celeriac_pending_login = (user, body)  # type: ignore[attr-defined]
+            return
+        transaction.on_commit(_quietly(lambda: send_login(request, user, body), "a login"))
     except Exception:
         logger.debug("celeriac: reporting a login failed", exc_info=True)
+
+
+def send_login(request: HttpRequest, user: Any, body: dict[str, Any]) -> None:
+    """Queue the login ``body`` with remember-me as the session's expiry says now."""
+    get_sender().call("login", **body, remember_me=remember_me(request, user))
+
+
+def _quietly(fn: Any, what: str) -> Any:
+    """``fn`` for ``transaction.on_commit``: it runs after the commit, outside any ``try`` of
+    ours, so an error there would reach the view; it is logged instead."""
+
+    def run() -> None:
+        try:
+            fn()
+        except Exception:
+            logger.debug("celeriac: reporting %s failed", what, exc_info=True)
+
+    return run
 
 
 def on_logout(sender: Any, request: HttpRequest | None = None, user: Any = None, **kwargs: Any) -> None:
@@ -99,7 +121,10 @@ def track_signup(request: HttpRequest, user: Any) -> None:
             return
         fingerprint = request_fingerprint(request)
         transaction.on_commit(
-            lambda: get_sender().call("conversion", user_id=uid, fingerprint=fingerprint)
+            _quietly(
+                lambda: get_sender().call("conversion", user_id=uid, fingerprint=fingerprint),
+                "a sign-up",
+            )
         )
     except Exception:
         logger.debug("celeriac: reporting a sign-up failed", exc_info=True)

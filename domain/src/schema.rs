@@ -3,8 +3,9 @@
 //!
 //! On a Django database (one with `django_migrations`) the `accounts_*` tables are made by the
 //! site's migrations, not by ours. The fleet then never inserts profiles (the site owns its users)
-//! and checks at start that every column it writes exists and that no other column would refuse
-//! its rows (`NOT NULL` without a default); [`inspect`] names the first difference in one line.
+//! and checks at start that every column it writes exists, that no other column would refuse
+//! its rows (`NOT NULL` without a default), and that the login's upsert has its unique index on
+//! `session_id`; [`inspect`] names the first difference in one line.
 //! `accounts_usersession.is_ended`, a column the seed's queries filter on, is kept in step with
 //! `ended_at` where it exists.
 
@@ -96,6 +97,16 @@ pub enum SchemaError {
         /// The column.
         column: String,
     },
+    /// A column the fleet's upserts name in `ON CONFLICT` has no unique index of its own.
+    #[error(
+        "{table}.{column} has no unique index of its own, and Celeriac's login is an upsert on it (ON CONFLICT ({column})): add one (Django: unique=True)"
+    )]
+    NotUnique {
+        /// The table.
+        table: &'static str,
+        /// The column.
+        column: &'static str,
+    },
     /// The catalogue could not be read.
     #[error("cannot read the database's catalogue: {0}")]
     Db(#[from] DbErr),
@@ -143,6 +154,33 @@ async fn columns(db: &impl ConnectionTrait, table: &str) -> Result<Vec<Column>, 
             })
         })
         .collect()
+}
+
+/// Whether `table.column` alone has a unique index (what `ON CONFLICT (column)` needs).
+async fn unique_alone(db: &impl ConnectionTrait, table: &str, column: &str) -> Result<bool, DbErr> {
+    let backend = db.get_database_backend();
+    let sql = match backend {
+        DatabaseBackend::Postgres => {
+            "SELECT 1 AS one FROM pg_index i JOIN pg_class t ON t.oid = i.indrelid \
+             JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = i.indkey[0] \
+             WHERE t.relname = $1 AND t.relnamespace = current_schema()::regnamespace \
+             AND i.indisunique AND i.indnatts = 1 AND a.attname = $2"
+        }
+        _ => {
+            "SELECT 1 AS one FROM pragma_index_list($1) AS l \
+             WHERE l.\"unique\" = 1 \
+             AND (SELECT COUNT(*) FROM pragma_index_info(l.name)) = 1 \
+             AND (SELECT name FROM pragma_index_info(l.name)) = $2"
+        }
+    };
+    Ok(db
+        .query_one_raw(Statement::from_sql_and_values(
+            backend,
+            sql,
+            [table.into(), column.into()],
+        ))
+        .await?
+        .is_some())
 }
 
 async fn has_table(db: &impl ConnectionTrait, table: &str) -> Result<bool, DbErr> {
@@ -200,6 +238,14 @@ pub async fn inspect(db: &impl ConnectionTrait) -> Result<Shape, SchemaError> {
                 });
             }
         }
+    }
+    if !columns(db, "accounts_usersession").await?.is_empty()
+        && !unique_alone(db, "accounts_usersession", "session_id").await?
+    {
+        return Err(SchemaError::NotUnique {
+            table: "accounts_usersession",
+            column: "session_id",
+        });
     }
     Ok(shape)
 }

@@ -87,6 +87,30 @@ async fn a_django_table_the_fleet_cannot_write_stops_it_at_start_naming_the_colu
         .unwrap();
     inspect(&db.conn).await.unwrap();
 
+    // The login's upsert needs `session_id` unique on its own.
+    db.conn
+        .execute_unprepared(
+            "ALTER TABLE accounts_usersession DROP CONSTRAINT accounts_usersession_session_id_key",
+        )
+        .await
+        .unwrap();
+    let e = inspect(&db.conn).await.unwrap_err();
+    assert!(
+        matches!(
+            &e,
+            SchemaError::NotUnique {
+                column: "session_id",
+                ..
+            }
+        ),
+        "{e}"
+    );
+    db.conn
+        .execute_unprepared("CREATE UNIQUE INDEX by_session ON accounts_usersession (session_id)")
+        .await
+        .unwrap();
+    inspect(&db.conn).await.unwrap();
+
     // A column the fleet writes that is not there.
     db.conn
         .execute_unprepared("ALTER TABLE accounts_usersession DROP COLUMN fast_fingerprint")
@@ -246,5 +270,24 @@ async fn a_django_site_with_the_package_runs_on_the_fleet_and_the_seed_queries_r
     for child in [&mut api, &mut worker] {
         let status = testkit::sigterm(child, Duration::from_secs(30)).await;
         assert!(status.success(), "{status}");
+    }
+}
+
+/// Standalone (the fleet's own migration, no Django), on either database: the check passes and
+/// finds the profile's own `username`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fleets_own_schema_passes_the_check_on_postgres_and_sqlite() {
+    for db in [TestDb::postgres().await, TestDb::sqlite().await] {
+        let shape = inspect(&db.conn).await.unwrap();
+        assert_eq!(
+            shape,
+            domain::schema::Shape {
+                django: false,
+                session_is_ended: false,
+                profile_name: domain::schema::ProfileName::Own,
+            },
+            "{}",
+            db.url
+        );
     }
 }

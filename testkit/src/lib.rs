@@ -51,6 +51,17 @@ where
     }
 }
 
+/// Wait (at most 30 s) until the `api` process at `addr` answers `GET /readyz` with 200.
+pub async fn api_ready(addr: &str) {
+    eventually(Duration::from_secs(30), "the API", || async move {
+        http(addr, "GET", "/readyz", None, None)
+            .await
+            .ok()
+            .filter(|(s, _)| *s == 200)
+    })
+    .await;
+}
+
 /// The variables that point a Celeriac process (or `Settings::from_vars`) at this test's
 /// database, Redis and key namespace: `DATABASE_URL`, `REDIS_URL`, `CELERIAC_NAMESPACE`, and
 /// `CELERY_QUEUES` = `<namespace>-celery` (never the shared `celery` list: each test consumes a

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use domain::schema::{SchemaError, inspect};
 use sea_orm::ConnectionTrait;
-use testkit::{PrivateRedis, TestDb, bin_command, eventually, free_port, http, service_env};
+use testkit::{PrivateRedis, TestDb, bin_command, free_port, service_env};
 use tests::TestRedis;
 
 /// The `accounts_*` tables as Django's migrations make them for the seed's models (a profile linked
@@ -242,16 +242,7 @@ async fn a_django_site_with_the_package_runs_on_the_fleet_and_the_seed_queries_r
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    eventually(Duration::from_secs(30), "the API", || {
-        let a = addr.clone();
-        async move {
-            http(&a, "GET", "/readyz", None, None)
-                .await
-                .ok()
-                .filter(|(s, _)| *s == 200)
-        }
-    })
-    .await;
+    testkit::api_ready(&addr).await;
     let out = tokio::time::timeout(Duration::from_secs(180), django(&["drive.py"]).output())
         .await
         .expect("drive.py finished in time")

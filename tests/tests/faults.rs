@@ -123,16 +123,7 @@ async fn jobs_survive_worker_kills_a_postgres_outage_and_cut_redis_connections()
 
     // Half through the API, half as Celery messages.
     let mut api = spawn("api", &[], &env);
-    eventually(Duration::from_secs(30), "the API", || {
-        let a = api_addr.clone();
-        async move {
-            http(&a, "GET", "/readyz", None, None)
-                .await
-                .ok()
-                .filter(|(s, _)| *s == 200)
-        }
-    })
-    .await;
+    testkit::api_ready(&api_addr).await;
     // Two workers, and the faults. Each worker's stderr goes to a file of its own: a worker that
     // starts while PostgreSQL is down or as its Redis connection is cut exits 1 with one line (the
     // contract: fail fast at start), and the chaos restarts it as an orchestrator would; any other

@@ -83,16 +83,7 @@ async fn the_procfile_fleet_turns_an_http_enqueue_into_a_row_and_stops_cleanly_o
     let web = start(&procs["web"], &env);
     let worker = start(&procs["worker"], &env);
     let scheduler = start(&procs["scheduler"], &env);
-    eventually(Duration::from_secs(30), "the API to be ready", || {
-        let addr = addr.clone();
-        async move {
-            http(&addr, "GET", "/readyz", None, None)
-                .await
-                .ok()
-                .filter(|(s, _)| *s == 200)
-        }
-    })
-    .await;
+    testkit::api_ready(&addr).await;
 
     let fp = redis.token("fp");
     let sid = Uuid::new_v4();

@@ -415,6 +415,35 @@ async fn finalize_idle_sessions_finds_lost_sessions_persisted_or_not() {
     assert_eq!(score, None);
 }
 
+/// An ended anonymous session row started at `start`: one page, landing on `/`, no device data,
+/// not converted, not a bot (tests change what they need with `..anon_row(...)`).
+fn anon_row(
+    id: Uuid,
+    fingerprint: &str,
+    start: chrono::DateTime<Utc>,
+) -> anonymous_session::ActiveModel {
+    anonymous_session::ActiveModel {
+        id: Set(id),
+        device_fingerprint: Set(fingerprint.into()),
+        session_start: Set(start),
+        session_end: Set(None),
+        last_activity: Set(start),
+        ip_address: Set(None),
+        user_agent: Set(String::new()),
+        device_type: Set(String::new()),
+        browser: Set(String::new()),
+        os: Set(String::new()),
+        pages_visited: Set(1),
+        duration_seconds: Set(None),
+        landing_page: Set("/".into()),
+        referrer: Set(String::new()),
+        converted_to_user_id: Set(None),
+        converted_at: Set(None),
+        is_active: Set(false),
+        is_bot: Set(false),
+    }
+}
+
 #[tokio::test]
 async fn cleanup_deletes_only_data_past_retention_with_its_page_views_and_keeps_conversion_links() {
     let (db, redis) = (TestDb::postgres().await, TestRedis::new().await);
@@ -423,29 +452,7 @@ async fn cleanup_deletes_only_data_past_retention_with_its_page_views_and_keeps_
         for _ in 0..n {
             let id = Uuid::new_v4();
             let start = Utc::now() - ChronoDuration::days(age_days);
-            anonymous_session::ActiveModel {
-                id: Set(id),
-                device_fingerprint: Set("fp".into()),
-                session_start: Set(start),
-                session_end: Set(None),
-                last_activity: Set(start),
-                ip_address: Set(None),
-                user_agent: Set(String::new()),
-                device_type: Set(String::new()),
-                browser: Set(String::new()),
-                os: Set(String::new()),
-                pages_visited: Set(1),
-                duration_seconds: Set(None),
-                landing_page: Set("/".into()),
-                referrer: Set(String::new()),
-                converted_to_user_id: Set(None),
-                converted_at: Set(None),
-                is_active: Set(false),
-                is_bot: Set(false),
-            }
-            .insert(&db.conn)
-            .await
-            .unwrap();
+            anon_row(id, "fp", start).insert(&db.conn).await.unwrap();
             anonymous_page_view::ActiveModel {
                 session_id: Set(id),
                 url: Set("/".into()),
@@ -466,9 +473,6 @@ async fn cleanup_deletes_only_data_past_retention_with_its_page_views_and_keeps_
     let converted = Uuid::new_v4();
     let start = Utc::now() - ChronoDuration::days(100);
     anonymous_session::ActiveModel {
-        id: Set(converted),
-        device_fingerprint: Set("fp-converted".into()),
-        session_start: Set(start),
         session_end: Set(Some(start + ChronoDuration::minutes(5))),
         last_activity: Set(start + ChronoDuration::minutes(5)),
         ip_address: Set(Some("203.0.113.45".into())),
@@ -482,8 +486,7 @@ async fn cleanup_deletes_only_data_past_retention_with_its_page_views_and_keeps_
         referrer: Set("https://news.example/".into()),
         converted_to_user_id: Set(Some(user)),
         converted_at: Set(Some(start + ChronoDuration::minutes(5))),
-        is_active: Set(false),
-        is_bot: Set(false),
+        ..anon_row(converted, "fp-converted", start)
     }
     .insert(&db.conn)
     .await
@@ -1112,24 +1115,11 @@ async fn page_analytics_come_from_sessions_when_no_view_reached_the_fleet_and_ol
     ];
     for (fp, landing, bot) in sessions {
         anonymous_session::ActiveModel {
-            id: Set(Uuid::new_v4()),
-            device_fingerprint: Set(fp.into()),
-            session_start: Set(start),
-            session_end: Set(None),
-            last_activity: Set(start),
-            ip_address: Set(None),
-            user_agent: Set(String::new()),
-            device_type: Set(String::new()),
-            browser: Set(String::new()),
-            os: Set(String::new()),
             pages_visited: Set(3),
-            duration_seconds: Set(None),
             landing_page: Set(landing.into()),
-            referrer: Set(String::new()),
-            converted_to_user_id: Set(None),
-            converted_at: Set(None),
             is_active: Set(true),
             is_bot: Set(bot),
+            ..anon_row(Uuid::new_v4(), fp, start)
         }
         .insert(&db.conn)
         .await
@@ -1197,24 +1187,13 @@ async fn page_analytics_come_from_sessions_when_no_view_reached_the_fleet_and_ol
         .await
         .unwrap();
     anonymous_session::ActiveModel {
-        id: Set(Uuid::new_v4()),
-        device_fingerprint: Set("e".into()),
-        session_start: Set(exact_day.and_hms_opt(9, 0, 0).unwrap().and_utc()),
-        session_end: Set(None),
-        last_activity: Set(exact_day.and_hms_opt(9, 0, 0).unwrap().and_utc()),
-        ip_address: Set(None),
-        user_agent: Set(String::new()),
-        device_type: Set(String::new()),
-        browser: Set(String::new()),
-        os: Set(String::new()),
-        pages_visited: Set(1),
-        duration_seconds: Set(None),
         landing_page: Set("/landed".into()),
-        referrer: Set(String::new()),
-        converted_to_user_id: Set(None),
-        converted_at: Set(None),
         is_active: Set(true),
-        is_bot: Set(false),
+        ..anon_row(
+            Uuid::new_v4(),
+            "e",
+            exact_day.and_hms_opt(9, 0, 0).unwrap().and_utc(),
+        )
     }
     .insert(&db.conn)
     .await

@@ -208,9 +208,14 @@ def main() -> int:
                 out.append("A's session linked to the new user")
             if sa.pages_visited != anon_pages_a:
                 out.append(f"A's pages_visited = {anon_pages_a} (is {sa.pages_visited})")
+            # The session row and its page-view rows are two writes of the persist job.
+            if AnonymousPageView.objects.filter(session=sa).count() < 5:
+                out.append("A's page-view rows")
         sb = AnonymousSession.objects.filter(device_fingerprint=fp_b).first()
         if sb is None or sb.pages_visited != 5:
             out.append("B's anonymous session row with 5 pages")
+        elif AnonymousPageView.objects.filter(session=sb).count() != 5:
+            out.append("B's 5 page-view rows")
         if not UserEvent.objects.filter(user=profile, event_type="account_created").exists():
             out.append("the account_created event")
         if UserSession.objects.filter(user=profile, is_ended=True).count() != 2:

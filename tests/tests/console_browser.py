@@ -21,7 +21,11 @@ import tempfile
 import time
 
 from selenium import webdriver
-from selenium.common.exceptions import StaleElementReferenceException
+from selenium.common.exceptions import (
+    NoSuchElementException,
+    StaleElementReferenceException,
+    WebDriverException,
+)
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
@@ -148,8 +152,12 @@ def wait_for(what, fn, timeout=30.0):
             last = fn()
             if last:
                 return last
-        except StaleElementReferenceException:
-            pass  # a live update swapped the element while it was read
+        except (StaleElementReferenceException, NoSuchElementException):
+            pass  # a live update swapped the element while it was read, or the page is loading
+        except WebDriverException as e:
+            # Chromium 156 reports an element whose page navigated away mid-read this way.
+            if "does not belong to the document" not in str(e):
+                raise
         time.sleep(0.25)
     raise Failed(f"timed out waiting for {what} (last: {last!r})")
 

@@ -30,6 +30,7 @@ pub fn build(state: AppState) -> Router {
     ));
     Router::new()
         .merge(routes::ops())
+        .merge(routes::beacon::router())
         .merge(openapi::router())
         .merge(v1)
         .merge(console::router())

@@ -45,6 +45,8 @@ pub const BEARER: &str = "bearer";
         routes::queue_jobs::run_now,
         routes::track::pageview,
         routes::track::pageviews,
+        routes::beacon::beacon,
+        routes::beacon::script,
         routes::sessions::login,
         routes::sessions::logout,
         routes::events::event,
@@ -170,16 +172,18 @@ mod tests {
             for op in [&item.get, &item.post, &item.delete].into_iter().flatten() {
                 seen += 1;
                 let secured = op.security.as_ref().is_some_and(|s| !s.is_empty());
-                assert_eq!(secured, path.starts_with("/v1/"), "{path}");
+                // The beacon is public: a browser holds no token.
+                let needs_token = path.starts_with("/v1/") && !path.starts_with("/v1/beacon");
+                assert_eq!(secured, needs_token, "{path}");
                 let codes: Vec<&str> = op.responses.responses.keys().map(String::as_str).collect();
-                if path.starts_with("/v1/") {
+                if needs_token {
                     for code in ["401", "500", "503"] {
                         assert!(codes.contains(&code), "{path} lacks {code}: {codes:?}");
                     }
                 }
             }
         }
-        assert_eq!(seen, 27);
+        assert_eq!(seen, 29);
     }
 
     #[test]

@@ -36,6 +36,10 @@ pub trait JobArgs: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// When the scheduler enqueues it by default (cron with seconds, UTC; SPEC §4), if it is
     /// periodic. `SCHEDULE_<JOB_NAME>` overrides it.
     const SCHEDULE: Option<&'static str> = None;
+    /// How long one run may take before it is cancelled and counted as a failed attempt (a hung
+    /// database call must not hold a slot and its lease forever). `JOB_TIME_LIMIT_<JOB_NAME>`
+    /// (seconds; `0` = none) overrides it; a Celery message's `timelimit` header does too.
+    const TIME_LIMIT_SECONDS: u64 = 300;
 
     /// Checks beyond the JSON shape.
     fn validate(&self) -> Result<(), ArgError> {

@@ -29,6 +29,9 @@ pub struct Settings {
     pub worker_concurrency: usize,
     /// `WORKER_CONCURRENCY_<JOB>`: per-job-type overrides.
     pub concurrency_overrides: HashMap<String, usize>,
+    /// `JOB_TIME_LIMIT_<JOB>`: per-job-type time limits in seconds (`0` = none), over each job's
+    /// default (`JobArgs::TIME_LIMIT_SECONDS`).
+    pub time_limit_overrides: HashMap<String, u64>,
     /// `JOB_LEASE_SECONDS`: how long a lost worker's job waits before another runs it (15).
     pub job_lease: Duration,
     /// `SHUTDOWN_TIMEOUT_SECONDS`: how long SIGTERM waits for running jobs (30).
@@ -62,6 +65,9 @@ pub struct Settings {
     /// `DB_WRITERS`: session-upsert statements in flight at once per worker process (4); each
     /// carries every row that arrived while the others were committing.
     pub db_writers: usize,
+    /// `GEOIP_DATABASE`: path of a GeoLite2, GeoIP2 or DB-IP City database (`.mmdb`); sessions get
+    /// their city, region and country from it. Unset: no location (said once at start).
+    pub geoip_database: Option<std::path::PathBuf>,
 }
 
 /// The embedded default database: a SQLite file in the working directory.
@@ -88,6 +94,14 @@ impl Settings {
             })
             .map(|(job, k, v)| parse::<usize>(k, v).map(|n| (job, n.max(1))))
             .collect::<Result<_, _>>()?;
+        let time_limit_overrides = vars
+            .iter()
+            .filter_map(|(k, v)| {
+                let job = k.strip_prefix("JOB_TIME_LIMIT_")?;
+                Some((job.to_ascii_lowercase(), k, v))
+            })
+            .map(|(job, k, v)| parse::<u64>(k, v).map(|n| (job, n)))
+            .collect::<Result<_, _>>()?;
         Ok(Self {
             database_url: get("DATABASE_URL")
                 .unwrap_or(DEFAULT_DATABASE_URL)
@@ -96,6 +110,7 @@ impl Settings {
             namespace: get("CELERIAC_NAMESPACE").unwrap_or("celeriac").to_owned(),
             worker_concurrency: opt(vars, "WORKER_CONCURRENCY")?.unwrap_or(128usize).max(1),
             concurrency_overrides,
+            time_limit_overrides,
             job_lease: secs(vars, "JOB_LEASE_SECONDS", 15)?,
             shutdown_timeout: secs(vars, "SHUTDOWN_TIMEOUT_SECONDS", 30)?,
             done_retention: secs(vars, "DONE_RETENTION_SECONDS", 86_400)?,
@@ -116,7 +131,19 @@ impl Settings {
             max_exact_visitors: opt(vars, "PAGEVIEW_MAX_EXACT_VISITORS")?.unwrap_or(1_000),
             max_past: secs(vars, "TRACK_MAX_PAST_SECONDS", 86_400)?,
             db_writers: opt(vars, "DB_WRITERS")?.unwrap_or(4usize).clamp(1, 16),
+            geoip_database: get("GEOIP_DATABASE").map(std::path::PathBuf::from),
         })
+    }
+
+    /// How long one run of `job` may take (`default_secs` unless `JOB_TIME_LIMIT_<JOB>` says
+    /// otherwise); `None` for no limit.
+    pub fn time_limit_for(&self, job: &str, default_secs: u64) -> Option<Duration> {
+        let secs = self
+            .time_limit_overrides
+            .get(job)
+            .copied()
+            .unwrap_or(default_secs);
+        (secs > 0).then(|| Duration::from_secs(secs))
     }
 
     /// Jobs in flight for `job` in one worker process.
@@ -172,6 +199,36 @@ mod tests {
         ]);
         let s = Settings::from_vars(&vars).unwrap();
         assert_eq!(s.concurrency_for("persist_anonymous_session"), 4);
+        assert_eq!(
+            s.time_limit_for("persist_anonymous_session", 300),
+            Some(Duration::from_secs(300))
+        );
+        let vars = HashMap::from([
+            (
+                "JOB_TIME_LIMIT_ENHANCE_SESSION_ASYNC".to_owned(),
+                "2".to_owned(),
+            ),
+            (
+                "JOB_TIME_LIMIT_CLEANUP_OLD_ANONYMOUS_DATA".to_owned(),
+                "0".to_owned(),
+            ),
+        ]);
+        let limits = Settings::from_vars(&vars).unwrap();
+        assert_eq!(
+            limits.time_limit_for("enhance_session_async", 300),
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(
+            limits.time_limit_for("cleanup_old_anonymous_data", 3600),
+            None
+        );
+        let bad = HashMap::from([("JOB_TIME_LIMIT_X".to_owned(), "soon".to_owned())]);
+        assert!(
+            Settings::from_vars(&bad)
+                .unwrap_err()
+                .to_string()
+                .contains("JOB_TIME_LIMIT_X")
+        );
         assert_eq!(s.job_lease, Duration::from_secs(3));
         let few = HashMap::from([("DB_WRITERS".to_owned(), "0".to_owned())]);
         assert_eq!(Settings::from_vars(&few).unwrap().db_writers, 1);

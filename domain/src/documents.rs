@@ -38,6 +38,42 @@ pub struct BufferedView {
     /// row can be written from the buffer alone when its live document is gone (a late finalize).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session: Option<Box<AnonSessionDoc>>,
+    /// The producer's id for the view, which the page's beacon names ([`crate::keys::beacon_key`]).
+    #[serde(default, rename = "v", skip_serializing_if = "Option::is_none")]
+    pub view_id: Option<Uuid>,
+}
+
+/// What a page's beacon reported of one view: how far down it was scrolled and how long it was
+/// visible. Kept in Redis as `"{scroll} {seconds}"` under [`crate::keys::beacon_key`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Beacon {
+    /// Deepest point seen, in percent of the page's height (0 to 100).
+    pub scroll_depth_percent: i16,
+    /// Seconds the page was visible (at most a day).
+    pub seconds: i32,
+}
+
+impl Beacon {
+    /// The most seconds a beacon may report.
+    pub const MAX_SECONDS: i32 = 86_400;
+
+    /// The Redis value.
+    pub fn to_redis(self) -> String {
+        format!("{} {}", self.scroll_depth_percent, self.seconds)
+    }
+
+    /// Read a Redis value; anything else than two numbers in range is none.
+    pub fn from_redis(s: &str) -> Option<Self> {
+        let (a, b) = s.split_once(' ')?;
+        let scroll: i16 = a.parse().ok()?;
+        let seconds: i32 = b.parse().ok()?;
+        ((0..=100).contains(&scroll) && (0..=Self::MAX_SECONDS).contains(&seconds)).then_some(
+            Self {
+                scroll_depth_percent: scroll,
+                seconds,
+            },
+        )
+    }
 }
 
 /// What the web tier writes of a buffered view; `views.lua` puts `session_id` and `n` (the view's
@@ -54,6 +90,9 @@ pub struct NewView<'a> {
     pub viewed_at: &'a str,
     /// [`BufferedView::referrer`].
     pub referrer: &'a str,
+    /// [`BufferedView::view_id`].
+    #[serde(rename = "v", skip_serializing_if = "Option::is_none")]
+    pub view_id: Option<Uuid>,
 }
 
 /// What the web tier writes of a session that a view starts (the seed's fields); `views.lua`
@@ -273,12 +312,14 @@ mod tests {
                 is_bot: true,
             }
         );
+        let view_id = Uuid::from_u128(7);
         let view = NewView {
             url: "/b?x=1",
             url_name: "b",
             page_type: "event",
             viewed_at: "2026-12-02T10:00:05Z",
             referrer: "/a",
+            view_id: Some(view_id),
         };
         // As the script does: the session id, the view's number and the first document in front.
         let text = serde_json::to_string(&view).unwrap();
@@ -301,6 +342,7 @@ mod tests {
                     current_page: "/b".into(),
                     ..serde_json::from_value(doc).unwrap()
                 })),
+                view_id: Some(view_id),
             }
         );
     }

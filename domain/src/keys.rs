@@ -9,6 +9,7 @@
 //! | `community:{id}:visitors:authenticated` / `:anonymous` | SET | visitor keys | 5 min |
 //! | `community:{id}:visitors:seen` | ZSET | visitor key → last view (ms): each visitor's own 5-min clock | 5 min |
 //! | `community:{id}:visitors:seen:authenticated` | ZSET | the same, signed-in visitors only (stats count both with ZCOUNT) | 5 min |
+//! | `beacon:{view_id}` | STRING | `"{scroll} {seconds}"` a page's beacon reported for an anonymous view (the id a parsed UUID), until the view's row is written | 1 day |
 //! | `erased:anon:{sha256(fingerprint)}` | STRING | Redis ms of the visitor's last erasure (jobs that read before it undo their writes) | 1 day |
 //! | `anon_sessions:open` | ZSET | fingerprint → Redis ms its latest session started (the idle sweep's work list) | none: the sweep removes a fingerprint once it has no session and no buffered view |
 //! | `pageviews:{date}:paths` | SET | paths viewed that UTC day (at most `PAGEVIEW_MAX_PATHS_PER_DAY`; later new paths count as `(other)`) | 4 d from the last path added (a day past what it lists) |
@@ -119,6 +120,13 @@ pub fn anon_session_key(fingerprint: &Fingerprint) -> String {
 /// `anon_session:{fingerprint}:views`: views not yet written to the database.
 pub fn anon_views_key(fingerprint: &Fingerprint) -> String {
     format!("anon_session:{fingerprint}:views")
+}
+
+/// `beacon:{view_id}`: what the page's beacon reported of one anonymous view (`"{scroll} {seconds}"`,
+/// see [`crate::documents::Beacon`]), until the view's row is written. The id is a parsed UUID,
+/// so no client text reaches the key.
+pub fn beacon_key(view_id: &uuid::Uuid) -> String {
+    format!("beacon:{view_id}")
 }
 
 /// `erased:anon:{sha256 of the fingerprint}`: when the visitor was last erased (Redis ms); a job

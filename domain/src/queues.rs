@@ -27,6 +27,13 @@ pub enum EnqueueError {
     Queue(#[from] queue::QueueError),
 }
 
+/// The stored form of a caller's uniqueness key: hex SHA-256 of its text, so no client text
+/// reaches a Redis key name.
+pub fn unique_key(key: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(key.as_bytes()))
+}
+
 /// One job to enqueue: its arguments, when it may run, and an optional uniqueness key and TTL.
 #[derive(Debug, Clone)]
 pub struct EnqueueItem {
@@ -34,7 +41,8 @@ pub struct EnqueueItem {
     pub args: serde_json::Value,
     /// When it may run.
     pub when: When,
-    /// Drop a duplicate pushed with this key within this TTL.
+    /// Drop a duplicate pushed with this key while this job has not ended, for at most this
+    /// TTL (the key as stored: see [`unique_key`]).
     pub unique: Option<(String, Duration)>,
 }
 

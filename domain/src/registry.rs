@@ -16,6 +16,8 @@ pub struct JobSpec {
     pub positional: &'static [&'static str],
     /// Its default schedule, if it is periodic.
     pub schedule: Option<&'static str>,
+    /// Its default time limit in seconds ([`JobArgs::TIME_LIMIT_SECONDS`]).
+    pub time_limit_seconds: u64,
     /// Decode and validate arguments; returns them normalized (defaults filled in).
     pub check: fn(serde_json::Value) -> Result<serde_json::Value, ArgError>,
 }
@@ -31,6 +33,7 @@ const fn spec<T: JobArgs>() -> JobSpec {
         max_attempts: T::MAX_ATTEMPTS,
         positional: T::POSITIONAL,
         schedule: T::SCHEDULE,
+        time_limit_seconds: T::TIME_LIMIT_SECONDS,
         check: check::<T>,
     }
 }

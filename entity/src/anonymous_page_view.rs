@@ -31,6 +31,8 @@ pub struct Model {
     /// The view's place in its session (1 for the first); unique with `session_id`. Views
     /// written before the column existed have none.
     pub view_number: Option<i32>,
+    /// How far down the page the visitor scrolled (0 to 100), from the page's beacon.
+    pub scroll_depth_percent: Option<i16>,
 }
 
 /// Relations of a page view.

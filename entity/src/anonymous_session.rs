@@ -54,6 +54,9 @@ pub struct Model {
     pub is_active: bool,
     /// Whether the user agent looked like a bot.
     pub is_bot: bool,
+    /// City, region and country of the address, when a GeoIP database is configured (`{}`
+    /// otherwise); never coordinates.
+    pub location_data: Json,
 }
 
 /// Columns of `analytics_anonymoussession`.
@@ -77,6 +80,7 @@ pub enum Column {
     ConvertedAt,
     IsActive,
     IsBot,
+    LocationData,
 }
 
 /// Primary key of `analytics_anonymoussession`.
@@ -114,6 +118,7 @@ impl ColumnTrait for Column {
             Self::DurationSeconds => ColumnType::Integer.def().nullable(),
             Self::ConvertedToUserId => ColumnType::Uuid.def().nullable().indexed(),
             Self::IsActive | Self::IsBot => ColumnType::Boolean.def(),
+            Self::LocationData => ColumnType::JsonBinary.def(),
         }
     }
 

@@ -19,7 +19,8 @@ local function queue_push(jobs, pending, scheduled, id, payload, at, now)
   end
 end
 -- end of push_lib
--- Push a batch of jobs. KEYS: 1 pending, 2 scheduled, 3 jobs, 4.. uniqueness keys.
+-- Push a batch of jobs. KEYS: 1 pending, 2 scheduled, 3 jobs, 4 unique_of (job id -> its
+-- uniqueness key, which the job's end releases), 5.. uniqueness keys.
 -- ARGV: 1 notify channel ("" = none), 2 count, then 5 per job:
 --   id, payload, due ("" = now, "+ms" = after a delay, "ms" = at epoch ms), unique key index into KEYS (0 = none), unique ttl ms.
 -- Returns, per job, {id, 1} when stored or {existing id, 0} when its uniqueness key dropped it.
@@ -38,6 +39,7 @@ for i = 0, n - 1 do
     out[#out + 1] = prev
     out[#out + 1] = 0
   else
+    if uk > 0 then redis.call('HSET', KEYS[4], id, KEYS[uk]) end
     local at = now
     if due ~= '' then
       if string.sub(due, 1, 1) == '+' then at = now + tonumber(string.sub(due, 2)) else at = tonumber(due) end

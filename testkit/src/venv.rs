@@ -62,3 +62,9 @@ pub fn selenium_python() -> std::path::PathBuf {
 pub fn django_python() -> std::path::PathBuf {
     tool_env("django", include_str!("../../scripts/tool-envs/django.txt")).join("bin/python")
 }
+
+/// A Python with a MaxMind DB writer (pins: `scripts/tool-envs/mmdb.txt`), for the geolocation
+/// tests' own City database.
+pub fn mmdb_python() -> std::path::PathBuf {
+    tool_env("mmdb", include_str!("../../scripts/tool-envs/mmdb.txt")).join("bin/python")
+}

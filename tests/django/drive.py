@@ -12,7 +12,8 @@ What it does, with django.test.Client (no test runner: the real database):
   session), among them the community page, then signs up (a conversion), browses signed in
   (3 pages, the community page among them), logs out, logs in again without remember-me,
   browses 2 pages and logs out;
-- visitor B (another user agent): five anonymous pages, the community page among them, and never
+- visitor B (another user agent): five anonymous pages, the community page among them (its /about/
+  page sends the beacon a browser would), and never
   signs up.
 
 Then it flushes the sender, asks the fleet for the community's live visitors (the seed's use
@@ -126,13 +127,30 @@ def main() -> int:
     b = Client(HTTP_USER_AGENT=ua_b, REMOTE_ADDR="198.51.100.7", HTTP_ACCEPT_LANGUAGE="en-US")
     fingerprints: dict[str, str] = {}
 
-    def get(client: Client, who: str, path: str, referrer: str | None = None) -> None:
+    def get(client: Client, who: str, path: str, referrer: str | None = None) -> str:
         extra = {"HTTP_REFERER": referrer} if referrer else {}
         r = client.get(path, **extra)
         check(r.status_code == 200, f"GET {path} answered {r.status_code}")
         fp = getattr(r.wsgi_request, "celeriac_fingerprint", None)
         check(isinstance(fp, str) and len(fp) == 32, f"GET {path}: no request.celeriac_fingerprint")
         check(fingerprints.setdefault(who, fp) == fp, f"visitor {who}'s fingerprint changed")
+        return r.content.decode()
+
+    def send_beacon(html: str, scroll: int, seconds: int) -> None:
+        """What the page's snippet sends when it is left: a text/plain POST, no token."""
+        import re
+
+        import urllib3
+
+        m = re.search(r'<script src="([^"]+)/v1/beacon\.js" data-view="([^"]+)" defer>', html)
+        check(m is not None, f"no beacon tag in the page: {html[:300]!r}")
+        assert m is not None
+        body = json.dumps({"t": m.group(2), "scroll": scroll, "seconds": seconds})
+        r = urllib3.request(
+            "POST", f"{m.group(1)}/v1/beacon", body=body,
+            headers={"Content-Type": "text/plain;charset=UTF-8"},
+        )
+        check(r.status == 204, f"the beacon answered {r.status}: {r.data[:200]!r}")
 
     def post(client: Client, path: str, data: dict[str, str]) -> None:
         r = client.post(path, data)
@@ -167,7 +185,7 @@ def main() -> int:
 
     # Visitor B, anonymous only: 5 pages (persist at the 5th).
     get(b, "b", "/")
-    get(b, "b", "/about/", "/")
+    send_beacon(get(b, "b", "/about/", "/"), 70, 20)
     get(b, "b", cpath, "https://duckduckgo.com/")
     get(b, "b", "/search/?q=b")
     get(b, "b", "/about/")
@@ -209,13 +227,14 @@ def main() -> int:
             if sa.pages_visited != anon_pages_a:
                 out.append(f"A's pages_visited = {anon_pages_a} (is {sa.pages_visited})")
             # The session row and its page-view rows are two writes of the persist job.
-            if AnonymousPageView.objects.filter(session=sa).count() < 5:
+            if AnonymousPageView.objects.filter(session=sa).count() < 4:
                 out.append("A's page-view rows")
         sb = AnonymousSession.objects.filter(device_fingerprint=fp_b).first()
         if sb is None or sb.pages_visited != 5:
             out.append("B's anonymous session row with 5 pages")
-        elif AnonymousPageView.objects.filter(session=sb).count() != 5:
-            out.append("B's 5 page-view rows")
+        elif AnonymousPageView.objects.filter(session=sb).count() != 4:
+            # The persist writes views 1-4; the 5th waits for its next view or the session's end.
+            out.append("B's 4 page-view rows")
         if not UserEvent.objects.filter(user=profile, event_type="account_created").exists():
             out.append("the account_created event")
         if UserSession.objects.filter(user=profile, is_ended=True).count() != 2:
@@ -273,7 +292,7 @@ def main() -> int:
     for key, want in want_meta.items():
         check(created.metadata.get(key) == want, f"account_created metadata {key}: {created.metadata.get(key)!r}, want {want!r}")
     views_a = list(AnonymousPageView.objects.filter(session=sa).order_by("view_number"))
-    check(5 <= len(views_a) <= anon_pages_a, f"A has {len(views_a)} page-view rows, want 5 or 6")
+    check(4 <= len(views_a) <= anon_pages_a, f"A has {len(views_a)} page-view rows, want 4 to 6")
     check(
         views_a[0].url == landing and views_a[0].referrer == first_referrer
         and views_a[0].url_name == "search" and views_a[0].page_type == "search",
@@ -283,7 +302,20 @@ def main() -> int:
     check(views_a[3].page_type == "community" and views_a[3].url_name == "community-detail", "A's community view row")
     sb = AnonymousSession.objects.get(device_fingerprint=fp_b)
     check(sb.converted_to_user_id is None and sb.landing_page == "/", f"B's session: {sb.converted_to_user_id} {sb.landing_page}")
-    check(AnonymousPageView.objects.filter(session=sb).count() == 5, "B has not 5 page-view rows")
+    views_b = list(AnonymousPageView.objects.filter(session=sb).order_by("view_number"))
+    check(len(views_b) == 4, f"B has {len(views_b)} page-view rows, want 4 (the 5th waits)")
+    # The beacon of B's /about/ page; B's other pages' time on page is the time to the next view.
+    check(
+        (views_b[1].url, views_b[1].scroll_depth_percent, views_b[1].time_on_page_seconds)
+        == ("/about/", 70, 20),
+        f"B's /about/ row: {views_b[1].url} scroll {views_b[1].scroll_depth_percent} "
+        f"time {views_b[1].time_on_page_seconds}",
+    )
+    check(
+        all(v.time_on_page_seconds is not None and v.scroll_depth_percent is None
+            for v in (views_b[0], views_b[2], views_b[3])),
+        "B's pages without a beacon lack a time on page",
+    )
     check(not UserSession.objects.filter(fast_fingerprint=fp_b).exists(), "a user session with B's fingerprint")
 
     quiet = contextlib.redirect_stdout(sys.stderr)

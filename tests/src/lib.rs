@@ -92,11 +92,9 @@ pub fn settings(db: &TestDb, redis: &TestRedis, extra: &[(&str, &str)]) -> Setti
 
 /// A job context over `db` and `redis`.
 pub fn job_context(db: &TestDb, redis: &TestRedis, extra: &[(&str, &str)]) -> JobContext {
-    JobContext::new(
-        db.conn.clone(),
-        redis.conn.clone(),
-        settings(db, redis, extra),
-    )
+    let settings = settings(db, redis, extra);
+    let geo = worker::geo::open_configured(&settings).expect("GEOIP_DATABASE opens");
+    JobContext::new(db.conn.clone(), redis.conn.clone(), settings, geo)
 }
 
 /// The worker (`worker::run::run`, every consumer) in this process, on a runtime of its own on a
@@ -121,6 +119,7 @@ impl InProcessWorker {
                 db,
                 ctx.redis.clone(),
                 (*ctx.settings).clone(),
+                ctx.geo.clone(),
             ))
         })
     }

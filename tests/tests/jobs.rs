@@ -441,6 +441,7 @@ fn anon_row(
         converted_at: Set(None),
         is_active: Set(false),
         is_bot: Set(false),
+        location_data: Set(serde_json::json!({"city": "Montreal", "country_code": "CA"})),
     }
 }
 
@@ -539,9 +540,10 @@ async fn cleanup_deletes_only_data_past_retention_with_its_page_views_and_keeps_
             kept.device_fingerprint.as_str(),
             kept.ip_address.as_deref(),
             kept.user_agent.as_str(),
-            kept.browser.as_str()
+            kept.browser.as_str(),
+            &kept.location_data
         ),
-        ("", None, "", "")
+        ("", None, "", "", &serde_json::json!({}))
     );
 }
 
@@ -758,7 +760,7 @@ fn doc(
 /// so batches span several chunks) all land; an address that is not one is stored as NULL; a row
 /// the database refuses (a NUL byte in text) fails only its own upsert.
 async fn session_writer_batches(db: TestDb, nul_fails: bool) {
-    let writer = worker::store::SessionWriter::spawn(db.conn.clone(), 2);
+    let writer = worker::store::SessionWriter::spawn(db.conn.clone(), 2, None);
     let ua = "Mozilla/5.0 ".repeat(85);
     let mut docs: Vec<_> = (0..300)
         .map(|i| doc(&format!("fp-{i}"), i, &ua, Some("203.0.113.7")))
@@ -1272,4 +1274,193 @@ async fn end_expired_sessions_ends_signed_in_sessions_at_their_expiry() {
             (false, ms(cases[2].1.unwrap())),
         ]
     );
+}
+
+/// Issue 18: a run past its job type's time limit (`JOB_TIME_LIMIT_<JOB>`) is cancelled, counted
+/// as a failed attempt with the reason, and retried; meanwhile the worker runs other jobs, and
+/// the retry succeeds once the database lets go. The hang is a real one: the test holds a row
+/// lock the job's UPDATE waits for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_past_its_time_limit_is_cancelled_counted_and_retried_and_the_worker_goes_on() {
+    use sea_orm::{ConnectionTrait, TransactionTrait};
+    let (db, redis) = (TestDb::postgres().await, TestRedis::new().await);
+    let extra = [("JOB_TIME_LIMIT_ENHANCE_SESSION_ASYNC", "1")];
+    let api = TestApi::start(&db, &redis, &extra).await;
+    let ctx = job_context(&db, &redis, &extra);
+    let mut hashed = Vec::new();
+    for _ in 0..2 {
+        let user = Uuid::new_v4();
+        redis.track(&user.to_string());
+        let (s, b) = api
+            .call("POST", "/v1/sessions", Some(&json!({"user_id": user, "username": format!("tl-{user}"), "user_agent": "Mozilla/5.0 Chrome/120"})))
+            .await;
+        assert_eq!(s, 201, "{b}");
+        let h = b["hashed_id"].as_str().unwrap().to_owned();
+        redis.track(&h);
+        hashed.push(h);
+    }
+    // Hold A's row: its enhance job's UPDATE waits for this lock.
+    let lock = db.conn.begin().await.unwrap();
+    lock.execute_unprepared(&format!(
+        "SELECT id FROM accounts_usersession WHERE session_id = '{}' FOR UPDATE",
+        hashed[0]
+    ))
+    .await
+    .unwrap();
+    let q = ctx.queues.get(EnhanceSessionAsync::NAME).unwrap().clone();
+    let enhanced = |h: String| {
+        let conn = db.conn.clone();
+        async move {
+            let row = user_session::Entity::find()
+                .filter(user_session::Column::SessionId.eq(h))
+                .one(&conn)
+                .await
+                .ok()??;
+            (row.device_info != json!({})).then_some(())
+        }
+    };
+    let worker = InProcessWorker::start(ctx.clone());
+    // B's job runs while A's hangs, and A's run is cancelled after 1 s: a failed attempt.
+    let retrying = eventually(Duration::from_secs(20), "A's run cancelled", || {
+        let q = q.clone();
+        async move {
+            let page = q.list(queue::ListState::Retrying, 0, 10).await.ok()?;
+            page.jobs.into_iter().find(|j| j.attempts >= 1)
+        }
+    })
+    .await;
+    let reason = retrying.last_error.unwrap_or_default();
+    assert!(reason.contains("time limit exceeded"), "{reason}");
+    eventually(Duration::from_secs(5), "B enhanced", || {
+        enhanced(hashed[1].clone())
+    })
+    .await;
+    // The database lets go: the retry succeeds; nothing is dead.
+    lock.rollback().await.unwrap();
+    eventually(Duration::from_secs(30), "both jobs done", || {
+        let q = q.clone();
+        async move { q.stats().await.ok().filter(|s| s.done == 2) }
+    })
+    .await;
+    worker.stop().await;
+    let stats = q.stats().await.unwrap();
+    assert_eq!(stats.dead, 0);
+    let info = q.job(&retrying.id).await.unwrap().unwrap();
+    assert!(info.attempts >= 2, "{info:?}");
+    enhanced(hashed[0].clone()).await.expect("A enhanced");
+}
+
+/// Issue 18: a producer's `unique_key` (API and CLI) keeps at most one job of a name and key
+/// until that job ends: duplicates store nothing and answer the first job's id; concurrent
+/// pushes race to exactly one job; the job's end releases the key; bad controls name the field.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_unique_key_keeps_one_job_until_it_ends_and_races_to_one() {
+    let (db, redis) = (TestDb::postgres().await, TestRedis::new().await);
+    let api = TestApi::start(&db, &redis, &[]).await;
+    let ctx = job_context(&db, &redis, &[]);
+    let name = EndExpiredSessions::NAME;
+    let path = format!("/v1/jobs/{name}");
+    let q = ctx.queues.get(name).unwrap().clone();
+    let (s, first) = api
+        .call(
+            "POST",
+            &path,
+            Some(&json!({"unique_key": "nightly", "unique_for_seconds": 600})),
+        )
+        .await;
+    assert_eq!(s, 202, "{first}");
+    assert!(first.get("duplicate").is_none(), "{first}");
+    let (s, again) = api
+        .call("POST", &path, Some(&json!({"unique_key": "nightly"})))
+        .await;
+    assert_eq!(s, 202, "{again}");
+    assert_eq!(again, json!({"job_id": first["job_id"], "duplicate": true}));
+    let (s, many) = api
+        .call(
+            "POST",
+            &path,
+            Some(&json!([{"unique_key": "nightly"}, {"unique_key": "other"}, {}])),
+        )
+        .await;
+    assert_eq!(s, 202, "{many}");
+    assert_eq!(many["job_ids"][0], first["job_id"]);
+    assert_eq!(many["duplicates"], json!([0]));
+    // Concurrent pushes of one new key: exactly one job.
+    let race = json!({"unique_key": "race"});
+    let racers =
+        futures::future::join_all((0..20).map(|_| api.call("POST", &path, Some(&race)))).await;
+    let created: Vec<&serde_json::Value> = racers
+        .iter()
+        .filter(|(s, b)| *s == 202 && b.get("duplicate").is_none())
+        .map(|(_, b)| b)
+        .collect();
+    assert_eq!(created.len(), 1, "{racers:?}");
+    assert!(
+        racers
+            .iter()
+            .all(|(_, b)| b["job_id"] == created[0]["job_id"])
+    );
+    // first, other, the plain one, race: four jobs.
+    assert_eq!(q.stats().await.unwrap().queued, 4);
+    // Bad controls, each named.
+    for (body, field) in [
+        (json!({"unique_for_seconds": 5}), "unique_key"),
+        (json!({"unique_key": ""}), "unique_key"),
+        (json!({"unique_key": 7}), "unique_key"),
+        (
+            json!({"unique_key": "k", "unique_for_seconds": 0}),
+            "unique_for_seconds",
+        ),
+        (
+            json!({"unique_key": "k", "unique_for_seconds": 2_592_001}),
+            "unique_for_seconds",
+        ),
+        (
+            json!([{}, {"unique_key": "x".repeat(257)}]),
+            "[1].unique_key",
+        ),
+    ] {
+        let (s, b) = api.call("POST", &path, Some(&body)).await;
+        assert_eq!(s, 422, "{body}: {b}");
+        assert_eq!(b["error"]["field"], field, "{body}: {b}");
+    }
+    // The CLI: the same rule.
+    let env = testkit::service_env(&db, &redis);
+    let cli = |extra: &[&str]| {
+        let mut c = testkit::bin_command("worker");
+        c.args(["enqueue", name, "{}"])
+            .args(extra)
+            .envs(env.clone())
+            .stdout(std::process::Stdio::piped());
+        async move {
+            let out = c.output().await.expect("run worker enqueue");
+            assert!(out.status.success(), "worker enqueue failed");
+            serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("one JSON line")
+        }
+    };
+    let a = cli(&["--unique-key", "nightly"]).await;
+    assert_eq!(a["job_id"], first["job_id"]);
+    assert_eq!(a["duplicate"], true);
+    // The jobs end (done): their keys are released, and the same key makes a new job.
+    InProcessWorker::start(ctx.clone())
+        .run_until(Duration::from_secs(20), "the jobs done", || {
+            let q = q.clone();
+            async move { q.stats().await.ok().filter(|s| s.done == 4) }
+        })
+        .await;
+    let (s, after) = api
+        .call("POST", &path, Some(&json!({"unique_key": "nightly"})))
+        .await;
+    assert_eq!(s, 202, "{after}");
+    assert!(after.get("duplicate").is_none(), "{after}");
+    assert_ne!(after["job_id"], first["job_id"]);
+    let b = cli(&["--unique-key", "fresh", "--unique-for", "60"]).await;
+    assert!(b.get("duplicate").is_none(), "{b}");
+    // What is left in Redis: the two live keys, each naming its job, and nothing for ended jobs.
+    let mut conn = redis.conn.clone();
+    let of: std::collections::HashMap<String, String> = conn
+        .hgetall(format!("{}:{{{name}}}:unique_of", ctx.settings.namespace))
+        .await
+        .unwrap();
+    assert_eq!(of.len(), 2, "{of:?}");
 }

@@ -1047,6 +1047,7 @@ async fn the_seed_use_cases_answer_the_seeds_questions_with_known_numbers() {
             converted_at: Set(conv.map(|c| ago(c.1))),
             is_active: Set(ended.is_none()),
             is_bot: Set(false),
+            location_data: Set(serde_json::json!({})),
         }
         .insert(&db.conn)
         .await
@@ -1205,5 +1206,325 @@ async fn the_seed_use_cases_answer_the_seeds_questions_with_known_numbers() {
             Some(200.0)
         ),
         "{d}"
+    );
+}
+
+/// A City database the test writes itself (`tests/geo/city_mmdb.py`, never a download), in `dir`.
+fn city_database(dir: &std::path::Path) -> String {
+    let path = dir.join("city.mmdb");
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("geo/city_mmdb.py");
+    let status = std::process::Command::new(testkit::venv::mmdb_python())
+        .arg(&script)
+        .arg(&path)
+        .status()
+        .expect("the mmdb tool env runs");
+    assert!(status.success(), "city_mmdb.py failed");
+    path.to_string_lossy().into_owned()
+}
+
+/// Issue 16: with `GEOIP_DATABASE`, signed-in sessions (`enhance_session_async`) and anonymous
+/// sessions (their row) carry city, region and country, never coordinates; an address the
+/// database does not hold leaves `{}`. Without it, the worker runs as before; a path that is not
+/// a database stops it at start, naming the variable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_carry_the_city_region_and_country_of_their_address_and_nothing_finer() {
+    let (db, redis) = (TestDb::postgres().await, TestRedis::new().await);
+    let dir = tempfile_dir("geo");
+    let mmdb = city_database(&dir);
+    let extra = [("GEOIP_DATABASE", mmdb.as_str())];
+    let api = TestApi::start(&db, &redis, &extra).await;
+    let ctx = job_context(&db, &redis, &extra);
+    assert!(ctx.geo.is_some());
+    let montreal = json!({
+        "city": "Montreal", "region": "Quebec", "region_code": "QC",
+        "country": "Canada", "country_code": "CA",
+    });
+    // Three anonymous visitors (5 views each, so the persist job writes their rows): one in the
+    // database's Montreal network, one in its IPv6 Lyon network, one it does not hold.
+    let visitors = [
+        ("203.0.113.45", montreal.clone()),
+        (
+            "2001:db8:1::7",
+            json!({"city": "Lyon", "country": "France", "country_code": "FR"}),
+        ),
+        ("198.51.100.7", json!({})),
+    ];
+    let mut sessions = Vec::new();
+    for (ip, want) in &visitors {
+        let fp = redis.token("fp");
+        let mut sid = Value::Null;
+        for i in 1..=5 {
+            let (s, b) = api
+                .call("POST", "/v1/track/pageview", Some(&json!({"fingerprint": fp, "url": format!("/geo/{i}"), "user_agent": CHROME, "ip": ip})))
+                .await;
+            assert_eq!(s, 202, "{b}");
+            sid = b["session_id"].clone();
+        }
+        sessions.push((serde_json::from_value::<Uuid>(sid).unwrap(), want.clone()));
+    }
+    // A signed-in session from Montreal.
+    let user = Uuid::new_v4();
+    redis.track(&user.to_string());
+    let (s, b) = api
+        .call("POST", "/v1/sessions", Some(&json!({"user_id": user, "username": format!("geo-{user}"), "user_agent": CHROME, "ip": "203.0.113.9"})))
+        .await;
+    assert_eq!(s, 201, "{b}");
+    redis.track(b["hashed_id"].as_str().unwrap());
+    let hashed = b["hashed_id"].as_str().unwrap().to_owned();
+
+    let conn = db.conn.clone();
+    let ids: Vec<Uuid> = sessions.iter().map(|(id, _)| *id).collect();
+    let hashed_q = hashed.clone();
+    InProcessWorker::start(ctx.clone())
+        .run_until(Duration::from_secs(30), "rows written and enhanced", || {
+            let (conn, ids, hashed) = (conn.clone(), ids.clone(), hashed_q.clone());
+            async move {
+                let rows = anonymous_session::Entity::find()
+                    .filter(anonymous_session::Column::Id.is_in(ids.clone()))
+                    .count(&conn)
+                    .await
+                    .ok()?;
+                let signed_in = user_session::Entity::find()
+                    .filter(user_session::Column::SessionId.eq(hashed))
+                    .one(&conn)
+                    .await
+                    .ok()??;
+                (rows == ids.len() as u64 && signed_in.device_info != json!({})).then_some(())
+            }
+        })
+        .await;
+    for (id, want) in &sessions {
+        let row = anonymous_session::Entity::find_by_id(*id)
+            .one(&db.conn)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(&row.location_data, want, "{:?}", row.ip_address);
+    }
+    let signed_in = user_session::Entity::find()
+        .filter(user_session::Column::SessionId.eq(&hashed))
+        .one(&db.conn)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(signed_in.location_data, montreal);
+    // Nothing finer than the city, though the database holds coordinates and a postal code.
+    let text = signed_in.location_data.to_string();
+    for finer in [
+        "latitude",
+        "longitude",
+        "45.5",
+        "postal",
+        "H2X",
+        "time_zone",
+    ] {
+        assert!(!text.contains(finer), "{finer} stored: {text}");
+    }
+
+    // A path that is not a City database stops the worker at start, naming the variable.
+    let bad = dir.join("not-a-database.mmdb");
+    std::fs::write(&bad, b"not a database").unwrap();
+    let settings = tests::settings(&db, &redis, &[("GEOIP_DATABASE", bad.to_str().unwrap())]);
+    let e = worker::geo::open_configured(&settings)
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("GEOIP_DATABASE="), "{e}");
+    // Unset: no database, no location.
+    let settings = tests::settings(&db, &redis, &[]);
+    assert!(worker::geo::open_configured(&settings).unwrap().is_none());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A fresh directory under the system's temporary directory.
+fn tempfile_dir(what: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("celeriac-{what}-{}", Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Issue 16: the page's beacon (`POST /v1/beacon`, what `navigator.sendBeacon` sends: a
+/// `text/plain` JSON body, no token) gives its view scroll depth and time on page; a view
+/// without one gets its time on page from the next view, including the newest view at a
+/// persist (kept in the buffer until its next view or the session's end). A token the site did
+/// not sign, or a value out of range, is refused naming the field, and writes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pages_beacon_gives_its_view_scroll_depth_and_time_on_page() {
+    let (db, redis) = (TestDb::postgres().await, TestRedis::new().await);
+    const TOKEN: &str = "beacon-test-token";
+    let extra = [("ANON_SESSION_TIMEOUT_SECONDS", "3"), ("API_TOKEN", TOKEN)];
+    let api = TestApi::start(&db, &redis, &extra).await;
+    let ctx = job_context(&db, &redis, &extra);
+    let fp = redis.token("fp");
+    let page = format!("/b/{}", redis.token("page"));
+    let t0 = Utc::now() - chrono::Duration::seconds(600);
+    // Views 1-5 at these seconds after t0; 6 comes after the persist.
+    let at = [0, 10, 25, 40, 70, 100];
+    let ids: Vec<Uuid> = (0..6).map(|_| Uuid::new_v4()).collect();
+    let view = |i: usize| {
+        json!({"fingerprint": fp, "url": format!("{page}/{}", i + 1), "user_agent": CHROME,
+               "view_id": ids[i], "timestamp": t0 + chrono::Duration::seconds(at[i])})
+    };
+    let signed = |i: usize| tracking::beacon::view_token(TOKEN.as_bytes(), &ids[i]);
+    let beacon = |body: String| {
+        let addr = api.addr.clone();
+        async move {
+            testkit::http_raw(
+                &addr,
+                "POST",
+                "/v1/beacon",
+                &[("content-type", "text/plain;charset=UTF-8")],
+                body.as_bytes(),
+            )
+            .await
+            .unwrap()
+        }
+    };
+    let mut sid = Value::Null;
+    for i in 0..5 {
+        let (s, b) = testkit::http(
+            &api.addr,
+            "POST",
+            "/v1/track/pageview",
+            Some(TOKEN),
+            Some(&view(i)),
+        )
+        .await
+        .unwrap();
+        assert_eq!(s, 202, "{b}");
+        sid = b["session_id"].clone();
+    }
+    let sid: Uuid = serde_json::from_value(sid).unwrap();
+    // The page of view 1 reports as a browser does; view 3's report comes twice (the later wins).
+    let a = beacon(json!({"t": signed(0), "scroll": 80, "seconds": 45}).to_string()).await;
+    assert_eq!(a.status, 204, "{}", a.text);
+    for (scroll, seconds) in [(20, 3), (65, 9)] {
+        let a =
+            beacon(json!({"t": signed(2), "scroll": scroll, "seconds": seconds}).to_string()).await;
+        assert_eq!(a.status, 204, "{}", a.text);
+    }
+    // Refused, naming the field: another view's signature, an unsigned id, out of range values,
+    // not JSON, too big.
+    let forged = format!("{}.{}", ids[1], signed(0).split_once('.').unwrap().1);
+    for (body, field) in [
+        (json!({"t": forged, "scroll": 10, "seconds": 1}), "t"),
+        (
+            json!({"t": ids[1].to_string(), "scroll": 10, "seconds": 1}),
+            "t",
+        ),
+        (json!({"t": "../../etc", "scroll": 10, "seconds": 1}), "t"),
+        (
+            json!({"t": signed(1), "scroll": 101, "seconds": 1}),
+            "scroll",
+        ),
+        (
+            json!({"t": signed(1), "scroll": 10, "seconds": -1}),
+            "seconds",
+        ),
+        (
+            json!({"t": signed(1), "scroll": 10, "seconds": 86_401}),
+            "seconds",
+        ),
+        (json!({"t": signed(1), "scroll": 10}), "seconds"),
+    ] {
+        let a = beacon(body.to_string()).await;
+        assert_eq!(a.status, 422, "{body}: {}", a.text);
+        assert_eq!(a.body["error"]["field"], field, "{body}: {}", a.text);
+    }
+    assert_eq!(beacon("not json".into()).await.status, 400);
+    assert_eq!(beacon("x".repeat(20_000)).await.status, 413);
+    let mut conn = redis.conn.clone();
+    let stored: Option<String> = conn.get(format!("beacon:{}", ids[1])).await.unwrap();
+    assert_eq!(stored, None, "a refused beacon wrote something");
+    // The snippet is served to any page.
+    let js = testkit::http_raw(&api.addr, "GET", "/v1/beacon.js", &[], b"")
+        .await
+        .unwrap();
+    assert_eq!(js.status, 200);
+    assert!(
+        js.header("content-type")
+            .unwrap()
+            .starts_with("text/javascript")
+    );
+    assert!(js.text.contains("sendBeacon"));
+
+    // The persist (at view 5) writes views 1-4; view 5 waits for its next view.
+    InProcessWorker::start(ctx.clone())
+        .run_until(Duration::from_secs(30), "four view rows", || {
+            let conn = db.conn.clone();
+            async move {
+                let n = anonymous_page_view::Entity::find()
+                    .filter(anonymous_page_view::Column::SessionId.eq(sid))
+                    .count(&conn)
+                    .await
+                    .ok()?;
+                (n == 4).then_some(())
+            }
+        })
+        .await;
+    let rows = |conn: sea_orm::DatabaseConnection| async move {
+        let mut rows = anonymous_page_view::Entity::find()
+            .filter(anonymous_page_view::Column::SessionId.eq(sid))
+            .all(&conn)
+            .await
+            .unwrap();
+        rows.sort_by_key(|r| r.view_number);
+        rows.iter()
+            .map(|r| {
+                (
+                    r.view_number.unwrap(),
+                    r.time_on_page_seconds,
+                    r.scroll_depth_percent,
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        rows(db.conn.clone()).await,
+        [
+            (1, Some(45), Some(80)),
+            (2, Some(15), None),
+            (3, Some(9), Some(65)),
+            (4, Some(30), None)
+        ]
+    );
+    let left: Option<String> = conn.get(format!("beacon:{}", ids[0])).await.unwrap();
+    assert_eq!(left, None, "a written view's beacon stays in Redis");
+
+    // View 6, then view 5's beacon; the session ends idle and its finalize writes 5 and 6.
+    let (s, b) = testkit::http(
+        &api.addr,
+        "POST",
+        "/v1/track/pageview",
+        Some(TOKEN),
+        Some(&view(5)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(s, 202, "{b}");
+    let a = beacon(json!({"t": signed(4), "scroll": 100, "seconds": 12}).to_string()).await;
+    assert_eq!(a.status, 204, "{}", a.text);
+    let conn2 = db.conn.clone();
+    InProcessWorker::start(ctx.clone())
+        .run_until(Duration::from_secs(30), "the session ended", || {
+            let conn = conn2.clone();
+            async move {
+                let row = anonymous_session::Entity::find_by_id(sid)
+                    .one(&conn)
+                    .await
+                    .ok()??;
+                (!row.is_active).then_some(())
+            }
+        })
+        .await;
+    assert_eq!(
+        rows(db.conn.clone()).await,
+        [
+            (1, Some(45), Some(80)),
+            (2, Some(15), None),
+            (3, Some(9), Some(65)),
+            (4, Some(30), None),
+            (5, Some(12), Some(100)),
+            (6, None, None),
+        ]
     );
 }

@@ -8,6 +8,7 @@
 
 pub mod analytics;
 mod batch;
+pub mod beacon;
 pub mod community;
 mod device;
 pub mod erase;

@@ -117,6 +117,7 @@ impl Tracker {
             page_type: &c.page_type,
             viewed_at: &now,
             referrer: &c.referrer,
+            view_id: v.view_id,
         })?;
         // A v4 id from the thread's CSPRNG: no system call per view. It names the session only
         // when this view starts one; so does the finalize job's payload below.

@@ -52,4 +52,8 @@ pub struct PageView {
     /// a job runs (the server's clock does).
     #[serde(default)]
     pub timestamp: Option<DateTime<Utc>>,
+    /// An id the producer chose for this view (a random UUID), which the page's beacon
+    /// (`POST /v1/beacon`) names to add scroll depth and time on page to it. Anonymous views only.
+    #[serde(default)]
+    pub view_id: Option<Uuid>,
 }

@@ -8,6 +8,7 @@ use domain::workers::{Outcome, Tally};
 use redis::aio::ConnectionManager;
 use sea_orm::{DatabaseBackend, DatabaseConnection, DbErr, Value};
 
+use crate::geo::GeoIp;
 use crate::store::SessionWriter;
 use domain::config::Settings;
 use domain::queues::Queues;
@@ -29,6 +30,8 @@ pub struct JobContext {
     pub counters: Arc<Counters>,
     /// The Django-owned tables' shape, read once ([`domain::schema`]).
     pub shape: domain::schema::ShapeCache,
+    /// The City database (`GEOIP_DATABASE`), if one is configured.
+    pub geo: Option<Arc<GeoIp>>,
 }
 
 /// Jobs of one worker process, counted as they run.
@@ -89,10 +92,16 @@ impl Counters {
 
 impl JobContext {
     /// A context over these connections; starts the session writer (needs a tokio runtime).
-    pub fn new(db: DatabaseConnection, redis: ConnectionManager, settings: Settings) -> Self {
+    pub fn new(
+        db: DatabaseConnection,
+        redis: ConnectionManager,
+        settings: Settings,
+        geo: Option<Arc<GeoIp>>,
+    ) -> Self {
         Self {
             queues: Queues::new(redis.clone(), &settings),
-            sessions: SessionWriter::spawn(db.clone(), settings.db_writers),
+            sessions: SessionWriter::spawn(db.clone(), settings.db_writers, geo.clone()),
+            geo,
             db,
             redis,
             settings: Arc::new(settings),

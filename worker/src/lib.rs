@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod celery;
 pub mod context;
+pub mod geo;
 pub mod jobs;
 pub mod run;
 pub mod scheduler;

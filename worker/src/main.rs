@@ -24,6 +24,14 @@ enum Command {
         /// Its arguments as a JSON object (default `{}`).
         #[arg(default_value = "{}")]
         args: String,
+        /// At most one job of this name with this key at a time: while the first has not ended
+        /// (done or dead), for at most `--unique-for` seconds, the push is dropped and the first
+        /// job's id printed with `"duplicate": true`.
+        #[arg(long)]
+        unique_key: Option<String>,
+        /// How long `--unique-key` holds at most, in seconds.
+        #[arg(long, default_value_t = 86_400, requires = "unique_key")]
+        unique_for: u64,
     },
     /// A queue's jobs: list them by state, requeue or discard dead ones, run waiting ones now.
     Jobs {
@@ -117,13 +125,35 @@ async fn run(
             let queues = domain::queues::Queues::new(conn.clone(), &settings);
             worker::scheduler::run(conn, queues, &settings.namespace, schedule, shutdown).await
         }
-        Command::Enqueue { name, args } => {
+        Command::Enqueue {
+            name,
+            args,
+            unique_key,
+            unique_for,
+        } => {
             let args: serde_json::Value = serde_json::from_str(&args)
                 .map_err(|e| anyhow::anyhow!("arguments are not JSON: {e}"))?;
             let conn = connect_redis(&settings).await?;
             let queues = domain::queues::Queues::new(conn, &settings);
-            let pushed = queues.enqueue(&name, args, queue::When::Now).await?;
-            println!("{}", serde_json::json!({"job_id": pushed.id, "name": name}));
+            let unique = unique_key.map(|k| {
+                let ttl = std::time::Duration::from_secs(unique_for.max(1));
+                (domain::queues::unique_key(&k), ttl)
+            });
+            let item = domain::queues::EnqueueItem {
+                args,
+                when: queue::When::Now,
+                unique,
+            };
+            let pushed = queues
+                .enqueue_many(&name, vec![item])
+                .await?
+                .pop()
+                .ok_or_else(|| anyhow::anyhow!("the push returned nothing"))?;
+            let mut out = serde_json::json!({"job_id": pushed.id, "name": name});
+            if !pushed.created {
+                out["duplicate"] = true.into();
+            }
+            println!("{out}");
             Ok(())
         }
         Command::Jobs { action } => {

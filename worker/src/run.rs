@@ -43,7 +43,8 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<JobContext> {
     let shape = domain::schema::inspect(&db)
         .await
         .context("the database cannot take Celeriac's rows")?;
-    let ctx = JobContext::new(db, redis, settings.clone());
+    let geo = crate::geo::open_configured(settings)?;
+    let ctx = JobContext::new(db, redis, settings.clone(), geo);
     ctx.shape.set(shape);
     Ok(ctx)
 }
@@ -58,8 +59,8 @@ pub fn db_options(url: &str) -> sea_orm::ConnectOptions {
     o
 }
 
-/// Run one job: a span with its name, id and attempt; permanent errors become `AbortError`
-/// (dead at once), panics become retryable errors.
+/// Run one job: a span with its name, id and attempt, within its time limit; permanent errors
+/// become `AbortError` (dead at once), panics and time limits retryable errors.
 async fn handle<T: Job>(
     args: T,
     ctx: Data<JobContext>,
@@ -75,7 +76,10 @@ async fn handle<T: Job>(
             return Err(AbortError::new(format!("invalid arguments: {e}")).into());
         }
         ctx.counters.start(T::NAME);
-        let result = AssertUnwindSafe(args.run(&ctx)).catch_unwind().await;
+        let limit = ctx.settings.time_limit_for(T::NAME, T::TIME_LIMIT_SECONDS);
+        let result = AssertUnwindSafe(jobs::within_time_limit(limit, args.run(&ctx)))
+            .catch_unwind()
+            .await;
         ctx.counters.stop();
         let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
         let last_attempt = lease.attempt >= T::MAX_ATTEMPTS;

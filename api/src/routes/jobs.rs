@@ -33,8 +33,8 @@ pub fn router() -> Router<AppState> {
         .route("/v1/jobs/{name}/{id}", get(status))
 }
 
-/// One job's arguments (see the job's documentation) plus two optional timing keys, which are
-/// removed before the arguments are validated.
+/// One job's arguments (see the job's documentation) plus optional timing and uniqueness keys,
+/// which are removed before the arguments are validated.
 #[derive(Debug, ToSchema)]
 pub struct JobArguments {
     /// Run this many seconds from now (at most ten years); not with `run_at`.
@@ -42,6 +42,15 @@ pub struct JobArguments {
     pub delay_seconds: Option<f64>,
     /// Run at this time (RFC 3339); not with `delay_seconds`.
     pub run_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// At most one job of this name with this key at a time: while the first is queued,
+    /// scheduled, retrying or running (for at most `unique_for_seconds`), a push with the same key
+    /// stores nothing and answers the first job's id with `duplicate: true`. Its end (done or
+    /// dead) releases the key. Any text of 1 to 256 characters (kept hashed).
+    #[schema(min_length = 1, max_length = 256)]
+    pub unique_key: Option<String>,
+    /// How long the key holds at most (default 86,400 s, at most 30 days); needs `unique_key`.
+    #[schema(minimum = 1, maximum = 2_592_000)]
+    pub unique_for_seconds: Option<f64>,
 }
 
 /// `POST /v1/jobs/{name}` body: one job's arguments, or an array of them (all or nothing).
@@ -57,15 +66,21 @@ pub enum EnqueueBody {
 /// `202` answer to a single enqueue.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Enqueued {
-    /// The new job's id.
+    /// The new job's id (the earlier job's when this push was a duplicate).
     pub job_id: String,
+    /// Present (true) when `unique_key` dropped this push as a duplicate of `job_id`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub duplicate: bool,
 }
 
 /// `202` answer to an array enqueue, ids in the order of the items.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EnqueuedMany {
-    /// The new jobs' ids.
+    /// The new jobs' ids (a duplicate's is the earlier job's).
     pub job_ids: Vec<String>,
+    /// Indexes of the items `unique_key` dropped as duplicates (absent when none).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub duplicates: Vec<usize>,
 }
 
 /// `202` answer to `POST /v1/jobs/{name}`: [`Enqueued`] for an object body, [`EnqueuedMany`] for
@@ -160,9 +175,18 @@ pub async fn enqueue(
     let extract::Json(body) = body?;
     match body {
         Value::Object(map) => {
-            let (args, when) = split_timing(map, "")?;
-            let pushed = state.queues.enqueue(&name, args, when).await?;
-            let answer = EnqueueAnswer::One(Enqueued { job_id: pushed.id });
+            let (args, when, unique) = split_controls(map, "")?;
+            let item = domain::queues::EnqueueItem { args, when, unique };
+            let pushed = state
+                .queues
+                .enqueue_many(&name, vec![item])
+                .await?
+                .pop()
+                .ok_or_else(ApiError::internal)?;
+            let answer = EnqueueAnswer::One(Enqueued {
+                job_id: pushed.id,
+                duplicate: !pushed.created,
+            });
             Ok((StatusCode::ACCEPTED, Json(answer)).into_response())
         }
         Value::Array(items) => {
@@ -174,25 +198,25 @@ pub async fn enqueue(
                         "each array item must be a JSON object of job arguments",
                     ));
                 };
-                let (args, when) = split_timing(map, &format!("[{i}]."))?;
-                batch.push(domain::queues::EnqueueItem {
-                    args,
-                    when,
-                    unique: None,
-                });
+                let (args, when, unique) = split_controls(map, &format!("[{i}]."))?;
+                batch.push(domain::queues::EnqueueItem { args, when, unique });
             }
-            let job_ids = if batch.is_empty() {
+            let pushed = if batch.is_empty() {
                 Vec::new()
             } else {
                 let single = batch.len() == 1;
-                let pushed = state
+                state
                     .queues
                     .enqueue_many(&name, batch)
                     .await
-                    .map_err(|e| index_single_item(e, single))?;
-                pushed.into_iter().map(|p| p.id).collect()
+                    .map_err(|e| index_single_item(e, single))?
             };
-            let answer = EnqueueAnswer::Many(EnqueuedMany { job_ids });
+            let duplicates = (0..pushed.len()).filter(|&i| !pushed[i].created).collect();
+            let job_ids = pushed.into_iter().map(|p| p.id).collect();
+            let answer = EnqueueAnswer::Many(EnqueuedMany {
+                job_ids,
+                duplicates,
+            });
             Ok((StatusCode::ACCEPTED, Json(answer)).into_response())
         }
         _ => Err(ApiError::invalid_argument(
@@ -216,6 +240,62 @@ fn index_single_item(e: EnqueueError, single: bool) -> EnqueueError {
         }
         other => other,
     }
+}
+
+/// The longest `unique_for_seconds`: 30 days.
+const MAX_UNIQUE_FOR: Duration = Duration::from_secs(30 * 86_400);
+/// `unique_for_seconds` when only `unique_key` is given: a day.
+const DEFAULT_UNIQUE_FOR: Duration = Duration::from_secs(86_400);
+
+/// A job's uniqueness: the key as stored and how long it holds at most.
+type Uniqueness = Option<(String, Duration)>;
+
+/// Remove the controls (`delay_seconds`, `run_at`, `unique_key`, `unique_for_seconds`) from an
+/// arguments object: the arguments, when the job may run, and its uniqueness. `prefix` is
+/// prepended to field names in errors (`[3].` for array items).
+fn split_controls(
+    mut args: Map<String, Value>,
+    prefix: &str,
+) -> Result<(Value, When, Uniqueness), ApiError> {
+    let key = args.remove("unique_key").filter(|v| !v.is_null());
+    let ttl = args.remove("unique_for_seconds").filter(|v| !v.is_null());
+    let unique = match (key, ttl) {
+        (None, None) => None,
+        (None, Some(_)) => {
+            return Err(ApiError::invalid_argument(
+                format!("{prefix}unique_key"),
+                "unique_for_seconds needs unique_key",
+            ));
+        }
+        (Some(key), ttl) => {
+            let key = key
+                .as_str()
+                .filter(|k| (1..=256).contains(&k.chars().count()))
+                .ok_or_else(|| {
+                    ApiError::invalid_argument(
+                        format!("{prefix}unique_key"),
+                        "unique_key must be a string of 1 to 256 characters",
+                    )
+                })?;
+            let ttl = match ttl {
+                None => DEFAULT_UNIQUE_FOR,
+                Some(v) => v
+                    .as_f64()
+                    .filter(|s| s.is_finite() && *s >= 1.0)
+                    .and_then(|s| Duration::try_from_secs_f64(s).ok())
+                    .filter(|d| *d <= MAX_UNIQUE_FOR)
+                    .ok_or_else(|| {
+                        ApiError::invalid_argument(
+                            format!("{prefix}unique_for_seconds"),
+                            "unique_for_seconds must be a number of seconds from 1 to 2592000 (30 days)",
+                        )
+                    })?,
+            };
+            Some((domain::queues::unique_key(key), ttl))
+        }
+    };
+    let (args, when) = split_timing(args, prefix)?;
+    Ok((args, when, unique))
 }
 
 /// Remove `delay_seconds` and `run_at` from an arguments object and turn them into a [`When`].

@@ -9,6 +9,7 @@ use crate::state::AppState;
 
 pub mod analytics;
 pub mod anonymous;
+pub mod beacon;
 pub mod communities;
 pub mod events;
 pub mod health;

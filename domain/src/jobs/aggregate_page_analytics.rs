@@ -17,6 +17,8 @@ impl JobArgs for AggregatePageAnalytics {
     const NAME: &'static str = "aggregate_page_analytics";
     const SCHEDULE: Option<&'static str> = Some("0 */15 * * * *");
     const POSITIONAL: &'static [&'static str] = &["date"];
+    /// A day's log may hold millions of rows: half an hour.
+    const TIME_LIMIT_SECONDS: u64 = 1800;
 
     fn validate(&self) -> Result<(), ArgError> {
         if self

@@ -21,6 +21,8 @@ impl JobArgs for CleanupOldAnonymousData {
     const SCHEDULE: Option<&'static str> = Some("0 0 3 * * *");
     const POSITIONAL: &'static [&'static str] = &["retention_days"];
     const MAX_ATTEMPTS: u32 = 3;
+    /// It deletes 90 days of a big site's data in batches: an hour.
+    const TIME_LIMIT_SECONDS: u64 = 3600;
 
     fn validate(&self) -> Result<(), ArgError> {
         if self.retention_days == 0 || self.retention_days > 3650 {

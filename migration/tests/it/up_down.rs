@@ -193,6 +193,7 @@ async fn write_and_read_every_table(db: &DatabaseConnection) -> Result<(), DbErr
         converted_at: Set(Some(timestamp(1000))),
         is_active: Set(false),
         is_bot: Set(false),
+        location_data: Set(serde_json::json!({"city": "Montreal", "country_code": "CA"})),
     }
     .insert(db)
     .await?;
@@ -215,6 +216,7 @@ async fn write_and_read_every_table(db: &DatabaseConnection) -> Result<(), DbErr
         viewed_at: Set(timestamp(450)),
         time_on_page_seconds: Set(Some(45)),
         referrer: Set("/search?q=montreal".to_owned()),
+        scroll_depth_percent: Set(Some(80)),
         ..Default::default()
     }
     .insert(db)

@@ -95,7 +95,8 @@ impl<C: ConnectionLike + Clone + Send + Sync> Queue<C> {
                 .key(&k.errors)
                 .key(&k.done)
                 .key(&k.dead)
-                .key(&k.leases);
+                .key(&k.leases)
+                .key(&k.unique_of);
             inv.arg(self.config.done_retention.as_millis() as u64)
                 .arg(chunk.len());
             for ack in chunk {

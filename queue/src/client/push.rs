@@ -32,7 +32,9 @@ pub struct NewJob {
     pub payload: String,
     /// When it may run.
     pub when: When,
-    /// A uniqueness key and its time to live: a second push with the same key within the TTL is dropped.
+    /// A uniqueness key and its time to live: a second push with the same key is dropped while
+    /// the first job is waiting, scheduled, retrying or running, for at most the TTL (its end,
+    /// done or dead, releases the key).
     pub unique: Option<(String, Duration)>,
 }
 
@@ -53,7 +55,8 @@ impl NewJob {
         self
     }
 
-    /// Drop duplicates pushed with the same `key` within `ttl`.
+    /// Drop duplicates pushed with the same `key` until this job ends (done or dead), for at most
+    /// `ttl`.
     pub fn unique(mut self, key: impl Into<String>, ttl: Duration) -> Self {
         self.unique = Some((key.into(), ttl));
         self
@@ -84,9 +87,10 @@ impl<C: ConnectionLike + Clone + Send + Sync> Queue<C> {
             let mut inv = scripts::PUSH.prepare_invoke();
             inv.key(&self.keys.pending)
                 .key(&self.keys.scheduled)
-                .key(&self.keys.jobs);
+                .key(&self.keys.jobs)
+                .key(&self.keys.unique_of);
             inv.arg(&self.keys.notify).arg(chunk.len());
-            let mut unique_index = 3;
+            let mut unique_index = 4;
             for job in chunk {
                 let due = match job.when {
                     When::Now => String::new(),

@@ -7,6 +7,7 @@ import uuid
 from django.contrib.auth import authenticate, login, logout
 from django.contrib.auth.models import User
 from django.db import transaction
+from django.template import RequestContext, Template
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseRedirect
 from django.views.decorators.http import require_http_methods
 
@@ -23,7 +24,11 @@ def home(request: HttpRequest) -> HttpResponse:
 
 
 def about(request: HttpRequest) -> HttpResponse:
-    return _page("About")
+    # The page's beacon, as a site's base template includes it.
+    beacon = Template("{% load celeriac %}{% celeriac_beacon %}").render(
+        RequestContext(request)
+    )
+    return _page("About", beacon)
 
 
 def search(request: HttpRequest) -> HttpResponse:

@@ -46,6 +46,10 @@ pub struct CeleryTask {
     pub redelivered: bool,
     /// The producer asked for no result (`headers.ignore_result`).
     pub ignore_result: bool,
+    /// The task's time limit (`headers.timelimit`, `[soft, hard]` seconds from `soft_time_limit`
+    /// and `time_limit`): the hard limit, else the soft one (a job here cannot be warned before
+    /// it is cancelled); `None` when neither is set.
+    pub time_limit: Option<std::time::Duration>,
 }
 
 impl CeleryTask {
@@ -221,7 +225,23 @@ pub fn decode_value(env: &Value) -> Result<CeleryTask, EnvelopeError> {
             .get("ignore_result")
             .and_then(Value::as_bool)
             .unwrap_or(false),
+        time_limit: time_limit(headers.get("timelimit")),
     })
+}
+
+/// `[soft, hard]` (numbers of seconds or nulls): the hard limit, else the soft one. Anything
+/// that is not a positive finite number counts as unset.
+fn time_limit(v: Option<&Value>) -> Option<std::time::Duration> {
+    let parts = v?.as_array()?;
+    let secs = |i: usize| {
+        parts
+            .get(i)
+            .and_then(Value::as_f64)
+            .filter(|s| s.is_finite() && *s > 0.0 && *s < 1e9)
+    };
+    secs(1)
+        .or_else(|| secs(0))
+        .map(std::time::Duration::from_secs_f64)
 }
 
 #[cfg(test)]
@@ -248,6 +268,20 @@ mod tests {
             serde_json::json!({"fingerprint": "fp-3f2a9c", "source": "middleware"})
         );
         assert!(t.arguments(&[]).is_err());
+        assert_eq!(t.time_limit, None);
+        for (header, want) in [
+            ("[30, 60]", Some(60.0)),
+            ("[30, null]", Some(30.0)),
+            ("[null, 2.5]", Some(2.5)),
+            ("[-1, \"x\"]", None),
+        ] {
+            let msg = SAMPLE.replace(
+                "\"timelimit\": [null, null]",
+                &format!("\"timelimit\": {header}"),
+            );
+            let t = decode(msg.as_bytes()).unwrap();
+            assert_eq!(t.time_limit.map(|d| d.as_secs_f64()), want, "{header}");
+        }
     }
 
     #[test]

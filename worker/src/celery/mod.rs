@@ -271,7 +271,11 @@ async fn run_task(
     };
     let started = std::time::Instant::now();
     ctx.counters.start(spec.name);
-    let outcome = jobs::run_named(&name, args, ctx).await;
+    let limit = task.time_limit.or_else(|| {
+        ctx.settings
+            .time_limit_for(spec.name, spec.time_limit_seconds)
+    });
+    let outcome = jobs::run_named(&name, args, ctx, limit).await;
     ctx.counters.stop();
     let attempt = task.retries + lease.attempt;
     let counted = match &outcome {

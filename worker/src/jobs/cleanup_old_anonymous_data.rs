@@ -31,11 +31,12 @@ impl Job for CleanupOldAnonymousData {
         .await?;
         // The conversion link is kept forever (the seed's privacy matrix): a converted session
         // keeps what the conversion analytics read (the link, when, pages, duration, landing page
-        // and referrer) and loses what identifies the device (address, user agent, fingerprint).
+        // and referrer) and loses what identifies the device or places it (address, user agent,
+        // fingerprint, location).
         let minimized = delete_batches(
             ctx,
             "UPDATE analytics_anonymoussession SET ip_address = NULL, user_agent = '', \
-             device_fingerprint = '', device_type = '', browser = '', os = '' WHERE id IN \
+             device_fingerprint = '', device_type = '', browser = '', os = '', location_data = '{}' WHERE id IN \
              (SELECT id FROM analytics_anonymoussession WHERE session_start < $1 \
               AND converted_to_user_id IS NOT NULL \
               AND (device_fingerprint <> '' OR user_agent <> '' OR ip_address IS NOT NULL) LIMIT $2)",

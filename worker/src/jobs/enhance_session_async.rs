@@ -1,9 +1,11 @@
-//! `enhance_session_async`: parse a login's user agent (device, browser, OS, bot) into `device_info`.
+//! `enhance_session_async`: parse a login's user agent (device, browser, OS, bot) into `device_info`,
+//! and place its address (city, region, country) into `location_data` when a GeoIP database is set.
 
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
 
 use super::{Job, JobError};
 use crate::context::JobContext;
+use crate::geo::GeoIp;
 use domain::jobs::EnhanceSessionAsync;
 use domain::user_agent::parse_user_agent;
 use entity::user_session;
@@ -20,8 +22,10 @@ impl Job for EnhanceSessionAsync {
             return Ok(());
         };
         let info = parse_user_agent(&row.user_agent);
+        let location = GeoIp::location_data(ctx.geo.as_deref(), row.ip_address.as_deref());
         user_session::Entity::update_many()
             .col_expr(user_session::Column::DeviceInfo, Expr::value(info))
+            .col_expr(user_session::Column::LocationData, Expr::value(location))
             .filter(user_session::Column::Id.eq(row.id))
             .exec(&ctx.db)
             .await?;

@@ -24,24 +24,51 @@ pub trait Job: JobArgs {
     ) -> impl std::future::Future<Output = Result<(), JobError>> + Send;
 }
 
-/// Decode `args` for job `name` and run it (the Celery bridge's dynamic dispatch), in the same
-/// `job` span and behind the same panic guard as every other job. `None` when no job has that
-/// name.
+/// Run `work` for at most `limit`: past it the work is dropped (cancelled at its next await: a
+/// database call in flight is abandoned and its connection discarded) and the run is a failed
+/// attempt with the reason, retried or dead by the usual rules.
+pub async fn within_time_limit(
+    limit: Option<std::time::Duration>,
+    work: impl std::future::Future<Output = Result<(), JobError>>,
+) -> Result<(), JobError> {
+    let Some(limit) = limit else {
+        return work.await;
+    };
+    match tokio::time::timeout(limit, work).await {
+        Ok(result) => result,
+        Err(_) => {
+            tracing::warn!(
+                limit_s = limit.as_secs_f64(),
+                "time limit exceeded; cancelled"
+            );
+            Err(JobError::Retry(anyhow::anyhow!(
+                "time limit exceeded: still running after {} s, cancelled",
+                limit.as_secs_f64()
+            )))
+        }
+    }
+}
+
+/// Decode `args` for job `name` and run it (the Celery bridge's dynamic dispatch) within `limit`
+/// ([`within_time_limit`]), in the same `job` span and behind the same panic guard as every
+/// other job. `None` when no job has that name.
 pub async fn run_named(
     name: &str,
     args: serde_json::Value,
     ctx: &crate::context::JobContext,
+    limit: Option<std::time::Duration>,
 ) -> Option<Result<(), JobError>> {
     async fn go<T: Job>(
         args: serde_json::Value,
         ctx: &crate::context::JobContext,
+        limit: Option<std::time::Duration>,
     ) -> Result<(), JobError> {
         use futures::FutureExt as _;
         use tracing::Instrument as _;
         let job = domain::args::decode::<T>(args)
             .map_err(|e| JobError::Permanent(format!("invalid arguments: {e}")))?;
         let span = tracing::info_span!("job", job.name = T::NAME);
-        match std::panic::AssertUnwindSafe(job.run(ctx).instrument(span))
+        match std::panic::AssertUnwindSafe(within_time_limit(limit, job.run(ctx)).instrument(span))
             .catch_unwind()
             .await
         {
@@ -55,7 +82,7 @@ pub async fn run_named(
     macro_rules! dispatch {
         ($($job:ident),*) => {
             match name {
-                $($job::NAME => Some(go::<$job>(args, ctx).await),)*
+                $($job::NAME => Some(go::<$job>(args, ctx, limit).await),)*
                 _ => None,
             }
         };

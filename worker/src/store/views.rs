@@ -1,8 +1,8 @@
 //! Buffered anonymous views into `analytics_anonymouspageview`: read a session's views from
 //! `anon_session:{fp}:views`, write them (one row per view number), drop them from the buffer.
 
-use domain::documents::{AnonSessionDoc, BufferedView};
-use domain::keys::{Fingerprint, anon_views_key};
+use domain::documents::{AnonSessionDoc, Beacon, BufferedView};
+use domain::keys::{Fingerprint, anon_views_key, beacon_key};
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 use sea_orm::{DatabaseConnection, EntityTrait, Value};
@@ -23,12 +23,16 @@ const FLUSH_CHUNK: isize = 1000;
 
 /// Write the views buffered in `anon_session:{fingerprint}:views` for `session_id` into
 /// `analytics_anonymouspageview` (one row per view and view number; a replay inserts nothing
-/// new), with each view's time on page where the next view is known, then drop them from the
-/// buffer. When the session has no row yet, `doc` (its live document) or the session's first
-/// buffered view (which carries the first document) creates it; with `reconcile` the row's
-/// `pages_visited` and `last_activity` are brought up to the views (a finalize after the live
-/// document is gone). Returns the rows inserted. Views of other sessions are left for their own
-/// finalize.
+/// new), then drop them and their beacons from the buffer. A view's scroll depth and time on page
+/// come from its beacon (`beacon:{view_id}`) where the page sent one; otherwise its time on page
+/// is the time to the next view. When the session has no row yet, `doc` (its live document) or
+/// the session's first buffered view (which carries the first document) creates it.
+///
+/// `reconcile` marks the session's end (its finalize): every view is written, and the row's
+/// `pages_visited` and `last_activity` are brought up to the views (the live document may be
+/// gone). Without it (a live session's persist) the newest view stays in the buffer: its time on
+/// page and its beacon are not known yet. Returns the rows inserted. Views of other sessions are
+/// left for their own finalize.
 pub async fn flush_page_views(
     db: &DatabaseConnection,
     redis: &ConnectionManager,
@@ -63,10 +67,16 @@ pub async fn flush_page_views(
                 break;
             }
         }
+        mine.sort_by_key(|(_, v)| (v.view_number, v.viewed_at));
+        // A live session's newest view waits for its next view or its beacon.
+        let newest = if scanned_all && !reconcile {
+            mine.pop().map(|(_, v)| v)
+        } else {
+            None
+        };
         if mine.is_empty() {
             break;
         }
-        mine.sort_by_key(|(_, v)| (v.view_number, v.viewed_at));
         if !has_row {
             has_row = entity::anonymous_session::Entity::find_by_id(session_id)
                 .one(db)
@@ -81,8 +91,13 @@ pub async fn flush_page_views(
             }
         }
         let views: Vec<&BufferedView> = mine.iter().map(|(_, v)| v).collect();
+        let beacon_keys: Vec<String> = views
+            .iter()
+            .filter_map(|v| v.view_id.as_ref().map(beacon_key))
+            .collect();
+        let beacons = read_beacons(redis, &views, &beacon_keys).await?;
         if has_row {
-            inserted += insert_views(db, &views).await?;
+            inserted += insert_views(db, &views, &beacons, newest.as_ref()).await?;
             if reconcile {
                 reconcile_row(db, session_id, &views).await?;
             }
@@ -99,6 +114,9 @@ pub async fn flush_page_views(
             .arg(mine.iter().map(|(r, _)| r.as_str()).collect::<Vec<_>>())
             .invoke_async(&mut redis.clone())
             .await?;
+        if !beacon_keys.is_empty() {
+            let _: i64 = redis.clone().del(&beacon_keys).await?;
+        }
         if scanned_all {
             break;
         }
@@ -106,22 +124,54 @@ pub async fn flush_page_views(
     Ok(inserted)
 }
 
-/// Insert the views (sorted by view number), one row each.
-async fn insert_views(db: &DatabaseConnection, views: &[&BufferedView]) -> Result<u64, StoreError> {
+/// Each view's beacon, if its page sent one (one MGET for the views that carry an id).
+async fn read_beacons(
+    redis: &ConnectionManager,
+    views: &[&BufferedView],
+    keys: &[String],
+) -> Result<Vec<Option<Beacon>>, StoreError> {
+    let mut out = vec![None; views.len()];
+    if keys.is_empty() {
+        return Ok(out);
+    }
+    let raw: Vec<Option<String>> = redis.clone().mget(keys).await?;
+    let mut raw = raw.into_iter();
+    for (slot, v) in out.iter_mut().zip(views) {
+        if v.view_id.is_some() {
+            *slot = raw.next().flatten().as_deref().and_then(Beacon::from_redis);
+        }
+    }
+    Ok(out)
+}
+
+/// Insert the views (sorted by view number), one row each: scroll depth and time on page from
+/// the view's beacon, else time on page up to the next view (`newest`, still buffered, for the
+/// last one).
+async fn insert_views(
+    db: &DatabaseConnection,
+    views: &[&BufferedView],
+    beacons: &[Option<Beacon>],
+    newest: Option<&BufferedView>,
+) -> Result<u64, StoreError> {
+    const COLUMNS: usize = 9;
     let mut sql = String::from(
         "INSERT INTO analytics_anonymouspageview (session_id, url, url_name, page_type, viewed_at, \
-         time_on_page_seconds, referrer, view_number) VALUES ",
+         time_on_page_seconds, referrer, view_number, scroll_depth_percent) VALUES ",
     );
-    let mut values: Vec<Value> = Vec::with_capacity(views.len() * 8);
+    let mut values: Vec<Value> = Vec::with_capacity(views.len() * COLUMNS);
     for (i, v) in views.iter().enumerate() {
         if i > 0 {
             sql.push_str(", ");
         }
-        sql.push_str(&domain::sql::row_placeholders(i, 8));
-        let on_page = views.get(i + 1).map(|next| {
-            (next.viewed_at - v.viewed_at)
-                .num_seconds()
-                .clamp(0, i64::from(i32::MAX)) as i32
+        sql.push_str(&domain::sql::row_placeholders(i, COLUMNS));
+        let beacon = beacons.get(i).copied().flatten();
+        let next = views.get(i + 1).copied().or(newest);
+        let on_page = beacon.map(|b| b.seconds).or_else(|| {
+            next.map(|next| {
+                (next.viewed_at - v.viewed_at)
+                    .num_seconds()
+                    .clamp(0, i64::from(i32::MAX)) as i32
+            })
         });
         values.extend([
             v.session_id.into(),
@@ -132,6 +182,7 @@ async fn insert_views(db: &DatabaseConnection, views: &[&BufferedView]) -> Resul
             on_page.into(),
             v.referrer.clone().into(),
             v.view_number.into(),
+            beacon.map(|b| b.scroll_depth_percent).into(),
         ]);
     }
     sql.push_str(" ON CONFLICT (session_id, view_number) DO NOTHING");

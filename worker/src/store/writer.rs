@@ -11,8 +11,9 @@ use sea_orm::{
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use super::StoreError;
+use crate::geo::GeoIp;
 
-/// Rows per batch at most (on SQLite one statement of 13 parameters per row, far below its limit).
+/// Rows per batch at most (on SQLite one statement of 14 parameters per row, far below its limit).
 const MAX_BATCH: usize = 256;
 /// Under load, a statement waits for this many rows ...
 const MIN_BATCH: usize = 32;
@@ -33,8 +34,8 @@ pub struct SessionWriter {
 
 impl SessionWriter {
     /// Start the writer over `db` with at most `writers` statements in flight (needs a tokio
-    /// runtime).
-    pub fn spawn(db: DatabaseConnection, writers: usize) -> Self {
+    /// runtime); a new row's `location_data` comes from `geo`.
+    pub fn spawn(db: DatabaseConnection, writers: usize, geo: Option<Arc<GeoIp>>) -> Self {
         let writers = writers.max(1);
         let (tx, mut rx) = mpsc::channel::<(AnonSessionDoc, Reply)>(MAX_BATCH * writers * 2);
         tokio::spawn(async move {
@@ -62,9 +63,9 @@ impl SessionWriter {
                     }
                 }
                 let batch = std::mem::replace(&mut buf, Vec::with_capacity(MAX_BATCH));
-                let db = db.clone();
+                let (db, geo) = (db.clone(), geo.clone());
                 tokio::spawn(async move {
-                    write_batch(&db, batch).await;
+                    write_batch(&db, geo.as_deref(), batch).await;
                     drop(permit);
                 });
             }
@@ -99,10 +100,14 @@ fn refused_by_database(e: &DbErr) -> bool {
 
 /// Write one batch and answer each waiting job: all rows in one statement, or, when the database
 /// refuses that statement and the batch has several rows, each row on its own.
-async fn write_batch(db: &DatabaseConnection, batch: Vec<(AnonSessionDoc, Reply)>) {
+async fn write_batch(
+    db: &DatabaseConnection,
+    geo: Option<&GeoIp>,
+    batch: Vec<(AnonSessionDoc, Reply)>,
+) {
     let docs: Vec<&AnonSessionDoc> = batch.iter().map(|(d, _)| d).collect();
     let started = std::time::Instant::now();
-    let result = upsert_many(db, &docs).await;
+    let result = upsert_many(db, geo, &docs).await;
     tracing::trace!(
         rows = docs.len(),
         elapsed_us = started.elapsed().as_micros() as u64,
@@ -122,7 +127,9 @@ async fn write_batch(db: &DatabaseConnection, batch: Vec<(AnonSessionDoc, Reply)
         "session batch failed; writing its rows one by one"
     );
     for (doc, reply) in batch {
-        let result = upsert_many(db, &[&doc]).await.map_err(|e| e.to_string());
+        let result = upsert_many(db, geo, &[&doc])
+            .await
+            .map_err(|e| e.to_string());
         let _ = reply.send(result);
     }
 }
@@ -132,10 +139,10 @@ async fn write_batch(db: &DatabaseConnection, batch: Vec<(AnonSessionDoc, Reply)
 /// never changes, so each connection prepares and plans it once.
 const UPSERT_PG: &str = "INSERT INTO analytics_anonymoussession AS s (id, device_fingerprint, \
      session_start, session_end, last_activity, pages_visited, ip_address, user_agent, device_type, \
-     browser, os, landing_page, referrer, is_active, is_bot) \
-     SELECT r.i, r.f, r.s, NULL, r.l, r.p, r.a, r.u, r.d, r.b, r.o, r.g, r.r, TRUE, r.x \
+     browser, os, landing_page, referrer, is_active, is_bot, location_data) \
+     SELECT r.i, r.f, r.s, NULL, r.l, r.p, r.a, r.u, r.d, r.b, r.o, r.g, r.r, TRUE, r.x, r.c \
      FROM json_to_recordset($1::text::json) AS r(i uuid, f text, s timestamptz, l timestamptz, \
-     p integer, a inet, u text, d text, b text, o text, g text, r text, x boolean) \
+     p integer, a inet, u text, d text, b text, o text, g text, r text, x boolean, c jsonb) \
      ON CONFLICT (id) DO UPDATE SET \
      last_activity = GREATEST(s.last_activity, excluded.last_activity), \
      pages_visited = GREATEST(s.pages_visited, excluded.pages_visited)";
@@ -163,6 +170,7 @@ struct PgRow<'a> {
     g: &'a str,
     r: &'a str,
     x: bool,
+    c: &'a serde_json::Value,
 }
 
 /// The rows as JSON arrays of at most [`CHUNK_BYTES`] each (a row bigger than that goes alone).
@@ -185,6 +193,7 @@ fn json_chunks(rows: &[Row<'_>]) -> Result<Vec<String>, serde_json::Error> {
             g: &d.landing_page,
             r: &d.referrer,
             x: d.is_bot,
+            c: &m.location,
         })?;
         if !cur.is_empty() && cur.len() + row.len() + 2 > CHUNK_BYTES {
             cur.push(']');
@@ -211,6 +220,8 @@ struct Row<'a> {
     doc: &'a AnonSessionDoc,
     pages_visited: i32,
     last_activity: chrono::DateTime<chrono::Utc>,
+    /// `location_data` of a new row (an existing row keeps its own).
+    location: serde_json::Value,
 }
 
 /// Several documents of one session become one row (PostgreSQL refuses to update a row twice in
@@ -231,6 +242,7 @@ fn merge<'a>(docs: &[&'a AnonSessionDoc]) -> Vec<Row<'a>> {
                     doc,
                     pages_visited: doc.pages_visited,
                     last_activity: doc.last_activity,
+                    location: serde_json::Value::Null,
                 });
             }
         }
@@ -239,8 +251,15 @@ fn merge<'a>(docs: &[&'a AnonSessionDoc]) -> Vec<Row<'a>> {
 }
 
 /// One statement (on PostgreSQL, one transaction of 12 KiB statements) upserting every document.
-pub async fn upsert_many(db: &DatabaseConnection, docs: &[&AnonSessionDoc]) -> Result<(), DbErr> {
-    let merged = merge(docs);
+pub async fn upsert_many(
+    db: &DatabaseConnection,
+    geo: Option<&GeoIp>,
+    docs: &[&AnonSessionDoc],
+) -> Result<(), DbErr> {
+    let mut merged = merge(docs);
+    for m in &mut merged {
+        m.location = GeoIp::location_data(geo, valid_ip(m.doc.ip_address.as_deref()));
+    }
     let backend = db.get_database_backend();
     if backend == DatabaseBackend::Postgres {
         let chunks = json_chunks(&merged).map_err(|e| DbErr::Custom(e.to_string()))?;
@@ -261,16 +280,16 @@ pub async fn upsert_many(db: &DatabaseConnection, docs: &[&AnonSessionDoc]) -> R
     let mut sql = String::from(
         "INSERT INTO analytics_anonymoussession AS s (id, device_fingerprint, session_start, session_end, \
          last_activity, pages_visited, ip_address, user_agent, device_type, browser, os, landing_page, \
-         referrer, is_active, is_bot) VALUES ",
+         referrer, is_active, is_bot, location_data) VALUES ",
     );
-    let mut values: Vec<Value> = Vec::with_capacity(merged.len() * 13);
+    let mut values: Vec<Value> = Vec::with_capacity(merged.len() * 14);
     for (i, m) in merged.iter().enumerate() {
-        let (doc, b) = (m.doc, i * 13);
+        let (doc, b) = (m.doc, i * 14);
         if i > 0 {
             sql.push_str(", ");
         }
         sql.push_str(&format!(
-            "(${}, ${}, ${}, NULL, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, TRUE, ${})",
+            "(${}, ${}, ${}, NULL, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, TRUE, ${}, ${})",
             b + 1,
             b + 2,
             b + 3,
@@ -283,7 +302,8 @@ pub async fn upsert_many(db: &DatabaseConnection, docs: &[&AnonSessionDoc]) -> R
             b + 10,
             b + 11,
             b + 12,
-            b + 13
+            b + 13,
+            b + 14
         ));
         values.extend([
             doc.session_id.into(),
@@ -299,6 +319,7 @@ pub async fn upsert_many(db: &DatabaseConnection, docs: &[&AnonSessionDoc]) -> R
             doc.landing_page.clone().into(),
             doc.referrer.clone().into(),
             doc.is_bot.into(),
+            m.location.to_string().into(),
         ]);
     }
     sql.push_str(

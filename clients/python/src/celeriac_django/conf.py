@@ -19,6 +19,7 @@ from django.utils.module_loading import import_string
 DEFAULTS: dict[str, Any] = {
     "CELERIAC_URL": "http://127.0.0.1:8000",
     "CELERIAC_TOKEN": None,
+    "CELERIAC_PUBLIC_URL": None,
     "CELERIAC_TIMEOUT": 2.0,
     "CELERIAC_ENABLED": True,
     "CELERIAC_BUFFER_SIZE": 10000,

@@ -1,7 +1,8 @@
 """``TrackingMiddleware``: reports each tracked page view to the fleet without waiting for it.
 
 Place it after ``SessionMiddleware`` and ``AuthenticationMiddleware``. It is sync-only (Django
-adapts it under ASGI). Before the view runs it sets ``request.celeriac_fingerprint``; after the
+adapts it under ASGI). Before the view runs it sets ``request.celeriac_fingerprint`` and
+``request.celeriac_view_id`` (which ``{% celeriac_beacon %}`` renders); after the
 response it builds the fleet's PageView and hands it to the background sender. Nothing it does
 can fail a request: its errors are logged at DEBUG.
 
@@ -140,6 +141,8 @@ def build_view(request: HttpRequest, at: datetime | None = None) -> dict[str, An
         if uid is not None and key:
             view["user_id"] = uid
             view["session_id"] = session_hash(key)
+    if "user_id" not in view:
+        view["view_id"] = getattr(request, "celeriac_view_id", None)
     return {k: v for k, v in view.items() if v is not None}
 
 
@@ -158,6 +161,8 @@ class TrackingMiddleware:
             request.celeriac_fingerprint = fast_fingerprint(request)  # type: ignore[attr-defined]
         except Exception:
             logger.debug("celeriac: fingerprinting failed", exc_info=True)
+        # The id the page's beacon names ({% celeriac_beacon %}); sent with the view.
+        request.celeriac_view_id = str(uuid.uuid4())  # type: ignore[attr-defined]
         response = self.get_response(request)
         try:
             self.track(request, response, started)

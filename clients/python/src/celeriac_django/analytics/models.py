@@ -42,6 +42,9 @@ class AnonymousSession(models.Model):
     converted_at = models.DateTimeField(null=True, blank=True)
     is_active = models.BooleanField(default=True)
     is_bot = models.BooleanField(default=False)
+    #: City, region and country (``{"city", "region", "region_code", "country",
+    #: "country_code"}``) when the fleet has a GeoIP database; ``{}`` otherwise.
+    location_data = models.JSONField(default=dict, blank=True)
 
     class Meta:
         managed = False
@@ -69,6 +72,8 @@ class AnonymousPageView(models.Model):
     time_on_page_seconds = models.IntegerField(null=True, blank=True)
     referrer = models.TextField(blank=True, default="")
     view_number = models.IntegerField(null=True, blank=True)
+    #: How far down the page the visitor scrolled (0-100), from the page's beacon.
+    scroll_depth_percent = models.SmallIntegerField(null=True, blank=True)
 
     class Meta:
         managed = False

@@ -100,7 +100,16 @@ impl Settings {
                 let job = k.strip_prefix("JOB_TIME_LIMIT_")?;
                 Some((job.to_ascii_lowercase(), k, v))
             })
-            .map(|(job, k, v)| parse::<u64>(k, v).map(|n| (job, n)))
+            .map(|(job, k, v)| {
+                if crate::registry::find(&job).is_none() {
+                    return Err(ConfigError {
+                        var: k.clone(),
+                        value: v.clone(),
+                        reason: format!("there is no job {job:?}"),
+                    });
+                }
+                parse::<u64>(k, v).map(|n| (job, n))
+            })
             .collect::<Result<_, _>>()?;
         Ok(Self {
             database_url: get("DATABASE_URL")
@@ -222,13 +231,14 @@ mod tests {
             limits.time_limit_for("cleanup_old_anonymous_data", 3600),
             None
         );
-        let bad = HashMap::from([("JOB_TIME_LIMIT_X".to_owned(), "soon".to_owned())]);
-        assert!(
-            Settings::from_vars(&bad)
-                .unwrap_err()
-                .to_string()
-                .contains("JOB_TIME_LIMIT_X")
-        );
+        for (var, value) in [
+            ("JOB_TIME_LIMIT_ENHANCE_SESSION_ASYNC", "soon"),
+            ("JOB_TIME_LIMIT_ENHANCE_SESION_ASYNC", "5"),
+        ] {
+            let bad = HashMap::from([(var.to_owned(), value.to_owned())]);
+            let e = Settings::from_vars(&bad).unwrap_err().to_string();
+            assert!(e.contains(var), "{e}");
+        }
         assert_eq!(s.job_lease, Duration::from_secs(3));
         let few = HashMap::from([("DB_WRITERS".to_owned(), "0".to_owned())]);
         assert_eq!(Settings::from_vars(&few).unwrap().db_writers, 1);

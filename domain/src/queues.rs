@@ -41,9 +41,12 @@ pub struct EnqueueItem {
     pub args: serde_json::Value,
     /// When it may run.
     pub when: When,
-    /// Drop a duplicate pushed with this key while this job has not ended, for at most this
-    /// TTL (the key as stored: see [`unique_key`]).
+    /// Drop a duplicate pushed with this key within this TTL (the key as stored: see
+    /// [`unique_key`]).
     pub unique: Option<(String, Duration)>,
+    /// With `unique`: the job's end (done or dead) releases the key at once (producers'
+    /// unique jobs); without, it holds for the whole TTL (the scheduler's ticks).
+    pub unique_until_end: bool,
 }
 
 impl EnqueueItem {
@@ -53,6 +56,7 @@ impl EnqueueItem {
             args,
             when: When::Now,
             unique: None,
+            unique_until_end: false,
         }
     }
 }
@@ -143,6 +147,7 @@ impl Queues {
             args,
             when,
             unique: None,
+            unique_until_end: false,
         };
         let mut out = self.enqueue_many(name, vec![item]).await?;
         out.pop()
@@ -163,7 +168,13 @@ impl Queues {
             .ok_or_else(|| EnqueueError::UnknownJob(name.to_owned()))?;
         let many = items.len() > 1;
         let mut jobs = Vec::with_capacity(items.len());
-        for (i, EnqueueItem { args, when, unique }) in items.into_iter().enumerate() {
+        for (i, item) in items.into_iter().enumerate() {
+            let EnqueueItem {
+                args,
+                when,
+                unique,
+                unique_until_end,
+            } = item;
             let args = (spec.check)(args).map_err(|mut e| {
                 if many {
                     e.field = if e.field.is_empty() {
@@ -176,6 +187,7 @@ impl Queues {
             })?;
             let mut job = NewJob::new(args.to_string()).at(when);
             job.unique = unique;
+            job.unique_until_end = unique_until_end;
             jobs.push(job);
         }
         Ok(queue.push_many(jobs).await?)

@@ -1,7 +1,6 @@
 -- Record outcomes. Each is fenced by (still running, same lease token): a stale or repeated ack
 -- changes nothing. The token is the one fetch.lua gave the lease; tokens never repeat.
--- KEYS: 1 pending, 2 scheduled, 3 running, 4 jobs, 5 attempts, 6 errors, 7 done, 8 dead, 9 leases,
--- 10 unique_of (a job that ends, done or dead, releases its uniqueness key if it still holds it).
+-- KEYS: 1 pending, 2 scheduled, 3 running, 4 jobs, 5 attempts, 6 errors, 7 done, 8 dead, 9 leases.
 -- ARGV: 1 done retention ms (0 = forget at once), 2 count, then 5 per outcome:
 --   id, token, kind (d = done, r = retry, x = dead, b = hand back unstarted, s = snooze),
 --   delay ms (retry, snooze), error.
@@ -19,20 +18,12 @@ local tokens = redis.call('HMGET', KEYS[9], unpack(ids))
 local done, zrem, forget = {}, {}, {}
 local stale = 0
 local seen = {}
-local function release(id)
-  local key = redis.call('HGET', KEYS[10], id)
-  if key then
-    if redis.call('GET', key) == id then redis.call('DEL', key) end
-    redis.call('HDEL', KEYS[10], id)
-  end
-end
 for i = 0, n - 1 do
   local b = 3 + i * 5
   local id, token, kind = ARGV[b], ARGV[b + 1], ARGV[b + 2]
   if leased[i + 1] and tokens[i + 1] == token and not seen[id] then
     seen[id] = true
     zrem[#zrem + 1] = id
-    if kind == 'd' or kind == 'x' then release(id) end
     if kind == 'd' then
       if keep_done then
         done[#done + 1] = now

@@ -26,8 +26,6 @@ pub struct Keys {
     pub dead: String,
     /// Prefix of the uniqueness keys (STRING → job id, with a TTL).
     pub unique_prefix: String,
-    /// HASH job id → its uniqueness key, so the job's end (done or dead) releases the key.
-    pub unique_of: String,
     /// Pub/sub channel told about every push, so idle workers wake at once.
     pub notify: String,
     /// LIST where foreign messages land (atomically) before [`crate::Queue::adopt`] takes them.
@@ -52,7 +50,6 @@ impl Keys {
             done: format!("{base}:done"),
             dead: format!("{base}:dead"),
             unique_prefix: format!("{base}:unique:"),
-            unique_of: format!("{base}:unique_of"),
             notify: format!("{base}:notify"),
             staging: format!("{base}:staging"),
             paused: format!("{base}:paused"),
@@ -82,7 +79,6 @@ mod tests {
             &k.staging,
             &k.paused,
             &k.unique_prefix,
-            &k.unique_of,
         ] {
             assert!(
                 key.starts_with("celeriac:{persist_anonymous_session}:"),

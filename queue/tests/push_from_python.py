@@ -23,21 +23,21 @@ def main():
     r = redis.Redis.from_url(url)
     base = f"{namespace}:{{{queue}}}"  # the braces are the hash tag: every key in one slot
     pending, scheduled, jobs = f"{base}:pending", f"{base}:scheduled", f"{base}:jobs"
-    unique_of = f"{base}:unique_of"
+    done, dead = f"{base}:done", f"{base}:dead"
     notify = f"{base}:notify"
 
     with open(lua_path) as f:
         push = r.register_script(f.read())  # EVALSHA, falling back to SCRIPT LOAD + EVALSHA
 
-    # One call, two jobs to run now; the second carries a uniqueness key (KEYS[5]) for 60 s.
+    # One call, two jobs to run now; the second carries a uniqueness key (KEYS[6]) for 60 s.
     # ARGV: notify channel, count, then per job: id, payload, due, unique KEYS index, unique ttl ms.
     a, b = new_id(), new_id()
     reply = push(
-        keys=[pending, scheduled, jobs, unique_of, f"{base}:unique:report-42"],
+        keys=[pending, scheduled, jobs, done, dead, f"{base}:unique:report-42"],
         args=[
             notify, 2,
             a, json.dumps({"n": 1, "from": "python-lua"}), "", 0, 0,
-            b, json.dumps({"n": 2, "from": "python-lua"}), "", 5, 60000,
+            b, json.dumps({"n": 2, "from": "python-lua"}), "", 6, 60000,
         ],
     )
     assert [x.decode() if isinstance(x, bytes) else x for x in reply] == [a, 1, b, 1], reply
@@ -45,15 +45,15 @@ def main():
     # The same uniqueness key again within its TTL: dropped, and the reply names the first job.
     dup = new_id()
     reply = push(
-        keys=[pending, scheduled, jobs, unique_of, f"{base}:unique:report-42"],
-        args=[notify, 1, dup, json.dumps({"n": 99, "from": "duplicate"}), "", 5, 60000],
+        keys=[pending, scheduled, jobs, done, dead, f"{base}:unique:report-42"],
+        args=[notify, 1, dup, json.dumps({"n": 99, "from": "duplicate"}), "", 6, 60000],
     )
     assert [x.decode() if isinstance(x, bytes) else x for x in reply] == [b, 0], reply
 
     # A job that may run 200 ms from now ("+ms"; an absolute epoch-ms time works too).
     c = new_id()
     reply = push(
-        keys=[pending, scheduled, jobs, unique_of],
+        keys=[pending, scheduled, jobs, done, dead],
         args=[notify, 1, c, json.dumps({"n": 3, "from": "python-lua"}), "+200", 0, 0],
     )
     assert reply[1] == 1, reply

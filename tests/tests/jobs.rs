@@ -1456,11 +1456,41 @@ async fn a_unique_key_keeps_one_job_until_it_ends_and_races_to_one() {
     assert_ne!(after["job_id"], first["job_id"]);
     let b = cli(&["--unique-key", "fresh", "--unique-for", "60"]).await;
     assert!(b.get("duplicate").is_none(), "{b}");
-    // What is left in Redis: the two live keys, each naming its job, and nothing for ended jobs.
-    let mut conn = redis.conn.clone();
-    let of: std::collections::HashMap<String, String> = conn
-        .hgetall(format!("{}:{{{name}}}:unique_of", ctx.settings.namespace))
+    // A key whose job is dead is free too.
+    let refused = q
+        .push(
+            queue::NewJob::new("[1]")
+                .unique_until_end(domain::queues::unique_key("bad"), Duration::from_secs(60)),
+        )
         .await
         .unwrap();
-    assert_eq!(of.len(), 2, "{of:?}");
+    InProcessWorker::start(ctx.clone())
+        .run_until(Duration::from_secs(20), "the bad job dead", || {
+            let q = q.clone();
+            async move { q.stats().await.ok().filter(|s| s.dead == 1) }
+        })
+        .await;
+    let (s, revived) = api
+        .call("POST", &path, Some(&json!({"unique_key": "bad"})))
+        .await;
+    assert_eq!(s, 202, "{revived}");
+    assert!(revived.get("duplicate").is_none(), "{revived}");
+    assert_ne!(revived["job_id"].as_str(), Some(refused.id.as_str()));
+    // A key pushed to hold for its TTL (the scheduler's ticks) is not released by the job's end.
+    let held = q
+        .push(queue::NewJob::new("{}").unique("held", Duration::from_secs(60)))
+        .await
+        .unwrap();
+    assert!(held.created);
+    InProcessWorker::start(ctx.clone())
+        .run_until(Duration::from_secs(20), "every job done", || {
+            let q = q.clone();
+            async move { q.stats().await.ok().filter(|s| s.done == 8) }
+        })
+        .await;
+    let again = q
+        .push(queue::NewJob::new("{}").unique("held", Duration::from_secs(60)))
+        .await
+        .unwrap();
+    assert_eq!((again.id, again.created), (held.id, false));
 }

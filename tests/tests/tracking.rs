@@ -1250,12 +1250,13 @@ async fn sessions_carry_the_city_region_and_country_of_their_address_and_nothing
         ("198.51.100.7", json!({})),
     ];
     let mut sessions = Vec::new();
+    let page = format!("/geo/{}", redis.token("page"));
     for (ip, want) in &visitors {
         let fp = redis.token("fp");
         let mut sid = Value::Null;
         for i in 1..=5 {
             let (s, b) = api
-                .call("POST", "/v1/track/pageview", Some(&json!({"fingerprint": fp, "url": format!("/geo/{i}"), "user_agent": CHROME, "ip": ip})))
+                .call("POST", "/v1/track/pageview", Some(&json!({"fingerprint": fp, "url": format!("{page}/{i}"), "user_agent": CHROME, "ip": ip})))
                 .await;
             assert_eq!(s, 202, "{b}");
             sid = b["session_id"].clone();

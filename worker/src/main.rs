@@ -30,7 +30,12 @@ enum Command {
         #[arg(long)]
         unique_key: Option<String>,
         /// How long `--unique-key` holds at most, in seconds.
-        #[arg(long, default_value_t = 86_400, requires = "unique_key")]
+        #[arg(
+            long,
+            default_value_t = 86_400,
+            requires = "unique_key",
+            value_parser = clap::value_parser!(u64).range(1..=2_592_000)
+        )]
         unique_for: u64,
     },
     /// A queue's jobs: list them by state, requeue or discard dead ones, run waiting ones now.
@@ -143,6 +148,7 @@ async fn run(
                 args,
                 when: queue::When::Now,
                 unique,
+                unique_until_end: true,
             };
             let pushed = queues
                 .enqueue_many(&name, vec![item])

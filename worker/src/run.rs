@@ -77,7 +77,7 @@ async fn handle<T: Job>(
         }
         ctx.counters.start(T::NAME);
         let limit = ctx.settings.time_limit_for(T::NAME, T::TIME_LIMIT_SECONDS);
-        let result = AssertUnwindSafe(jobs::within_time_limit(limit, args.run(&ctx)))
+        let result = AssertUnwindSafe(jobs::run_limited(args, &ctx, limit))
             .catch_unwind()
             .await;
         ctx.counters.stop();

@@ -104,6 +104,9 @@ async fn enqueue_due(
                 args: serde_json::json!({}),
                 when: When::Now,
                 unique: Some((key, TICK_UNIQUE_TTL)),
+                // Held for its whole TTL: a copy that pushes the tick after its job finished
+                // must still find the key.
+                unique_until_end: false,
             }],
         )
         .await?;

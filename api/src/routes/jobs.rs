@@ -176,7 +176,12 @@ pub async fn enqueue(
     match body {
         Value::Object(map) => {
             let (args, when, unique) = split_controls(map, "")?;
-            let item = domain::queues::EnqueueItem { args, when, unique };
+            let item = domain::queues::EnqueueItem {
+                args,
+                when,
+                unique,
+                unique_until_end: true,
+            };
             let pushed = state
                 .queues
                 .enqueue_many(&name, vec![item])
@@ -199,7 +204,12 @@ pub async fn enqueue(
                     ));
                 };
                 let (args, when, unique) = split_controls(map, &format!("[{i}]."))?;
-                batch.push(domain::queues::EnqueueItem { args, when, unique });
+                batch.push(domain::queues::EnqueueItem {
+                    args,
+                    when,
+                    unique,
+                    unique_until_end: true,
+                });
             }
             let pushed = if batch.is_empty() {
                 Vec::new()

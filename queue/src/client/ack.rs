@@ -95,8 +95,7 @@ impl<C: ConnectionLike + Clone + Send + Sync> Queue<C> {
                 .key(&k.errors)
                 .key(&k.done)
                 .key(&k.dead)
-                .key(&k.leases)
-                .key(&k.unique_of);
+                .key(&k.leases);
             inv.arg(self.config.done_retention.as_millis() as u64)
                 .arg(chunk.len());
             for ack in chunk {

@@ -32,10 +32,14 @@ pub struct NewJob {
     pub payload: String,
     /// When it may run.
     pub when: When,
-    /// A uniqueness key and its time to live: a second push with the same key is dropped while
-    /// the first job is waiting, scheduled, retrying or running, for at most the TTL (its end,
-    /// done or dead, releases the key).
+    /// A uniqueness key and its time to live: a second push with the same key within the TTL is
+    /// dropped.
     pub unique: Option<(String, Duration)>,
+    /// With [`NewJob::unique`]: the key holds only while the job it names has not ended (done,
+    /// dead, discarded, erased or forgotten ends it), so a push finds it only while that job
+    /// waits, is scheduled, retrying or running (producers' "at most one pending"). Without it
+    /// the key holds for its whole TTL (the scheduler's ticks).
+    pub unique_until_end: bool,
 }
 
 impl NewJob {
@@ -46,6 +50,7 @@ impl NewJob {
             payload: payload.into(),
             when: When::Now,
             unique: None,
+            unique_until_end: false,
         }
     }
 
@@ -55,10 +60,16 @@ impl NewJob {
         self
     }
 
-    /// Drop duplicates pushed with the same `key` until this job ends (done or dead), for at most
-    /// `ttl`.
+    /// Drop duplicates pushed with the same `key` within `ttl`.
     pub fn unique(mut self, key: impl Into<String>, ttl: Duration) -> Self {
         self.unique = Some((key.into(), ttl));
+        self
+    }
+
+    /// Drop duplicates pushed with the same `key` while this job has not ended, for at most `ttl`.
+    pub fn unique_until_end(mut self, key: impl Into<String>, ttl: Duration) -> Self {
+        self.unique = Some((key.into(), ttl));
+        self.unique_until_end = true;
         self
     }
 }
@@ -88,9 +99,10 @@ impl<C: ConnectionLike + Clone + Send + Sync> Queue<C> {
             inv.key(&self.keys.pending)
                 .key(&self.keys.scheduled)
                 .key(&self.keys.jobs)
-                .key(&self.keys.unique_of);
+                .key(&self.keys.done)
+                .key(&self.keys.dead);
             inv.arg(&self.keys.notify).arg(chunk.len());
-            let mut unique_index = 4;
+            let mut unique_index = 5;
             for job in chunk {
                 let due = match job.when {
                     When::Now => String::new(),
@@ -102,7 +114,13 @@ impl<C: ConnectionLike + Clone + Send + Sync> Queue<C> {
                     Some((key, ttl)) => {
                         unique_index += 1;
                         inv.key(format!("{}{key}", self.keys.unique_prefix));
-                        inv.arg(unique_index).arg(ttl.as_millis().max(1) as u64);
+                        // A negative index: the key holds only while its job has not ended.
+                        let index = if job.unique_until_end {
+                            -unique_index
+                        } else {
+                            unique_index
+                        };
+                        inv.arg(index).arg(ttl.as_millis().max(1) as u64);
                     }
                     None => {
                         inv.arg(0).arg(0);

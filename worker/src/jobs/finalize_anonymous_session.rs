@@ -12,6 +12,9 @@ use domain::jobs::FinalizeAnonymousSession;
 const AFTER_EXPIRY: Duration = Duration::from_secs(1);
 
 impl Job for FinalizeAnonymousSession {
+    /// The erasure undo below runs even when the write ran out of time.
+    const LIMITS_ITS_WRITES: bool = true;
+
     /// While the session's document lives (Redis's clock: its TTL), come back when it expires;
     /// then write the session and every buffered view, and end it.
     async fn run(self, ctx: &JobContext) -> Result<(), JobError> {
@@ -40,7 +43,7 @@ impl Job for FinalizeAnonymousSession {
                 return Err(JobError::Snooze(delay));
             }
         }
-        let written = async {
+        let written = super::within_time_limit(super::run_limit(), async {
             if let Some(doc) = live {
                 ctx.sessions.upsert(doc.clone()).await?;
             }
@@ -56,7 +59,7 @@ impl Job for FinalizeAnonymousSession {
             .await?;
             store::end_session(&ctx.db, self.session_id).await?;
             Ok::<(), JobError>(())
-        }
+        })
         .await;
         // Also after a failed attempt: what it wrote must not outlive an erasure.
         store::undo_if_erased(

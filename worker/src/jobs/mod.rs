@@ -17,11 +17,41 @@ pub use domain::jobs::*;
 
 /// A job's work: run with the process's [`JobContext`](crate::context::JobContext).
 pub trait Job: JobArgs {
+    /// True for a job that must finish what it starts after a write (the erasure undo of the
+    /// jobs that write an anonymous session): its time limit is not put around the whole run but
+    /// around the parts it chooses, with [`within_time_limit`] and [`run_limit`].
+    const LIMITS_ITS_WRITES: bool = false;
+
     /// Do the work. Must be idempotent: it may run twice, or twice at once.
     fn run(
         self,
         ctx: &crate::context::JobContext,
     ) -> impl std::future::Future<Output = Result<(), JobError>> + Send;
+}
+
+tokio::task_local! {
+    /// The time limit of the run in progress (set for jobs with [`Job::LIMITS_ITS_WRITES`]).
+    static RUN_LIMIT: Option<std::time::Duration>;
+}
+
+/// The time limit of the run in progress, for a job with [`Job::LIMITS_ITS_WRITES`] to put
+/// around its writes; `None` outside such a run or when the run has no limit.
+pub fn run_limit() -> Option<std::time::Duration> {
+    RUN_LIMIT.try_with(|l| *l).ok().flatten()
+}
+
+/// Run `job` within `limit` ([`within_time_limit`]): around the whole run, or, for a job with
+/// [`Job::LIMITS_ITS_WRITES`], around the parts it chooses.
+pub async fn run_limited<T: Job>(
+    job: T,
+    ctx: &crate::context::JobContext,
+    limit: Option<std::time::Duration>,
+) -> Result<(), JobError> {
+    if T::LIMITS_ITS_WRITES {
+        RUN_LIMIT.scope(limit, job.run(ctx)).await
+    } else {
+        within_time_limit(limit, job.run(ctx)).await
+    }
 }
 
 /// Run `work` for at most `limit`: past it the work is dropped (cancelled at its next await: a
@@ -68,7 +98,7 @@ pub async fn run_named(
         let job = domain::args::decode::<T>(args)
             .map_err(|e| JobError::Permanent(format!("invalid arguments: {e}")))?;
         let span = tracing::info_span!("job", job.name = T::NAME);
-        match std::panic::AssertUnwindSafe(within_time_limit(limit, job.run(ctx)).instrument(span))
+        match std::panic::AssertUnwindSafe(run_limited(job, ctx, limit).instrument(span))
             .catch_unwind()
             .await
         {

@@ -6,6 +6,9 @@ use crate::store;
 use domain::jobs::PersistAnonymousSession;
 
 impl Job for PersistAnonymousSession {
+    /// The erasure undo below runs even when the write ran out of time.
+    const LIMITS_ITS_WRITES: bool = true;
+
     async fn run(self, ctx: &JobContext) -> Result<(), JobError> {
         let snap = store::read_anon_session(&ctx.redis, &self.fingerprint).await?;
         let Some(doc) = snap.doc else {
@@ -13,7 +16,7 @@ impl Job for PersistAnonymousSession {
             tracing::debug!("anon_session key is gone; the session's finalize writes it");
             return Ok(());
         };
-        let written = async {
+        let written = super::within_time_limit(super::run_limit(), async {
             ctx.sessions.upsert(doc.clone()).await?;
             store::flush_page_views(
                 &ctx.db,
@@ -26,7 +29,7 @@ impl Job for PersistAnonymousSession {
             )
             .await?;
             Ok::<(), JobError>(())
-        }
+        })
         .await;
         // Also after a failed attempt: what it wrote must not outlive an erasure.
         store::undo_if_erased(

@@ -68,11 +68,13 @@ pub async fn flush_page_views(
             }
         }
         mine.sort_by_key(|(_, v)| (v.view_number, v.viewed_at));
-        // A live session's newest view waits for its next view or its beacon.
-        let newest = if scanned_all && !reconcile {
-            mine.pop().map(|(_, v)| v)
-        } else {
+        // A live session's newest view waits for its next view or its beacon. In a step that
+        // did not reach the buffer's end, the step's newest waits for the next step (which reads
+        // it again), so the session's newest is never written early.
+        let newest = if reconcile {
             None
+        } else {
+            mine.pop().map(|(_, v)| v)
         };
         if mine.is_empty() {
             break;

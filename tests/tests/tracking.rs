@@ -17,6 +17,15 @@ use worker::jobs::{AggregatePageAnalytics, Job};
 const CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36";
 const BOT: &str = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
 
+/// `Some` once anonymous session `sid` has a row that is no longer active.
+async fn session_ended(conn: sea_orm::DatabaseConnection, sid: Uuid) -> Option<()> {
+    let row = anonymous_session::Entity::find_by_id(sid)
+        .one(&conn)
+        .await
+        .ok()??;
+    (!row.is_active).then_some(())
+}
+
 /// `GET /v1/communities/{id}/visitors`, which must answer 200.
 async fn visitor_stats(api: &TestApi, community: Uuid) -> Value {
     let (s, stats) = api
@@ -93,14 +102,7 @@ async fn anonymous_views_keep_a_live_session_persist_every_fifth_and_end_idle_in
     let conn = db.conn.clone();
     InProcessWorker::start(ctx.clone())
         .run_until(Duration::from_secs(30), "the worker's effect", || {
-            let conn = conn.clone();
-            async move {
-                let row = anonymous_session::Entity::find_by_id(sid)
-                    .one(&conn)
-                    .await
-                    .ok()??;
-                (!row.is_active).then_some(())
-            }
+            session_ended(conn.clone(), sid)
         })
         .await;
     let row = anonymous_session::Entity::find_by_id(sid)
@@ -1504,17 +1506,10 @@ async fn a_pages_beacon_gives_its_view_scroll_depth_and_time_on_page() {
     assert_eq!(s, 202, "{b}");
     let a = beacon(json!({"t": signed(4), "scroll": 100, "seconds": 12}).to_string()).await;
     assert_eq!(a.status, 204, "{}", a.text);
-    let conn2 = db.conn.clone();
+    let conn = db.conn.clone();
     InProcessWorker::start(ctx.clone())
         .run_until(Duration::from_secs(30), "the session ended", || {
-            let conn = conn2.clone();
-            async move {
-                let row = anonymous_session::Entity::find_by_id(sid)
-                    .one(&conn)
-                    .await
-                    .ok()??;
-                (!row.is_active).then_some(())
-            }
+            session_ended(conn.clone(), sid)
         })
         .await;
     assert_eq!(

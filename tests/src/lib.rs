@@ -257,6 +257,97 @@ impl TestApi {
     }
 }
 
+impl TestApi {
+    /// Log a new user in through `POST /v1/sessions` with `extra` fields (`user_agent`, `ip`,
+    /// ...) and return the session's hashed id; the user and the session's keys go with `redis`.
+    pub async fn login(&self, redis: &TestRedis, extra: serde_json::Value) -> String {
+        let user = uuid::Uuid::new_v4();
+        redis.track(&user.to_string());
+        let mut body = serde_json::json!({"user_id": user, "username": format!("u-{user}")});
+        if let (Some(body), serde_json::Value::Object(extra)) = (body.as_object_mut(), extra) {
+            body.extend(extra);
+        }
+        let (s, b) = self.call("POST", "/v1/sessions", Some(&body)).await;
+        assert_eq!(s, 201, "{b}");
+        let hashed = b["hashed_id"].as_str().expect("hashed_id").to_owned();
+        redis.track(&hashed);
+        hashed
+    }
+}
+
+/// The signed-in session row with hashed id `hashed`, if there is one.
+pub async fn user_session_by_hash(
+    conn: &sea_orm::DatabaseConnection,
+    hashed: &str,
+) -> Option<entity::user_session::Model> {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    entity::user_session::Entity::find()
+        .filter(entity::user_session::Column::SessionId.eq(hashed))
+        .one(conn)
+        .await
+        .expect("read accounts_usersession")
+}
+
+/// A transaction holding a row lock (`FOR UPDATE`) on the signed-in session `hashed`: a job's
+/// UPDATE of that row waits until it is rolled back (a real hung database call).
+pub async fn lock_user_session(db: &TestDb, hashed: &str) -> sea_orm::DatabaseTransaction {
+    use sea_orm::{ConnectionTrait, TransactionTrait};
+    let lock = db.conn.begin().await.expect("begin");
+    lock.execute_raw(domain::sql::statement(
+        db.conn.get_database_backend(),
+        "SELECT id FROM accounts_usersession WHERE session_id = $1 FOR UPDATE",
+        vec![hashed.into()],
+    ))
+    .await
+    .expect("lock the row");
+    lock
+}
+
+/// The first job of `queue` retrying after a run that ran out of time (within 20 s); panics
+/// when its error does not say so.
+pub async fn cancelled_by_time_limit(
+    queue: &queue::Queue<redis::aio::ConnectionManager>,
+) -> queue::JobInfo {
+    let job = testkit::eventually(Duration::from_secs(20), "a run cancelled", || async {
+        let page = queue.list(queue::ListState::Retrying, 0, 10).await.ok()?;
+        page.jobs.into_iter().find(|j| j.attempts >= 1)
+    })
+    .await;
+    let reason = job.last_error.clone().unwrap_or_default();
+    assert!(reason.contains("time limit exceeded"), "{reason}");
+    job
+}
+
+/// A signed-in session row of `user`: started at `started`, ended at `ended` (active while
+/// none), expiring at `expires`, with no address, agent, device or place.
+pub fn user_session_row(
+    user: uuid::Uuid,
+    session_id: String,
+    started: chrono::DateTime<chrono::Utc>,
+    ended: Option<chrono::DateTime<chrono::Utc>>,
+    expires: chrono::DateTime<chrono::Utc>,
+) -> entity::user_session::ActiveModel {
+    use sea_orm::Set;
+    entity::user_session::ActiveModel {
+        user_id: Set(user),
+        session_id: Set(session_id),
+        ip_address: Set(None),
+        user_agent: Set(String::new()),
+        device_info: Set(serde_json::json!({})),
+        location_data: Set(serde_json::json!({})),
+        device_fingerprint: Set(String::new()),
+        fast_fingerprint: Set(String::new()),
+        persistent: Set(false),
+        pages_visited: Set(0),
+        started_at: Set(started),
+        last_activity: Set(started),
+        ended_at: Set(ended),
+        expires_at: Set(expires),
+        is_active: Set(ended.is_none()),
+        ..Default::default()
+    }
+}
+
 impl Drop for TestApi {
     fn drop(&mut self) {
         if let Some(tx) = self.stop.take() {

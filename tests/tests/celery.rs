@@ -436,20 +436,13 @@ async fn an_idle_worker_opens_no_new_redis_connections() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_celery_time_limit_cancels_a_hung_run_and_the_retry_succeeds() {
     use base64::Engine as _;
-    use entity::user_session;
-    use sea_orm::{ColumnTrait, ConnectionTrait, QueryFilter, TransactionTrait};
     let (db, redis) = (TestDb::postgres().await, TestRedis::new().await);
     let celery_queue = format!("{}-celery", redis.namespace);
     let api = tests::TestApi::start(&db, &redis, &[]).await;
     let ctx = job_context(&db, &redis, &[]);
-    let user = Uuid::new_v4();
-    redis.track(&user.to_string());
-    let (s, b) = api
-        .call("POST", "/v1/sessions", Some(&json!({"user_id": user, "username": format!("ctl-{user}"), "user_agent": "Mozilla/5.0 Chrome/120"})))
+    let hashed = api
+        .login(&redis, json!({"user_agent": "Mozilla/5.0 Chrome/120"}))
         .await;
-    assert_eq!(s, 201, "{b}");
-    let hashed = b["hashed_id"].as_str().unwrap().to_owned();
-    redis.track(&hashed);
     // The login's own enhance job is not in Celery's queue: drop it, so only the message runs.
     let native = ctx.queues.get("enhance_session_async").unwrap().clone();
     let _: () = ctx
@@ -462,12 +455,7 @@ async fn a_celery_time_limit_cancels_a_hung_run_and_the_retry_succeeds() {
         .await
         .unwrap();
     assert_eq!(native.stats().await.unwrap().queued, 0);
-    let lock = db.conn.begin().await.unwrap();
-    lock.execute_unprepared(&format!(
-        "SELECT id FROM accounts_usersession WHERE session_id = '{hashed}' FOR UPDATE"
-    ))
-    .await
-    .unwrap();
+    let lock = tests::lock_user_session(&db, &hashed).await;
     let id = Uuid::new_v4().to_string();
     let body =
         json!([[hashed], {}, {"callbacks": null, "errbacks": null, "chain": null, "chord": null}]);
@@ -489,16 +477,7 @@ async fn a_celery_time_limit_cancels_a_hung_run_and_the_retry_succeeds() {
         .unwrap();
     let worker = InProcessWorker::start(ctx.clone());
     let intake = worker::celery::intake_queue(ctx.redis.clone(), &ctx.settings, &celery_queue);
-    let retrying = eventually(Duration::from_secs(20), "the run cancelled", || {
-        let intake = intake.clone();
-        async move {
-            let page = intake.list(queue::ListState::Retrying, 0, 10).await.ok()?;
-            page.jobs.into_iter().find(|j| j.attempts >= 1)
-        }
-    })
-    .await;
-    let reason = retrying.last_error.unwrap_or_default();
-    assert!(reason.contains("time limit exceeded"), "{reason}");
+    tests::cancelled_by_time_limit(&intake).await;
     lock.rollback().await.unwrap();
     eventually(Duration::from_secs(30), "the retry done", || {
         let intake = intake.clone();
@@ -506,11 +485,8 @@ async fn a_celery_time_limit_cancels_a_hung_run_and_the_retry_succeeds() {
     })
     .await;
     worker.stop().await;
-    let row = user_session::Entity::find()
-        .filter(user_session::Column::SessionId.eq(&hashed))
-        .one(&db.conn)
+    let row = tests::user_session_by_hash(&db.conn, &hashed)
         .await
-        .unwrap()
         .unwrap();
     assert_ne!(row.device_info, json!({}));
     assert_eq!(intake.stats().await.unwrap().dead, 0);

@@ -445,6 +445,24 @@ fn anon_row(
     }
 }
 
+/// A page view of `session` at `url`, seen at `at`.
+fn view_row(
+    session: Uuid,
+    url: &str,
+    at: chrono::DateTime<Utc>,
+) -> anonymous_page_view::ActiveModel {
+    anonymous_page_view::ActiveModel {
+        session_id: Set(session),
+        url: Set(url.into()),
+        url_name: Set(String::new()),
+        page_type: Set(String::new()),
+        viewed_at: Set(at),
+        time_on_page_seconds: Set(None),
+        referrer: Set(String::new()),
+        ..Default::default()
+    }
+}
+
 #[tokio::test]
 async fn cleanup_deletes_only_data_past_retention_with_its_page_views_and_keeps_conversion_links() {
     let (db, redis) = (TestDb::postgres().await, TestRedis::new().await);
@@ -454,19 +472,7 @@ async fn cleanup_deletes_only_data_past_retention_with_its_page_views_and_keeps_
             let id = Uuid::new_v4();
             let start = Utc::now() - ChronoDuration::days(age_days);
             anon_row(id, "fp", start).insert(&db.conn).await.unwrap();
-            anonymous_page_view::ActiveModel {
-                session_id: Set(id),
-                url: Set("/".into()),
-                url_name: Set(String::new()),
-                page_type: Set(String::new()),
-                viewed_at: Set(start),
-                time_on_page_seconds: Set(None),
-                referrer: Set(String::new()),
-                ..Default::default()
-            }
-            .insert(&db.conn)
-            .await
-            .unwrap();
+            view_row(id, "/", start).insert(&db.conn).await.unwrap();
         }
     }
     // An old session that converted: the link stays, what identifies the device goes.
@@ -492,19 +498,10 @@ async fn cleanup_deletes_only_data_past_retention_with_its_page_views_and_keeps_
     .insert(&db.conn)
     .await
     .unwrap();
-    anonymous_page_view::ActiveModel {
-        session_id: Set(converted),
-        url: Set("/join".into()),
-        url_name: Set(String::new()),
-        page_type: Set(String::new()),
-        viewed_at: Set(start),
-        time_on_page_seconds: Set(None),
-        referrer: Set(String::new()),
-        ..Default::default()
-    }
-    .insert(&db.conn)
-    .await
-    .unwrap();
+    view_row(converted, "/join", start)
+        .insert(&db.conn)
+        .await
+        .unwrap();
     twice_and_concurrently(&ctx, CleanupOldAnonymousData { retention_days: 90 }).await;
     assert_eq!(
         anonymous_session::Entity::find()
@@ -1232,24 +1229,13 @@ async fn end_expired_sessions_ends_signed_in_sessions_at_their_expiry() {
     ];
     let mut ids = Vec::new();
     for (i, (expires, ended)) in cases.iter().enumerate() {
-        let row = user_session::ActiveModel {
-            user_id: Set(user),
-            session_id: Set(format!("expiry-{i}-{}", redis.token("s"))),
-            ip_address: Set(None),
-            user_agent: Set(String::new()),
-            device_info: Set(json!({})),
-            location_data: Set(json!({})),
-            device_fingerprint: Set(String::new()),
-            fast_fingerprint: Set(String::new()),
-            persistent: Set(false),
-            pages_visited: Set(0),
-            started_at: Set(*expires - ChronoDuration::hours(4)),
-            last_activity: Set(*expires - ChronoDuration::hours(4)),
-            ended_at: Set(*ended),
-            expires_at: Set(*expires),
-            is_active: Set(ended.is_none()),
-            ..Default::default()
-        }
+        let row = tests::user_session_row(
+            user,
+            format!("expiry-{i}-{}", redis.token("s")),
+            *expires - ChronoDuration::hours(4),
+            *ended,
+            *expires,
+        )
         .insert(&db.conn)
         .await
         .unwrap();
@@ -1282,55 +1268,28 @@ async fn end_expired_sessions_ends_signed_in_sessions_at_their_expiry() {
 /// lock the job's UPDATE waits for.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_past_its_time_limit_is_cancelled_counted_and_retried_and_the_worker_goes_on() {
-    use sea_orm::{ConnectionTrait, TransactionTrait};
     let (db, redis) = (TestDb::postgres().await, TestRedis::new().await);
     let extra = [("JOB_TIME_LIMIT_ENHANCE_SESSION_ASYNC", "1")];
     let api = TestApi::start(&db, &redis, &extra).await;
     let ctx = job_context(&db, &redis, &extra);
-    let mut hashed = Vec::new();
-    for _ in 0..2 {
-        let user = Uuid::new_v4();
-        redis.track(&user.to_string());
-        let (s, b) = api
-            .call("POST", "/v1/sessions", Some(&json!({"user_id": user, "username": format!("tl-{user}"), "user_agent": "Mozilla/5.0 Chrome/120"})))
-            .await;
-        assert_eq!(s, 201, "{b}");
-        let h = b["hashed_id"].as_str().unwrap().to_owned();
-        redis.track(&h);
-        hashed.push(h);
-    }
+    let agent = json!({"user_agent": "Mozilla/5.0 Chrome/120"});
+    let hashed = [
+        api.login(&redis, agent.clone()).await,
+        api.login(&redis, agent).await,
+    ];
     // Hold A's row: its enhance job's UPDATE waits for this lock.
-    let lock = db.conn.begin().await.unwrap();
-    lock.execute_unprepared(&format!(
-        "SELECT id FROM accounts_usersession WHERE session_id = '{}' FOR UPDATE",
-        hashed[0]
-    ))
-    .await
-    .unwrap();
+    let lock = tests::lock_user_session(&db, &hashed[0]).await;
     let q = ctx.queues.get(EnhanceSessionAsync::NAME).unwrap().clone();
     let enhanced = |h: String| {
         let conn = db.conn.clone();
         async move {
-            let row = user_session::Entity::find()
-                .filter(user_session::Column::SessionId.eq(h))
-                .one(&conn)
-                .await
-                .ok()??;
+            let row = tests::user_session_by_hash(&conn, &h).await?;
             (row.device_info != json!({})).then_some(())
         }
     };
     let worker = InProcessWorker::start(ctx.clone());
     // B's job runs while A's hangs, and A's run is cancelled after 1 s: a failed attempt.
-    let retrying = eventually(Duration::from_secs(20), "A's run cancelled", || {
-        let q = q.clone();
-        async move {
-            let page = q.list(queue::ListState::Retrying, 0, 10).await.ok()?;
-            page.jobs.into_iter().find(|j| j.attempts >= 1)
-        }
-    })
-    .await;
-    let reason = retrying.last_error.unwrap_or_default();
-    assert!(reason.contains("time limit exceeded"), "{reason}");
+    let retrying = tests::cancelled_by_time_limit(&q).await;
     eventually(Duration::from_secs(5), "B enhanced", || {
         enhanced(hashed[1].clone())
     })

@@ -1066,22 +1066,15 @@ async fn the_seed_use_cases_answer_the_seeds_questions_with_known_numbers() {
     .enumerate()
     {
         user_session::ActiveModel {
-            user_id: Set(users[0]),
-            session_id: Set(format!("{i}-{}", redis.token("s"))),
-            ip_address: Set(None),
-            user_agent: Set(String::new()),
-            device_info: Set(json!({})),
-            location_data: Set(json!({})),
-            device_fingerprint: Set(String::new()),
-            fast_fingerprint: Set(String::new()),
-            persistent: Set(false),
             pages_visited: Set(1),
-            started_at: Set(start),
             last_activity: Set(end.unwrap_or(start)),
-            ended_at: Set(end),
-            expires_at: Set(start + chrono::Duration::hours(4)),
-            is_active: Set(end.is_none()),
-            ..Default::default()
+            ..tests::user_session_row(
+                users[0],
+                format!("{i}-{}", redis.token("s")),
+                start,
+                end,
+                start + chrono::Duration::hours(4),
+            )
         }
         .insert(&db.conn)
         .await
@@ -1266,14 +1259,9 @@ async fn sessions_carry_the_city_region_and_country_of_their_address_and_nothing
         sessions.push((serde_json::from_value::<Uuid>(sid).unwrap(), want.clone()));
     }
     // A signed-in session from Montreal.
-    let user = Uuid::new_v4();
-    redis.track(&user.to_string());
-    let (s, b) = api
-        .call("POST", "/v1/sessions", Some(&json!({"user_id": user, "username": format!("geo-{user}"), "user_agent": CHROME, "ip": "203.0.113.9"})))
+    let hashed = api
+        .login(&redis, json!({"user_agent": CHROME, "ip": "203.0.113.9"}))
         .await;
-    assert_eq!(s, 201, "{b}");
-    redis.track(b["hashed_id"].as_str().unwrap());
-    let hashed = b["hashed_id"].as_str().unwrap().to_owned();
 
     let conn = db.conn.clone();
     let ids: Vec<Uuid> = sessions.iter().map(|(id, _)| *id).collect();
@@ -1287,11 +1275,7 @@ async fn sessions_carry_the_city_region_and_country_of_their_address_and_nothing
                     .count(&conn)
                     .await
                     .ok()?;
-                let signed_in = user_session::Entity::find()
-                    .filter(user_session::Column::SessionId.eq(hashed))
-                    .one(&conn)
-                    .await
-                    .ok()??;
+                let signed_in = tests::user_session_by_hash(&conn, &hashed).await?;
                 (rows == ids.len() as u64 && signed_in.device_info != json!({})).then_some(())
             }
         })
@@ -1304,11 +1288,8 @@ async fn sessions_carry_the_city_region_and_country_of_their_address_and_nothing
             .unwrap();
         assert_eq!(&row.location_data, want, "{:?}", row.ip_address);
     }
-    let signed_in = user_session::Entity::find()
-        .filter(user_session::Column::SessionId.eq(&hashed))
-        .one(&db.conn)
+    let signed_in = tests::user_session_by_hash(&db.conn, &hashed)
         .await
-        .unwrap()
         .unwrap();
     assert_eq!(signed_in.location_data, montreal);
     // Nothing finer than the city, though the database holds coordinates and a postal code.

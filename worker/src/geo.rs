@@ -108,12 +108,11 @@ impl GeoIp {
         (location != Location::default()).then_some(location)
     }
 
-    /// [`GeoIp::locate`] as the `location_data` JSON object (`{}` when unknown).
-    pub fn location_data(geo: Option<&Self>, ip: Option<&str>) -> serde_json::Value {
+    /// Where `ip` is as a `location_data` JSON object, when a database is set and finds it.
+    pub fn place(geo: Option<&Self>, ip: Option<&str>) -> Option<serde_json::Value> {
         geo.zip(ip)
             .and_then(|(g, ip)| g.locate(ip))
             .and_then(|l| serde_json::to_value(l).ok())
-            .unwrap_or_else(|| serde_json::json!({}))
     }
 }
 

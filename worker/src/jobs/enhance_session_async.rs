@@ -5,6 +5,7 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
 
 use super::{Job, JobError};
 use crate::context::JobContext;
+use crate::geo::GeoIp;
 use domain::jobs::EnhanceSessionAsync;
 use domain::user_agent::parse_user_agent;
 use entity::user_session;
@@ -24,13 +25,7 @@ impl Job for EnhanceSessionAsync {
         let mut update = user_session::Entity::update_many()
             .col_expr(user_session::Column::DeviceInfo, Expr::value(info));
         // Only a place found replaces what the row holds (a Django site may fill it itself).
-        let place = ctx
-            .geo
-            .as_deref()
-            .zip(row.ip_address.as_deref())
-            .and_then(|(geo, ip)| geo.locate(ip))
-            .and_then(|l| serde_json::to_value(l).ok());
-        if let Some(place) = place {
+        if let Some(place) = GeoIp::place(ctx.geo.as_deref(), row.ip_address.as_deref()) {
             update = update.col_expr(user_session::Column::LocationData, Expr::value(place));
         }
         update

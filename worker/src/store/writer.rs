@@ -258,7 +258,8 @@ pub async fn upsert_many(
 ) -> Result<(), DbErr> {
     let mut merged = merge(docs);
     for m in &mut merged {
-        m.location = GeoIp::location_data(geo, valid_ip(m.doc.ip_address.as_deref()));
+        m.location = GeoIp::place(geo, valid_ip(m.doc.ip_address.as_deref()))
+            .unwrap_or_else(|| serde_json::json!({}));
     }
     let backend = db.get_database_backend();
     if backend == DatabaseBackend::Postgres {

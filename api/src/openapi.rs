@@ -33,6 +33,7 @@ pub const BEARER: &str = "bearer";
     paths(
         routes::jobs::enqueue,
         routes::jobs::status,
+        routes::jobs::revoke,
         routes::queues::list,
         routes::queues::pause,
         routes::queues::resume,
@@ -183,7 +184,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(seen, 29);
+        assert_eq!(seen, 30);
     }
 
     #[test]

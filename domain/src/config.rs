@@ -32,6 +32,9 @@ pub struct Settings {
     /// `JOB_TIME_LIMIT_<JOB>`: per-job-type time limits in seconds (`0` = none), over each job's
     /// default (`JobArgs::TIME_LIMIT_SECONDS`).
     pub time_limit_overrides: HashMap<String, u64>,
+    /// `RATE_LIMIT_<JOB>`: at most this many runs of a job type start per second across the
+    /// whole fleet (`100/s`, `30/m`, `10/h`; Celery's notation). Unset: no limit.
+    pub rate_limits: HashMap<String, queue::RateLimit>,
     /// `JOB_LEASE_SECONDS`: how long a lost worker's job waits before another runs it (15).
     pub job_lease: Duration,
     /// `SHUTDOWN_TIMEOUT_SECONDS`: how long SIGTERM waits for running jobs (30).
@@ -47,6 +50,9 @@ pub struct Settings {
     pub celery_queues: Vec<String>,
     /// `CELERY_RESULT_BACKEND`: Redis URL where Celery result documents are written (unset: none).
     pub celery_result_backend: Option<String>,
+    /// `CELERY_EVENTS`: `1` makes the worker send Celery's events (worker heartbeats, the Celery
+    /// tasks' received/started/succeeded/failed/retried/revoked) for Flower and dashboards (off).
+    pub celery_events: bool,
     /// `ANON_BUFFER_SECONDS`: how long an anonymous session's buffered views (and its first
     /// document) wait in Redis for a worker after the session's last view (86400). A finalize that
     /// runs later than the session's end plus this loses the views it has not written.
@@ -111,6 +117,24 @@ impl Settings {
                 parse::<u64>(k, v).map(|n| (job, n))
             })
             .collect::<Result<_, _>>()?;
+        let rate_limits = vars
+            .iter()
+            .filter_map(|(k, v)| {
+                let job = k.strip_prefix("RATE_LIMIT_")?;
+                Some((job.to_ascii_lowercase(), k, v))
+            })
+            .filter(|(_, _, v)| !v.is_empty())
+            .map(|(job, k, v)| {
+                if crate::registry::find(&job).is_none() {
+                    return Err(ConfigError {
+                        var: k.clone(),
+                        value: v.clone(),
+                        reason: format!("there is no job {job:?}"),
+                    });
+                }
+                parse::<queue::RateLimit>(k, v).map(|r| (job, r))
+            })
+            .collect::<Result<_, _>>()?;
         Ok(Self {
             database_url: get("DATABASE_URL")
                 .unwrap_or(DEFAULT_DATABASE_URL)
@@ -120,6 +144,7 @@ impl Settings {
             worker_concurrency: opt(vars, "WORKER_CONCURRENCY")?.unwrap_or(128usize).max(1),
             concurrency_overrides,
             time_limit_overrides,
+            rate_limits,
             job_lease: secs(vars, "JOB_LEASE_SECONDS", 15)?,
             shutdown_timeout: secs(vars, "SHUTDOWN_TIMEOUT_SECONDS", 30)?,
             done_retention: secs(vars, "DONE_RETENTION_SECONDS", 86_400)?,
@@ -135,6 +160,7 @@ impl Settings {
                 .map(str::to_owned)
                 .collect(),
             celery_result_backend: get("CELERY_RESULT_BACKEND").map(str::to_owned),
+            celery_events: flag(vars, "CELERY_EVENTS")?,
             anon_buffer: secs(vars, "ANON_BUFFER_SECONDS", 86_400)?,
             max_paths_per_day: opt(vars, "PAGEVIEW_MAX_PATHS_PER_DAY")?.unwrap_or(20_000),
             max_exact_visitors: opt(vars, "PAGEVIEW_MAX_EXACT_VISITORS")?.unwrap_or(1_000),
@@ -186,6 +212,22 @@ where
     }
 }
 
+/// A yes/no variable: `1`, `true`, `yes`, `on` or `0`, `false`, `no`, `off`; unset or empty: no.
+fn flag(vars: &HashMap<String, String>, var: &str) -> Result<bool, ConfigError> {
+    let Some(v) = vars.get(var).filter(|v| !v.is_empty()) else {
+        return Ok(false);
+    };
+    match v.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(ConfigError {
+            var: var.to_owned(),
+            value: v.clone(),
+            reason: "expected 1 or 0 (true/false, yes/no, on/off)".to_owned(),
+        }),
+    }
+}
+
 fn secs(vars: &HashMap<String, String>, var: &str, default: u64) -> Result<Duration, ConfigError> {
     Ok(Duration::from_secs(opt(vars, var)?.unwrap_or(default)))
 }
@@ -231,9 +273,23 @@ mod tests {
             limits.time_limit_for("cleanup_old_anonymous_data", 3600),
             None
         );
+        let rated = HashMap::from([(
+            "RATE_LIMIT_ENHANCE_SESSION_ASYNC".to_owned(),
+            "120/m".to_owned(),
+        )]);
+        let rated = Settings::from_vars(&rated).unwrap();
+        assert_eq!(rated.rate_limits["enhance_session_async"].per_second, 2.0);
+        assert!(!rated.rate_limits.contains_key("persist_anonymous_session"));
+        assert!(!rated.celery_events);
+        let events = HashMap::from([("CELERY_EVENTS".to_owned(), "1".to_owned())]);
+        assert!(Settings::from_vars(&events).unwrap().celery_events);
         for (var, value) in [
             ("JOB_TIME_LIMIT_ENHANCE_SESSION_ASYNC", "soon"),
             ("JOB_TIME_LIMIT_ENHANCE_SESION_ASYNC", "5"),
+            ("RATE_LIMIT_ENHANCE_SESSION_ASYNC", "lots"),
+            ("RATE_LIMIT_ENHANCE_SESSION_ASYNC", "0/s"),
+            ("RATE_LIMIT_ENHANCE_SESION_ASYNC", "5/s"),
+            ("CELERY_EVENTS", "maybe"),
         ] {
             let bad = HashMap::from([(var.to_owned(), value.to_owned())]);
             let e = Settings::from_vars(&bad).unwrap_err().to_string();

@@ -98,6 +98,7 @@ impl Queues {
                 cfg.lease = settings.job_lease;
                 cfg.done_retention = settings.done_retention;
                 cfg.dead_retention = settings.dead_retention;
+                cfg.rate_limit = settings.rate_limits.get(spec.name).copied();
                 (spec.name, Queue::new(conn.clone(), cfg))
             })
             .collect();

@@ -1,5 +1,6 @@
 -- Remove finished jobs past their retention, a bounded step per call.
--- KEYS: 1 jobs, 2 attempts, 3 errors, 4 done, 5 dead, 6 leases. ARGV: 1 done retention ms, 2 dead retention ms, 3 limit.
+-- KEYS: 1 jobs, 2 attempts, 3 errors, 4 done, 5 dead, 6 leases, 7 revoked. ARGV: 1 done retention ms,
+-- 2 dead retention ms, 3 limit. Revoke marks older than both retentions go too (their job ended long ago).
 -- Returns {done removed, dead removed}.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -16,4 +17,6 @@ for i, age in ipairs({ARGV[1], ARGV[2]}) do
   end
   out[i] = #ids
 end
+local keep = math.max(tonumber(ARGV[1]), tonumber(ARGV[2]))
+redis.call('ZREMRANGEBYSCORE', KEYS[7], '-inf', now - keep)
 return out

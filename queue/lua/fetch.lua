@@ -1,16 +1,36 @@
 -- Reap expired leases, promote due jobs, then lease a bounded batch to the caller.
 -- KEYS: 1 pending, 2 scheduled, 3 running, 4 jobs, 5 attempts, 6 errors, 7 dead, 8 leases, 9 lease_seq,
 -- 10 paused (while it exists nothing is leased: lost leases are still reaped and due jobs still
--- promoted, so nothing is lost, and `more` is 0 so fetchers wait for the resume's wake-up).
--- ARGV: 1 batch size, 2 lease ms, 3 max attempts, 4 reap limit, 5 promote limit.
--- Returns {reaped, next_due_ms or -1, now_ms, more (0/1), id, attempt, token, stored value, ...}.
+-- promoted, so nothing is lost, and `more` is 0 so fetchers wait for the resume's wake-up),
+-- 11 rate (the token bucket, used only with a rate limit), 12 revoked.
+-- ARGV: 1 batch size, 2 lease ms, 3 max attempts, 4 reap limit, 5 promote limit,
+-- 6 rate limit in tokens per ms (0: none), 7 bucket size.
+-- Returns {reaped, next_due_ms or -1, now_ms, more (0/1), throttled_until_ms or -1,
+--          id, attempt, token, stored value, ...}.
 -- The token (fencing token) comes from the queue's lease counter: every lease gets a new one, so a
 -- token is never given twice, whatever happens to the job's attempt count.
+-- With a rate limit every leased job takes a token from the bucket every worker shares; when it
+-- runs dry with jobs waiting, `throttled_until_ms` says when enough tokens for a batch are back
+-- (the caller sleeps until then instead of asking again).
+-- A revoked id (in `revoked`) is never leased: it goes to dead with the reason instead.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local batch, lease, max_attempts = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local paused = redis.call('EXISTS', KEYS[10]) == 1
 if paused then batch = 0 end
+local rate, burst = tonumber(ARGV[6]) or 0, tonumber(ARGV[7]) or 1
+local tokens, refilled = nil, now
+if rate > 0 and batch > 0 then
+  local b = redis.call('HMGET', KEYS[11], 't', 'at')
+  tokens = tonumber(b[1]) or burst
+  local at = tonumber(b[2]) or now
+  if now > at then
+    tokens = math.min(burst, tokens + (now - at) * rate)
+  else
+    refilled = at
+  end
+  batch = math.min(batch, math.floor(tokens))
+end
 
 -- 1. Leases whose worker stopped renewing them: the attempt counts; run again or die.
 local expired = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, tonumber(ARGV[4]))
@@ -33,12 +53,25 @@ if #due > 0 then
 end
 
 -- 3. Lease a batch: ids stay in Redis (running, scored by lease deadline) until acknowledged.
-local out = {#expired, -1, now, 0}
+local out = {#expired, -1, now, 0, -1}
 local ids = false
+local live = 0
 if batch > 0 then ids = redis.call('LPOP', KEYS[1], batch) end
 if ids then
   local vals = redis.call('HMGET', KEYS[4], unpack(ids))
-  local live = 0
+  local revoked = {}
+  if redis.call('EXISTS', KEYS[12]) == 1 then
+    local scores = redis.call('ZMSCORE', KEYS[12], unpack(ids))
+    for i, id in ipairs(ids) do
+      if vals[i] and scores[i] then
+        vals[i] = false
+        revoked[i] = true
+        redis.call('ZADD', KEYS[7], now, id)
+        redis.call('HSET', KEYS[6], id, 'revoked: not run again')
+        redis.call('ZREM', KEYS[12], id)
+      end
+    end
+  end
   for i = 1, #ids do
     if vals[i] then live = live + 1 end
   end
@@ -59,7 +92,7 @@ if ids then
       out[#out + 1] = a
       out[#out + 1] = token
       out[#out + 1] = v
-    else
+    elseif not revoked[i] then
       redis.call('HDEL', KEYS[5], id)
       redis.call('HDEL', KEYS[8], id)
     end
@@ -71,5 +104,16 @@ if ids then
 end
 local nd = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
 if nd[2] then out[2] = tonumber(nd[2]) end
-if not paused and redis.call('LLEN', KEYS[1]) > 0 then out[4] = 1 end
+local waiting = not paused and redis.call('LLEN', KEYS[1]) > 0
+if tokens then
+  tokens = tokens - live
+  redis.call('HSET', KEYS[11], 't', string.format('%.6f', tokens), 'at', refilled)
+  redis.call('PEXPIRE', KEYS[11], math.ceil(burst / rate) + 1000)
+  local want = math.min(burst, tonumber(ARGV[1]))
+  if waiting and tokens < want then
+    out[5] = refilled + math.ceil((want - tokens) / rate)
+    waiting = false
+  end
+end
+if waiting then out[4] = 1 end
 return out

@@ -1,4 +1,5 @@
--- Put dead jobs back in line with fresh attempts. KEYS: 1 pending, 2 jobs, 3 attempts, 4 dead.
+-- Put dead jobs back in line with fresh attempts. KEYS: 1 pending, 2 jobs, 3 attempts, 4 dead,
+-- 5 revoked (a requeued job is no longer revoked).
 -- ARGV: 1 notify channel, 2.. ids. Returns how many were requeued (an id that is not dead, or
 -- whose payload is gone, is skipped). A job's lease token (leases) is left alone: the next lease
 -- gets a new one, so a worker still holding an old lease stays fenced out.
@@ -14,6 +15,7 @@ for i = 2, #ARGV do
       local h = string.match(v, '^%d+|')
       redis.call('HSET', KEYS[2], id, string.format('%d|', now) .. (h and string.sub(v, #h + 1) or v))
       redis.call('HDEL', KEYS[3], id)
+      redis.call('ZREM', KEYS[5], id)
       redis.call('RPUSH', KEYS[1], id)
       n = n + 1
     end

@@ -32,6 +32,12 @@ pub struct Keys {
     pub staging: String,
     /// STRING, present while the queue is paused (workers lease nothing from it).
     pub paused: String,
+    /// HASH `t` (tokens, a decimal) and `at` (epoch ms of the last refill): the queue's token
+    /// bucket while it has a rate limit ([`crate::RateLimit`]); it expires once full.
+    pub rate: String,
+    /// ZSET job id → revoke time (epoch ms): revoked jobs that were running when revoked. No
+    /// fetch leases them again; their workers are told to stop them.
+    pub revoked: String,
 }
 
 impl Keys {
@@ -53,6 +59,8 @@ impl Keys {
             notify: format!("{base}:notify"),
             staging: format!("{base}:staging"),
             paused: format!("{base}:paused"),
+            rate: format!("{base}:rate"),
+            revoked: format!("{base}:revoked"),
         }
     }
 }
@@ -78,6 +86,8 @@ mod tests {
             &k.notify,
             &k.staging,
             &k.paused,
+            &k.rate,
+            &k.revoked,
             &k.unique_prefix,
         ] {
             assert!(

@@ -15,15 +15,17 @@ mod error;
 pub mod id;
 mod keys;
 mod preflight;
+mod rate;
 mod scripts;
 mod version;
 
 pub use client::{
     Ack, AckReport, Fetched, FetchedJob, JobInfo, JobPage, JobStatus, ListState, MAX_PAGE,
-    MAX_RETRY_SCAN, NewJob, Pushed, Queue, QueueConfig, QueueStats, When,
+    MAX_RETRY_SCAN, NewJob, Pushed, Queue, QueueConfig, QueueStats, Renewed, Revoked, When,
 };
 pub use error::QueueError;
 pub use keys::Keys;
 pub use preflight::require_redis_version;
+pub use rate::{RateLimit, RateLimitError};
 pub use scripts::push_lib;
 pub use version::{MIN_REDIS_VERSION, RedisVersion};

@@ -35,6 +35,8 @@ script!(CLEANUP, "cleanup.lua");
 script!(ADOPT, "adopt.lua");
 script!(LIST, "list.lua");
 script!(RUN_NOW, "runnow.lua");
+script!(REVOKE, "revoke.lua");
+script!(RATE, "rate.lua");
 
 #[cfg(test)]
 mod tests {

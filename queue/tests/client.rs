@@ -133,10 +133,19 @@ async fn renewed_leases_are_not_reaped() {
     let j = q.fetch(1).await.unwrap().jobs.remove(0);
     for _ in 0..4 {
         tokio::time::sleep(Duration::from_millis(150)).await;
-        assert_eq!(q.renew(&[(j.id.clone(), j.token)]).await.unwrap(), 1);
+        assert_eq!(
+            q.renew(&[(j.id.clone(), j.token)]).await.unwrap().extended,
+            1
+        );
         assert_eq!(q.fetch(1).await.unwrap().reaped, 0);
     }
-    assert_eq!(q.renew(&[(j.id.clone(), j.token + 1)]).await.unwrap(), 0);
+    assert_eq!(
+        q.renew(&[(j.id.clone(), j.token + 1)])
+            .await
+            .unwrap()
+            .extended,
+        0
+    );
 }
 
 #[tokio::test]
@@ -373,8 +382,14 @@ async fn a_resent_hand_back_cannot_drop_the_next_lease() {
     assert_eq!((info.status, info.attempts), (JobStatus::Running, 1));
     // A renewal counts only when it moves the deadline: let the clock pass the fetch's millisecond.
     tokio::time::sleep(Duration::from_millis(5)).await;
-    assert_eq!(q.renew(&[(b.id.clone(), b.token)]).await.unwrap(), 1);
-    assert_eq!(q.renew(&[(a.id.clone(), a.token)]).await.unwrap(), 0);
+    assert_eq!(
+        q.renew(&[(b.id.clone(), b.token)]).await.unwrap().extended,
+        1
+    );
+    assert_eq!(
+        q.renew(&[(a.id.clone(), a.token)]).await.unwrap().extended,
+        0
+    );
 
     let r = q
         .ack(&[Ack::Done {
@@ -412,7 +427,10 @@ async fn a_zombie_lease_from_before_a_requeue_is_fenced_out() {
 
     // The zombie wakes up: none of its outcomes or renewals apply.
     assert_eq!(
-        q.renew(&[(zombie.id.clone(), zombie.token)]).await.unwrap(),
+        q.renew(&[(zombie.id.clone(), zombie.token)])
+            .await
+            .unwrap()
+            .extended,
         0
     );
     for ack in [

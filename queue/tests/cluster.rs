@@ -203,7 +203,8 @@ async fn exercise(q: &Queue<ClusterConnection>, drain: &Queue<ClusterConnection>
             (j[5].id.clone(), j[5].token + 100)
         ])
         .await
-        .unwrap(),
+        .unwrap()
+        .extended,
         1
     );
     let s = q.stats().await.unwrap();

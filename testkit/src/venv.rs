@@ -68,3 +68,8 @@ pub fn django_python() -> std::path::PathBuf {
 pub fn mmdb_python() -> std::path::PathBuf {
     tool_env("mmdb", include_str!("../../scripts/tool-envs/mmdb.txt")).join("bin/python")
 }
+
+/// The `celery` command with Flower 2.0 (pins: `scripts/tool-envs/flower.txt`): `celery flower`.
+pub fn flower_celery_bin() -> std::path::PathBuf {
+    tool_env("flower", include_str!("../../scripts/tool-envs/flower.txt")).join("bin/celery")
+}

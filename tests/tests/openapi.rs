@@ -126,8 +126,11 @@ async fn schemathesis_finds_no_server_error_no_hang_and_no_mismatch() {
         .args([
             "--checks",
             "all",
+            // `use_after_free` expects a GET after a DELETE to be 404; `DELETE /v1/jobs/{name}/{id}`
+            // revokes a job and keeps it, dead with the reason `revoked`, for the operator to see
+            // (and requeue): the job is still there by design.
             "--exclude-checks",
-            "positive_data_acceptance",
+            "positive_data_acceptance,use_after_free",
             "--mode",
             "all",
             "--phases",

@@ -1,7 +1,7 @@
 //! The operator's commands on a queue's jobs (`worker jobs list | requeue | discard | run-now |
-//! pause | resume`), the CLI twin of `GET /v1/queues/{name}/jobs`,
-//! `POST /v1/queues/{name}/dead/...`, `POST /v1/queues/{name}/jobs/run-now` and
-//! `POST /v1/queues/{name}/{pause,resume}`.
+//! revoke | pause | resume`), the CLI twin of `GET /v1/queues/{name}/jobs`,
+//! `POST /v1/queues/{name}/dead/...`, `POST /v1/queues/{name}/jobs/run-now`,
+//! `DELETE /v1/jobs/{name}/{id}` and `POST /v1/queues/{name}/{pause,resume}`.
 
 use anyhow::Context as _;
 use domain::queues::Queues;
@@ -133,5 +133,33 @@ pub async fn run_now(queues: &Queues, name: &str, ids: &[String]) -> anyhow::Res
         "{}",
         serde_json::json!({"done": done, "not_waiting": not_waiting})
     );
+    Ok(())
+}
+
+/// Revoke jobs of `name`: prints each id's outcome (`revoked`, `stopping`, or `done`/`dead`/
+/// `unknown` when nothing was done); fails when any id was not revoked.
+pub async fn revoke(queues: &Queues, name: &str, ids: &[String]) -> anyhow::Result<()> {
+    let q = queue(queues, name)?;
+    if ids.is_empty() {
+        anyhow::bail!("give the jobs' ids");
+    }
+    let mut missed = 0;
+    for id in ids {
+        let outcome = if queue::id::is_valid_job_id(id) {
+            q.revoke(id, "revoked before it started").await?
+        } else {
+            queue::Revoked::Unknown
+        };
+        if !matches!(outcome, queue::Revoked::Waiting | queue::Revoked::Running) {
+            missed += 1;
+        }
+        println!(
+            "{}",
+            serde_json::json!({"id": id, "revoke": outcome.as_str()})
+        );
+    }
+    if missed > 0 {
+        anyhow::bail!("{missed} of {} jobs were not revoked", ids.len());
+    }
     Ok(())
 }

@@ -89,6 +89,14 @@ enum JobsCommand {
         /// The queue (job) name.
         queue: String,
     },
+    /// Revoke jobs: waiting ones are dead at once and never run; running ones are told to stop,
+    /// and nothing runs them again (the CLI twin of `DELETE /v1/jobs/{name}/{id}`).
+    Revoke {
+        /// The queue (job) name.
+        queue: String,
+        /// The jobs' ids.
+        ids: Vec<String>,
+    },
     /// Forget dead jobs.
     Discard {
         /// The queue (job) name.
@@ -182,6 +190,9 @@ async fn run(
                 }
                 JobsCommand::RunNow { queue, ids } => {
                     worker::admin::run_now(&queues, &queue, &ids).await
+                }
+                JobsCommand::Revoke { queue, ids } => {
+                    worker::admin::revoke(&queues, &queue, &ids).await
                 }
                 JobsCommand::Pause { queue } => worker::admin::pause(&queues, &queue, true).await,
                 JobsCommand::Resume { queue } => worker::admin::pause(&queues, &queue, false).await,

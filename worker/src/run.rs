@@ -59,8 +59,9 @@ pub fn db_options(url: &str) -> sea_orm::ConnectOptions {
     o
 }
 
-/// Run one job: a span with its name, id and attempt, within its time limit; permanent errors
-/// become `AbortError` (dead at once), panics and time limits retryable errors.
+/// Run one job: a span with its name, id and attempt, within its time limit and until it is
+/// revoked; permanent errors (a revoke too) become `AbortError` (dead at once), panics and time
+/// limits retryable errors.
 async fn handle<T: Job>(
     args: T,
     ctx: Data<JobContext>,
@@ -75,9 +76,14 @@ async fn handle<T: Job>(
             ctx.counters.record(T::NAME, Outcome::Dead, 0);
             return Err(AbortError::new(format!("invalid arguments: {e}")).into());
         }
+        if lease.revoked.is_raised() {
+            tracing::warn!("revoked before it started; not run");
+            ctx.counters.record(T::NAME, Outcome::Dead, 0);
+            return Err(AbortError::new("revoked before it started").into());
+        }
         ctx.counters.start(T::NAME);
         let limit = ctx.settings.time_limit_for(T::NAME, T::TIME_LIMIT_SECONDS);
-        let result = AssertUnwindSafe(jobs::run_limited(args, &ctx, limit))
+        let result = AssertUnwindSafe(jobs::run_revocable(args, &ctx, limit, &lease.revoked))
             .catch_unwind()
             .await;
         ctx.counters.stop();
@@ -158,7 +164,7 @@ fn celery_worker(
     ctx: &JobContext,
     redis_client: &redis::Client,
     intake: queue::Queue<redis::aio::ConnectionManager>,
-    results: Option<redis::aio::ConnectionManager>,
+    bridge: crate::celery::Bridge,
     mut stop: watch::Receiver<bool>,
 ) -> (LocalBoxFuture<'static, ()>, Driver) {
     let concurrency = ctx.settings.concurrency_for("celery");
@@ -171,7 +177,6 @@ fn celery_worker(
         ..BackendOptions::default()
     };
     let name = format!("{}-{}", intake.name(), std::process::id());
-    let bridge = crate::celery::Bridge { results };
     let (backend, driver) =
         RedisBackend::<serde_json::Value>::new(intake, options, Some(redis_client.clone()));
     let worker = WorkerBuilder::new(name)
@@ -260,6 +265,46 @@ pub async fn run(ctx: JobContext, shutdown: impl Future<Output = ()>) -> anyhow:
             })?),
             None => None,
         };
+        let control = std::sync::Arc::new(crate::celery::control::Control::new(
+            &ctx.settings.namespace,
+            ctx.settings.dead_retention,
+            crate::celery::control::NodeInfo {
+                queues: ctx.settings.celery_queues.clone(),
+                concurrency: ctx.settings.concurrency_for("celery"),
+                counters: ctx.counters.clone(),
+            },
+        ));
+        control
+            .load(&mut ctx.redis.clone())
+            .await
+            .context("the revoked Celery task ids could not be read")?;
+        let db = redis::IntoConnectionInfo::into_connection_info(ctx.settings.redis_url.as_str())?
+            .redis_settings()
+            .db();
+        intakes.push(tokio::spawn(crate::celery::control::control_loop(
+            ctx.settings.redis_url.clone(),
+            db,
+            ctx.redis.clone(),
+            control.clone(),
+            stop_rx.clone(),
+        )));
+        let events = if ctx.settings.celery_events {
+            let events =
+                crate::celery::events::Events::start(ctx.redis.clone(), db, control.node());
+            intakes.push(tokio::spawn(
+                events
+                    .clone()
+                    .heartbeats(ctx.counters.clone(), stop_rx.clone()),
+            ));
+            events
+        } else {
+            crate::celery::events::Events::off()
+        };
+        let bridge = crate::celery::Bridge {
+            results,
+            control,
+            events,
+        };
         for celery_queue in &ctx.settings.celery_queues {
             let intake =
                 crate::celery::intake_queue(ctx.redis.clone(), &ctx.settings, celery_queue);
@@ -267,7 +312,7 @@ pub async fn run(ctx: JobContext, shutdown: impl Future<Output = ()>) -> anyhow:
                 &ctx,
                 &redis_client,
                 intake.clone(),
-                results.clone(),
+                bridge.clone(),
                 stop_rx.clone(),
             );
             workers.push(w);
@@ -292,7 +337,7 @@ pub async fn run(ctx: JobContext, shutdown: impl Future<Output = ()>) -> anyhow:
     let (beat_stop, beat_stopped) = watch::channel(false);
     let beat = tokio::spawn(heartbeat_loop(ctx.clone(), consumed, beat_stopped));
     tracing::info!(
-        job_types = workers.len() - intakes.len(),
+        job_types = workers.len() - ctx.settings.celery_queues.len(),
         celery_queues = ?ctx.settings.celery_queues,
         concurrency = ctx.settings.worker_concurrency,
         "worker started"

@@ -1,4 +1,5 @@
-//! `POST /v1/jobs/{name}` (enqueue one job, or many from an array) and `GET /v1/jobs/{name}/{id}`.
+//! `POST /v1/jobs/{name}` (enqueue one job, or many from an array), `GET /v1/jobs/{name}/{id}`
+//! and `DELETE /v1/jobs/{name}/{id}` (revoke).
 //!
 //! The body is the job's arguments object, plus two optional timing keys that are removed before
 //! the arguments are validated: `delay_seconds` (a non-negative number, at most ten years) or
@@ -30,7 +31,7 @@ pub const MAX_DELAY: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/jobs/{name}", post(enqueue))
-        .route("/v1/jobs/{name}/{id}", get(status))
+        .route("/v1/jobs/{name}/{id}", get(status).delete(revoke))
 }
 
 /// One job's arguments (see the job's documentation) plus optional timing and uniqueness keys,
@@ -395,6 +396,70 @@ pub async fn status(
         attempts: info.attempts,
         last_error: info.last_error,
     }))
+}
+
+/// `DELETE /v1/jobs/{name}/{id}` answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RevokeView {
+    /// The job id.
+    pub job_id: String,
+    /// The job name.
+    pub name: &'static str,
+    /// `revoked`: the job was waiting (queued, scheduled or retrying) and is dead now, never run;
+    /// `stopping`: it was running, its worker is told to stop it, and nothing runs it again.
+    #[schema(example = "revoked")]
+    pub revoke: &'static str,
+}
+
+/// Revoke a job: it never starts (again), and a running one is told to stop where it can be.
+///
+/// A waiting job becomes dead with the reason `revoked` (an operator may still requeue it). A
+/// running job's worker stops it at its next await (the jobs that write an anonymous session
+/// finish their write, in milliseconds), and it is dead; whatever its run's outcome, no worker
+/// leases it again. A job already done or dead is 409; an unknown id 404.
+#[utoipa::path(
+    delete,
+    path = "/v1/jobs/{name}/{id}",
+    tag = "jobs",
+    params(
+        ("name" = String, Path, description = "The job's name"),
+        ("id" = String, Path, description = "The job id returned at enqueue"),
+    ),
+    responses(
+        (status = 200, description = "Revoked, or told to stop", body = RevokeView),
+        (status = 400, response = r::BadRequest),
+        (status = 401, response = r::Unauthorized),
+        (status = 404, response = r::NotFound),
+        (status = 409, response = r::Conflict),
+        (status = 500, response = r::Internal),
+        (status = 503, response = r::Unavailable),
+    ),
+    security(("bearer" = [])),
+)]
+pub async fn revoke(
+    State(state): State<AppState>,
+    Path((name, id)): Path<(String, String)>,
+) -> Result<Json<RevokeView>, ApiError> {
+    let spec = domain::registry::find(&name).ok_or_else(|| ApiError::unknown_job(&name))?;
+    let queue = state.queue(spec.name)?;
+    let not_found = || ApiError::not_found(format!("no {name} job has id {id:?}"));
+    if !queue::id::is_valid_job_id(&id) {
+        return Err(not_found());
+    }
+    let outcome = queue.revoke(&id, "revoked before it started").await?;
+    tracing::info!(job.name = spec.name, job.id = %id, outcome = outcome.as_str(), "revoke");
+    match outcome {
+        queue::Revoked::Waiting | queue::Revoked::Running => Ok(Json(RevokeView {
+            job_id: id,
+            name: spec.name,
+            revoke: outcome.as_str(),
+        })),
+        queue::Revoked::Done | queue::Revoked::Dead => Err(ApiError::conflict(format!(
+            "{name} job {id:?} has already ended ({}): nothing to revoke",
+            outcome.as_str()
+        ))),
+        queue::Revoked::Unknown => Err(not_found()),
+    }
 }
 
 #[cfg(test)]

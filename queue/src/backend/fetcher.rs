@@ -11,7 +11,7 @@ use redis::aio::ConnectionLike;
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 
-use super::{JobLease, Shared, redis_backoff};
+use super::{Held, JobLease, RevokeSignal, Shared, redis_backoff};
 use crate::client::{Ack, FetchedJob};
 
 pub(super) async fn fetcher<C, Args>(
@@ -89,7 +89,14 @@ pub(super) async fn fetcher<C, Args>(
                     continue;
                 }
             };
-            shared.held().insert(id.clone(), token);
+            let revoked = RevokeSignal::default();
+            shared.held().insert(
+                id.clone(),
+                Held {
+                    token,
+                    revoked: revoked.clone(),
+                },
+            );
             let task = TaskBuilder::new(args)
                 .task_id(TaskId::from_string(id.clone()))
                 .attempt(attempt.saturating_sub(1) as usize)
@@ -99,6 +106,7 @@ pub(super) async fn fetcher<C, Args>(
                     token,
                     fetched_at_ms: fetched.now_ms,
                     fetched_at,
+                    revoked,
                 })
                 .build();
             if tx.send(task).await.is_err() {
@@ -113,7 +121,14 @@ pub(super) async fn fetcher<C, Args>(
                 return;
             }
         }
-        if got == 0 {
+        if let Some(until) = fetched.throttled_until_ms {
+            // The fleet's rate limit: no token until then, whatever is pushed meanwhile.
+            let wait = Duration::from_millis((until - fetched.now_ms).max(1) as u64);
+            tokio::select! {
+                _ = tx.closed() => break,
+                _ = tokio::time::sleep(wait) => {}
+            }
+        } else if got == 0 {
             let mut sleep = shared.options.idle_poll;
             if let Some(due) = fetched.next_due_ms {
                 let until = Duration::from_millis((due - fetched.now_ms).max(1) as u64);

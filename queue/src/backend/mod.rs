@@ -83,8 +83,8 @@ impl Default for BackendOptions {
 }
 
 /// What a running task carries so its outcome can be recorded: the job id, its attempt and the
-/// lease's fencing token.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// lease's fencing token; and the signal that it was revoked.
+#[derive(Debug, Clone)]
 pub struct JobLease {
     /// Job id.
     pub id: String,
@@ -97,6 +97,52 @@ pub struct JobLease {
     pub fetched_at_ms: i64,
     /// This process's monotonic clock when that fetch returned (see [`JobLease::redis_now_ms`]).
     pub fetched_at: Instant,
+    /// Set when the job is revoked while this worker holds it (the revoke's message, or the
+    /// next lease renewal): the handler should not start it, or stop it where it can.
+    pub revoked: RevokeSignal,
+}
+
+/// Raised once when a held job is revoked; cheap to clone (every clone sees the same signal).
+#[derive(Debug, Clone, Default)]
+pub struct RevokeSignal(Arc<RevokeState>);
+
+#[derive(Debug, Default)]
+struct RevokeState {
+    raised: std::sync::atomic::AtomicBool,
+    notify: Notify,
+}
+
+impl RevokeSignal {
+    /// Raise it (idempotent): every waiter wakes.
+    pub fn raise(&self) {
+        self.0
+            .raised
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.0.notify.notify_waiters();
+    }
+
+    /// Whether it was raised.
+    pub fn is_raised(&self) -> bool {
+        self.0.raised.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Resolves once it is raised (at once if it already was).
+    pub async fn raised(&self) {
+        loop {
+            let notified = self.0.notify.notified();
+            if self.is_raised() {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// A lease held by this process: its token, and the job's revoke signal.
+#[derive(Debug, Clone)]
+struct Held {
+    token: u64,
+    revoked: RevokeSignal,
 }
 
 impl JobLease {
@@ -137,14 +183,22 @@ struct Shared<C> {
     options: BackendOptions,
     /// Free slots: `concurrency + prefetch` minus jobs leased and not yet acknowledged.
     slots: Semaphore,
-    /// Leases held by this process (id → token), renewed until acknowledged.
-    held: Mutex<HashMap<String, u64>>,
+    /// Leases held by this process, renewed until acknowledged.
+    held: Mutex<HashMap<String, Held>>,
     /// Woken by pub/sub when a job is pushed.
     wake: Notify,
 }
 
 impl<C> Shared<C> {
-    fn held(&self) -> std::sync::MutexGuard<'_, HashMap<String, u64>> {
+    /// Raise the revoke signal of job `id`, if this process holds it.
+    fn revoke_held(&self, id: &str) {
+        if let Some(h) = self.held().get(id) {
+            tracing::info!(job.id = %id, "job revoked while held here; stopping it");
+            h.revoked.raise();
+        }
+    }
+
+    fn held(&self) -> std::sync::MutexGuard<'_, HashMap<String, Held>> {
         self.held
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())

@@ -1,5 +1,5 @@
 //! The renewer task: extends the leases of jobs still running here, so only a lost worker's jobs
-//! are reaped.
+//! are reaped, and learns which of them were revoked.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,13 +20,17 @@ where
         let held: Vec<(String, u64)> = shared
             .held()
             .iter()
-            .map(|(id, a)| (id.clone(), *a))
+            .map(|(id, h)| (id.clone(), h.token))
             .collect();
         if held.is_empty() {
             continue;
         }
-        if let Err(e) = shared.queue.renew(&held).await {
-            tracing::warn!(queue = shared.queue.name(), error = %e, "lease renewal failed");
+        match shared.queue.renew(&held).await {
+            // A revoke whose message this process missed (it was reconnecting) arrives here.
+            Ok(renewed) => renewed.revoked.iter().for_each(|id| shared.revoke_held(id)),
+            Err(e) => {
+                tracing::warn!(queue = shared.queue.name(), error = %e, "lease renewal failed")
+            }
         }
     }
 }

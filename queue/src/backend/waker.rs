@@ -1,4 +1,5 @@
-//! The waker task: subscribes to the queue's push channel (pub/sub) and wakes the idle fetcher.
+//! The waker task: subscribes to the queue's push channel (pub/sub), wakes the idle fetcher on a
+//! push and raises the revoke signal of a held job named by a revoke (`revoke:<id>`).
 
 use std::sync::Arc;
 
@@ -22,8 +23,12 @@ where
                     // Anything pushed while we were not listening is picked up now.
                     shared.wake.notify_one();
                     let mut messages = pubsub.on_message();
-                    while messages.next().await.is_some() {
-                        shared.wake.notify_one();
+                    while let Some(message) = messages.next().await {
+                        let payload = message.get_payload_bytes();
+                        match payload.strip_prefix(b"revoke:") {
+                            Some(id) => shared.revoke_held(&String::from_utf8_lossy(id)),
+                            None => shared.wake.notify_one(),
+                        }
                     }
                     tracing::debug!(queue = shared.queue.name(), "wake-up subscription ended");
                 }

@@ -34,6 +34,7 @@ impl<C: ConnectionLike + Clone + Send + Sync> Queue<C> {
             .key(&k.jobs)
             .key(&k.attempts)
             .key(&k.dead)
+            .key(&k.revoked)
             .arg(&k.notify);
         for id in ids {
             inv.arg(id.as_ref());

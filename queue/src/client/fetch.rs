@@ -1,5 +1,6 @@
 //! Leasing jobs: the fetch that leases a batch (reaping lost leases and promoting due jobs on the
-//! way) and the renewal of leases still held.
+//! way, within the queue's rate limit), the renewal of leases still held, and the rate limit's
+//! token for work started outside a fetch.
 
 use redis::Value;
 use redis::aio::ConnectionLike;
@@ -43,6 +44,19 @@ pub struct Fetched {
     pub now_ms: i64,
     /// True when more jobs are waiting right now.
     pub more: bool,
+    /// With a rate limit ([`crate::RateLimit`]): jobs are waiting but the fleet's token bucket
+    /// is dry until this time (epoch ms, the Redis clock); asking again before then leases
+    /// nothing.
+    pub throttled_until_ms: Option<i64>,
+}
+
+/// What a lease renewal found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Renewed {
+    /// Leases extended.
+    pub extended: u64,
+    /// Jobs among those held that were revoked since they were leased: stop them.
+    pub revoked: Vec<String>,
 }
 
 impl<C: ConnectionLike + Clone + Send + Sync> Queue<C> {
@@ -61,17 +75,22 @@ impl<C: ConnectionLike + Clone + Send + Sync> Queue<C> {
             .key(&k.leases)
             .key(&k.lease_seq)
             .key(&k.paused)
+            .key(&k.rate)
+            .key(&k.revoked)
             .arg(max.min(MAX_FETCH))
             .arg(self.config.lease.as_millis() as u64)
             .arg(self.config.max_attempts)
             .arg(REAP_LIMIT)
             .arg(PROMOTE_LIMIT)
+            .arg(self.config.rate_limit.map_or(0.0, |r| r.per_ms()))
+            .arg(self.config.rate_limit.map_or(1, |r| r.burst))
             .invoke_async(&mut self.conn.clone())
             .await?;
-        let [reaped, next_due, now, more, rest @ ..] = reply.as_slice() else {
+        let [reaped, next_due, now, more, throttled, rest @ ..] = reply.as_slice() else {
             return Err(QueueError::Protocol("short fetch reply".into()));
         };
         let next_due = int(next_due)?;
+        let throttled = int(throttled)?;
         let mut jobs = Vec::with_capacity(rest.len() / 4);
         for job in rest.chunks(4) {
             let [id, attempt, token, stored] = job else {
@@ -91,22 +110,47 @@ impl<C: ConnectionLike + Clone + Send + Sync> Queue<C> {
             next_due_ms: (next_due >= 0).then_some(next_due),
             now_ms: int(now)?,
             more: int(more)? == 1,
+            throttled_until_ms: (throttled >= 0).then_some(throttled),
         })
     }
 
-    /// Extend the leases (`(id, token)`) of jobs still running here; returns how many were
-    /// extended. A lease that is no longer the job's current one is left alone.
-    pub async fn renew(&self, held: &[(String, u64)]) -> Result<u64, QueueError> {
-        let mut renewed = 0;
+    /// Take one token from the queue's rate limit for a job that starts outside a fetch (the
+    /// Celery bridge's): `None` when taken (or there is no limit), else how long until one is
+    /// back (nothing is taken then).
+    pub async fn take_token(&self) -> Result<Option<std::time::Duration>, QueueError> {
+        let Some(rate) = self.config.rate_limit else {
+            return Ok(None);
+        };
+        let wait_ms: u64 = scripts::RATE
+            .key(&self.keys.rate)
+            .arg(rate.per_ms())
+            .arg(rate.burst)
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        Ok((wait_ms > 0).then(|| std::time::Duration::from_millis(wait_ms)))
+    }
+
+    /// Extend the leases (`(id, token)`) of jobs still running here. A lease that is no longer
+    /// the job's current one is left alone. Also says which of these jobs were revoked.
+    pub async fn renew(&self, held: &[(String, u64)]) -> Result<Renewed, QueueError> {
+        let mut renewed = Renewed::default();
         for chunk in held.chunks(PUSH_CHUNK) {
             let mut inv = scripts::RENEW.prepare_invoke();
-            inv.key(&self.keys.running).key(&self.keys.leases);
+            inv.key(&self.keys.running)
+                .key(&self.keys.leases)
+                .key(&self.keys.revoked);
             inv.arg(self.config.lease.as_millis() as u64);
             for (id, token) in chunk {
                 inv.arg(id).arg(token);
             }
-            let n: u64 = inv.invoke_async(&mut self.conn.clone()).await?;
-            renewed += n;
+            let reply: Vec<Value> = inv.invoke_async(&mut self.conn.clone()).await?;
+            let [extended, revoked @ ..] = reply.as_slice() else {
+                return Err(QueueError::Protocol("empty renew reply".into()));
+            };
+            renewed.extended += int(extended)? as u64;
+            for id in revoked {
+                renewed.revoked.push(text(id)?);
+            }
         }
         Ok(renewed)
     }

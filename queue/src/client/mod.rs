@@ -1,6 +1,6 @@
 //! The queue client: the [`Queue`] handle on one queue, its settings and the reply decoding its
-//! operations share; the operations (push, lease, acknowledge, inspect, clean up, erase) live in
-//! one submodule per concern, each an `impl Queue` block.
+//! operations share; the operations (push, lease, acknowledge, inspect, clean up, erase,
+//! revoke) live in one submodule per concern, each an `impl Queue` block.
 
 mod ack;
 mod dead;
@@ -11,6 +11,7 @@ mod list;
 mod pause;
 mod push;
 mod retention;
+mod revoke;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,10 +23,11 @@ use crate::error::QueueError;
 use crate::keys::Keys;
 
 pub use ack::{Ack, AckReport};
-pub use fetch::{Fetched, FetchedJob};
+pub use fetch::{Fetched, FetchedJob, Renewed};
 pub use inspect::{JobInfo, JobStatus, QueueStats};
 pub use list::{JobPage, ListState, MAX_PAGE, MAX_RETRY_SCAN};
 pub use push::{NewJob, Pushed, When};
+pub use revoke::Revoked;
 
 // The fetcher's batch bound (the backend asks for no more).
 #[cfg(feature = "backend")]
@@ -49,6 +51,8 @@ pub struct QueueConfig {
     pub done_retention: Duration,
     /// How long a dead job is kept for inspection and requeueing.
     pub dead_retention: Duration,
+    /// At most this many jobs start per second across every worker (`None`: no limit).
+    pub rate_limit: Option<crate::RateLimit>,
 }
 
 impl QueueConfig {
@@ -61,6 +65,7 @@ impl QueueConfig {
             max_attempts: 5,
             done_retention: Duration::from_secs(24 * 3600),
             dead_retention: Duration::from_secs(7 * 24 * 3600),
+            rate_limit: None,
         }
     }
 }

@@ -21,6 +21,7 @@ impl<C: ConnectionLike + Clone + Send + Sync> Queue<C> {
             .key(&k.done)
             .key(&k.dead)
             .key(&k.leases)
+            .key(&k.revoked)
             .arg(self.config.done_retention.as_millis() as u64)
             .arg(self.config.dead_retention.as_millis() as u64)
             .arg(CLEANUP_LIMIT)

@@ -14,9 +14,15 @@
 //!   result backend, REVOKED.
 //! - `retries` counts against the job's attempts; `redelivered` is logged.
 //! - Unknown task, undecodable body, non-JSON serializer: dead with the reason, never dropped.
+//! - With `CELERY_EVENTS=1`, Celery's task events go out as the task moves ([`events`]).
+//! - A revoked task id (Celery's `revoke`, see [`control`]) is dead ("revoked"), never run; a job
+//!   type with a rate limit (`RATE_LIMIT_<JOB>`) takes a token from the same fleet-wide bucket as
+//!   its own queue, and a message that finds none snoozes until one is back.
 //! - With `CELERY_RESULT_BACKEND`, `celery-task-meta-<id>` gets SUCCESS/FAILURE (+ PUBLISH).
 
+pub mod control;
 pub mod envelope;
+pub mod events;
 
 use std::time::Duration;
 
@@ -154,6 +160,10 @@ pub async fn intake_loop(
 pub struct Bridge {
     /// Where result documents go, if anywhere.
     pub results: Option<ConnectionManager>,
+    /// Celery's remote control: revoked ids, and the tasks running here.
+    pub control: std::sync::Arc<control::Control>,
+    /// Celery's events (off unless `CELERY_EVENTS=1`).
+    pub events: events::Events,
 }
 
 impl Bridge {
@@ -184,6 +194,27 @@ impl Bridge {
             tracing::warn!(error = %e, "could not write the Celery result");
         }
     }
+}
+
+impl Bridge {
+    /// Send task event `kind` for task `id` with the fields `extra` makes (built only when events
+    /// are on).
+    fn task_event(&self, kind: &str, id: &str, extra: impl FnOnce() -> Value) {
+        if !self.events.enabled() {
+            return;
+        }
+        let mut fields = match extra() {
+            Value::Object(m) => m,
+            _ => serde_json::Map::new(),
+        };
+        fields.insert("uuid".into(), id.into());
+        self.events.send(kind, Value::Object(fields));
+    }
+}
+
+/// A Python-style repr of an exception, as Celery's events carry it.
+fn exception(exc_type: &str, message: &str) -> String {
+    format!("{exc_type}({message:?})")
 }
 
 fn failure(exc_type: &str, message: &str) -> Value {
@@ -233,10 +264,27 @@ async fn run_task(
     let now_ms = lease.redis_now_ms();
     if let Some(expires) = expired(task.expires, now_ms) {
         tracing::warn!(%expires, "celery task expired; not run");
+        bridge.task_event(
+            "task-revoked",
+            &task.id,
+            || json!({"terminated": false, "signum": null, "expired": true}),
+        );
         bridge
             .write_result(&task.id, "REVOKED", json!({"exc_type": "TaskRevokedError", "exc_message": ["expired"], "exc_module": "celery.exceptions"}), None)
             .await;
         return Err(AbortError::new(format!("expired at {}", expires.to_rfc3339())).into());
+    }
+    if bridge.control.is_revoked(&task.id) {
+        tracing::warn!("celery task revoked; not run");
+        bridge.task_event(
+            "task-revoked",
+            &task.id,
+            || json!({"terminated": false, "signum": null, "expired": false}),
+        );
+        bridge
+            .write_result(&task.id, "REVOKED", json!({"exc_type": "TaskRevokedError", "exc_message": ["revoked"], "exc_module": "celery.exceptions"}), None)
+            .await;
+        return Err(AbortError::new("revoked").into());
     }
     if let Some(wait) = not_due_for(task.eta, now_ms) {
         // The same job goes back to the scheduled set (no copy, no uniqueness key that could
@@ -269,13 +317,41 @@ async fn run_task(
             return Err(AbortError::new(reason).into());
         }
     };
+    // The job type's fleet-wide rate limit: no token, no run yet (a snooze costs no attempt).
+    if let Some(queue) = ctx.queues.get(spec.name) {
+        match queue.take_token().await {
+            Ok(None) => {}
+            Ok(Some(wait)) => return Err(Snooze(wait).into()),
+            Err(e) => return Err(format!("rate limit not checked: {e}").into()),
+        }
+    }
+    bridge.task_event("task-received", &task.id, || {
+        json!({
+            "name": task.task, "args": Value::from(task.args.clone()).to_string(),
+            "kwargs": Value::Object(task.kwargs.clone()).to_string(),
+            "retries": task.retries, "eta": task.eta.map(|t| t.to_rfc3339()),
+            "expires": task.expires.map(|t| t.to_rfc3339()),
+            "root_id": null, "parent_id": null,
+        })
+    });
+    bridge.task_event("task-started", &task.id, || json!({}));
+    let _running = bridge.control.running_here(
+        &task.id,
+        control::RunningTask {
+            name: task.task.clone(),
+            args: Value::from(task.args.clone()),
+            kwargs: Value::Object(task.kwargs.clone()),
+            started: Utc::now().timestamp_micros() as f64 / 1e6,
+            signal: lease.revoked.clone(),
+        },
+    );
     let started = std::time::Instant::now();
     ctx.counters.start(spec.name);
     let limit = task.time_limit.or_else(|| {
         ctx.settings
             .time_limit_for(spec.name, spec.time_limit_seconds)
     });
-    let outcome = jobs::run_named(&name, args, ctx, limit).await;
+    let outcome = jobs::run_named(&name, args, ctx, limit, &lease.revoked).await;
     ctx.counters.stop();
     let attempt = task.retries + lease.attempt;
     let counted = match &outcome {
@@ -288,8 +364,14 @@ async fn run_task(
         ctx.counters
             .record(spec.name, o, started.elapsed().as_millis() as u64);
     }
+    let runtime = started.elapsed().as_secs_f64();
     match outcome {
         Some(Ok(())) => {
+            bridge.task_event(
+                "task-succeeded",
+                &task.id,
+                || json!({"result": "None", "runtime": runtime}),
+            );
             if !task.ignore_result {
                 bridge
                     .write_result(&task.id, "SUCCESS", Value::Null, None)
@@ -298,19 +380,52 @@ async fn run_task(
             Ok(())
         }
         Some(Err(JobError::Permanent(reason))) => {
-            bridge
-                .write_result(&task.id, "FAILURE", failure("ValueError", &reason), None)
-                .await;
+            let revoked = lease.revoked.is_raised();
+            if revoked {
+                bridge.task_event(
+                    "task-revoked",
+                    &task.id,
+                    || json!({"terminated": true, "signum": null, "expired": false}),
+                );
+            } else {
+                bridge.task_event(
+                    "task-failed",
+                    &task.id,
+                    || json!({"exception": exception("ValueError", &reason), "traceback": ""}),
+                );
+            }
+            let (status, error) = if revoked {
+                (
+                    "REVOKED",
+                    json!({"exc_type": "TaskRevokedError", "exc_message": [reason], "exc_module": "celery.exceptions"}),
+                )
+            } else {
+                ("FAILURE", failure("ValueError", &reason))
+            };
+            bridge.write_result(&task.id, status, error, None).await;
             Err(AbortError::new(reason).into())
         }
         Some(Err(JobError::Retry(e))) if attempt >= spec.max_attempts => {
             let reason = format!("{e:#} (attempt {attempt} of {})", spec.max_attempts);
+            bridge.task_event(
+                "task-failed",
+                &task.id,
+                || json!({"exception": exception("RuntimeError", &reason), "traceback": ""}),
+            );
             bridge
                 .write_result(&task.id, "FAILURE", failure("RuntimeError", &reason), None)
                 .await;
             Err(AbortError::new(reason).into())
         }
-        Some(Err(JobError::Retry(e))) => Err(format!("{e:#}").into()),
+        Some(Err(JobError::Retry(e))) => {
+            let reason = format!("{e:#}");
+            bridge.task_event(
+                "task-retried",
+                &task.id,
+                || json!({"exception": exception("RuntimeError", &reason), "traceback": ""}),
+            );
+            Err(reason.into())
+        }
         Some(Err(JobError::Snooze(delay))) => {
             tracing::debug!(
                 delay_ms = delay.as_millis() as u64,
@@ -318,6 +433,14 @@ async fn run_task(
             );
             Err(Snooze(delay).into())
         }
-        None => Err(AbortError::new(format!("unknown task {:?}", task.task)).into()),
+        None => {
+            let reason = format!("unknown task {:?}", task.task);
+            bridge.task_event(
+                "task-failed",
+                &task.id,
+                || json!({"exception": exception("NotRegistered", &reason), "traceback": ""}),
+            );
+            Err(AbortError::new(reason).into())
+        }
     }
 }

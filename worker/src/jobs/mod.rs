@@ -54,6 +54,28 @@ pub async fn run_limited<T: Job>(
     }
 }
 
+/// Run `job` like [`run_limited`], and stop it when `revoked` is raised (dropped at its next
+/// await: a failed run that is dead at once, never retried). A job with
+/// [`Job::LIMITS_ITS_WRITES`] is not stopped: it finishes (in milliseconds), so its erasure undo
+/// always runs.
+pub async fn run_revocable<T: Job>(
+    job: T,
+    ctx: &crate::context::JobContext,
+    limit: Option<std::time::Duration>,
+    revoked: &queue::backend::RevokeSignal,
+) -> Result<(), JobError> {
+    if T::LIMITS_ITS_WRITES {
+        return run_limited(job, ctx, limit).await;
+    }
+    tokio::select! {
+        result = run_limited(job, ctx, limit) => result,
+        () = revoked.raised() => {
+            tracing::warn!("revoked while running; stopped");
+            Err(JobError::Permanent("revoked while running: stopped".into()))
+        }
+    }
+}
+
 /// Run `work` for at most `limit`: past it the work is dropped (cancelled at its next await: a
 /// database call in flight is abandoned and its connection discarded) and the run is a failed
 /// attempt with the reason, retried or dead by the usual rules.
@@ -80,25 +102,27 @@ pub async fn within_time_limit(
 }
 
 /// Decode `args` for job `name` and run it (the Celery bridge's dynamic dispatch) within `limit`
-/// ([`within_time_limit`]), in the same `job` span and behind the same panic guard as every
-/// other job. `None` when no job has that name.
+/// and until `revoked` ([`run_revocable`]), in the same `job` span and behind the same panic
+/// guard as every other job. `None` when no job has that name.
 pub async fn run_named(
     name: &str,
     args: serde_json::Value,
     ctx: &crate::context::JobContext,
     limit: Option<std::time::Duration>,
+    revoked: &queue::backend::RevokeSignal,
 ) -> Option<Result<(), JobError>> {
     async fn go<T: Job>(
         args: serde_json::Value,
         ctx: &crate::context::JobContext,
         limit: Option<std::time::Duration>,
+        revoked: &queue::backend::RevokeSignal,
     ) -> Result<(), JobError> {
         use futures::FutureExt as _;
         use tracing::Instrument as _;
         let job = domain::args::decode::<T>(args)
             .map_err(|e| JobError::Permanent(format!("invalid arguments: {e}")))?;
         let span = tracing::info_span!("job", job.name = T::NAME);
-        match std::panic::AssertUnwindSafe(run_limited(job, ctx, limit).instrument(span))
+        match std::panic::AssertUnwindSafe(run_revocable(job, ctx, limit, revoked).instrument(span))
             .catch_unwind()
             .await
         {
@@ -112,7 +136,7 @@ pub async fn run_named(
     macro_rules! dispatch {
         ($($job:ident),*) => {
             match name {
-                $($job::NAME => Some(go::<$job>(args, ctx, limit).await),)*
+                $($job::NAME => Some(go::<$job>(args, ctx, limit, revoked).await),)*
                 _ => None,
             }
         };

@@ -411,7 +411,7 @@ async fn reply(
 }
 
 /// Listen on Celery's broadcast channel of Redis database `db` until `stop`, answering as
-/// [`handle`] says; reconnects forever, and reads the revoked ids again at each subscription.
+/// `handle` says; reconnects forever, and reads the revoked ids again at each subscription.
 pub async fn control_loop(
     redis_url: String,
     db: i64,

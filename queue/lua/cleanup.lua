@@ -1,6 +1,7 @@
 -- Remove finished jobs past their retention, a bounded step per call.
 -- KEYS: 1 jobs, 2 attempts, 3 errors, 4 done, 5 dead, 6 leases, 7 revoked. ARGV: 1 done retention ms,
--- 2 dead retention ms, 3 limit. Revoke marks older than both retentions go too (their job ended long ago).
+-- 2 dead retention ms, 3 limit. The oldest revoke marks (up to the limit) whose job has ended or is
+-- gone are removed too: only a job that may still run needs its mark.
 -- Returns {done removed, dead removed}.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -17,6 +18,11 @@ for i, age in ipairs({ARGV[1], ARGV[2]}) do
   end
   out[i] = #ids
 end
-local keep = math.max(tonumber(ARGV[1]), tonumber(ARGV[2]))
-redis.call('ZREMRANGEBYSCORE', KEYS[7], '-inf', now - keep)
+local marks = redis.call('ZRANGE', KEYS[7], 0, tonumber(ARGV[3]) - 1)
+for _, id in ipairs(marks) do
+  if redis.call('HEXISTS', KEYS[1], id) == 0 or redis.call('ZSCORE', KEYS[4], id)
+      or redis.call('ZSCORE', KEYS[5], id) then
+    redis.call('ZREM', KEYS[7], id)
+  end
+end
 return out

@@ -1,17 +1,23 @@
--- Take one token from a queue's token bucket (the one fetch.lua leases by), for work that starts
--- outside a fetch (the Celery bridge's messages). KEYS: 1 rate. ARGV: 1 tokens per ms, 2 bucket size.
--- Returns 0 when a token was taken, else the milliseconds until one is back (nothing is taken).
+-- Take one token from a queue's token bucket (the one fetch.lua leases by) for work that starts
+-- outside a fetch (the Celery bridge's messages). KEYS: 1 rate, 2 this message's reservation.
+-- ARGV: 1 tokens per ms, 2 bucket size, 3 how long a reservation outlives its slot (ms).
+-- Returns 0: run now (a token was taken, or this message's reserved slot has come). Else the
+-- milliseconds until the slot reserved for it: the token is taken now (the bucket goes below
+-- zero, so fetches wait for it too) and the reservation is kept, so the message, back at its
+-- slot, runs without asking again. Waiting messages thus come back one slot apart, in order,
+-- instead of all at the next token.
+if redis.call('DEL', KEYS[2]) == 1 then return 0 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local rate, burst = tonumber(ARGV[1]), tonumber(ARGV[2])
+local rate, burst = tonumber(ARGV[1]), math.max(1, tonumber(ARGV[2]))
 local b = redis.call('HMGET', KEYS[1], 't', 'at')
 local tokens = tonumber(b[1]) or burst
 local at = tonumber(b[2]) or now
-if now > at then
-  tokens = math.min(burst, tokens + (now - at) * rate)
-  at = now
-end
-if tokens < 1 then return math.max(1, math.ceil((1 - tokens) / rate)) end
-redis.call('HSET', KEYS[1], 't', string.format('%.6f', tokens - 1), 'at', at)
-redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate) + 1000)
-return 0
+if now > at then tokens = math.min(burst, tokens + (now - at) * rate) end
+tokens = tokens - 1
+redis.call('HSET', KEYS[1], 't', string.format('%.6f', tokens), 'at', now)
+redis.call('PEXPIRE', KEYS[1], string.format('%d', math.ceil((burst - tokens) / rate) + 1000))
+if tokens >= 0 then return 0 end
+local wait = math.ceil(-tokens / rate)
+redis.call('SET', KEYS[2], '1', 'PX', string.format('%d', wait + tonumber(ARGV[3])))
+return wait

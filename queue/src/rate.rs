@@ -40,7 +40,7 @@ impl RateLimit {
 
 /// Why a rate limit does not parse.
 #[derive(Debug, thiserror::Error)]
-#[error("expected <number>/s, /m or /h (e.g. 100/s), with a number above 0: {0}")]
+#[error("expected <number>/s, /m or /h (e.g. 100/s), from one a day to a million a second: {0}")]
 pub struct RateLimitError(String);
 
 impl FromStr for RateLimit {
@@ -59,7 +59,8 @@ impl FromStr for RateLimit {
             .trim()
             .parse()
             .map_err(|e| RateLimitError(format!("{e}")))?;
-        if !n.is_finite() || n <= 0.0 || n / per > 1_000_000.0 {
+        // At least one a day (a bucket that refills slower would outlive any sensible key TTL).
+        if !n.is_finite() || n <= 0.0 || n / per > 1_000_000.0 || n / per < 1.0 / 86_400.0 {
             return Err(RateLimitError(format!("{n} is out of range")));
         }
         Ok(Self::per_second(n / per))
@@ -76,7 +77,9 @@ mod tests {
         assert_eq!("7".parse::<RateLimit>().unwrap().per_second, 7.0);
         assert_eq!("36/h".parse::<RateLimit>().unwrap().per_second, 0.01);
         assert_eq!("2500/s".parse::<RateLimit>().unwrap().burst, 250);
-        for bad in ["", "/s", "fast", "10/d", "-1/s", "0", "NaN/s", "inf/s"] {
+        for bad in [
+            "", "/s", "fast", "10/d", "-1/s", "0", "NaN/s", "inf/s", "0.01/h",
+        ] {
             assert!(bad.parse::<RateLimit>().is_err(), "{bad}");
         }
     }

@@ -59,8 +59,42 @@ async fn a_rate_limit_leases_what_the_shared_bucket_holds_and_says_when_to_come_
     assert!((0..=1100).contains(&ttl), "{ttl}");
 }
 
-/// A waiting, scheduled or retrying job is dead at once with the reason; a running one is
-/// marked: the renewal reports it, and whatever its run's outcome, no fetch leases it again.
+/// Work started outside a fetch (the Celery bridge) takes from the same bucket: a holder that
+/// finds it dry gets the slot reserved for it, one rate step after the last, and at that slot
+/// runs without taking another token; fetches wait for the debt too.
+#[tokio::test]
+async fn a_dry_bucket_reserves_slots_in_order_for_the_celery_bridge() {
+    let t = TestRedis::new().await;
+    let mut cfg = t.config("reserve");
+    cfg.rate_limit = Some(RateLimit {
+        per_second: 10.0,
+        burst: 1,
+    });
+    let q = t.queue(cfg);
+    assert_eq!(q.take_token("a").await.unwrap(), None);
+    let b = q.take_token("b").await.unwrap().expect("b waits");
+    let c = q.take_token("c").await.unwrap().expect("c waits");
+    // One slot (100 ms) apart, less the time between the calls.
+    assert!((50..=100).contains(&b.as_millis()), "{b:?}");
+    assert!(
+        (80..=100).contains(&(c.as_millis() - b.as_millis())),
+        "{b:?} {c:?}"
+    );
+    // Back at its slot (or early), b runs without a new token; c's slot is still c's.
+    assert_eq!(q.take_token("b").await.unwrap(), None);
+    // A fetch finds the bucket in debt and says when a token is back (after c's slot).
+    q.push(NewJob::new("{}")).await.unwrap();
+    let f = q.fetch(1).await.unwrap();
+    assert!(f.jobs.is_empty());
+    let wait = f.throttled_until_ms.unwrap() - f.now_ms;
+    assert!((200..=300).contains(&wait), "{wait} ms");
+    // A holder that is no job id reserves under no key of its own.
+    assert!(q.take_token("bad key:x").await.unwrap().is_some());
+}
+
+/// A scheduled or retrying job is dead at once with the reason; a queued one when the fetch
+/// reaches it, never leased; a running one is marked: the renewal reports it, and whatever its
+/// run's outcome, no fetch leases it again.
 /// Done and unknown jobs are left alone; a requeued revoked job runs.
 #[tokio::test]
 async fn a_revoked_job_never_starts_and_a_running_one_is_never_leased_again() {
@@ -82,13 +116,16 @@ async fn a_revoked_job_never_starts_and_a_running_one_is_never_leased_again() {
         q.revoke(&later.id, "revoked by test").await.unwrap(),
         Revoked::Waiting
     );
-    for id in [&waiting.id, &later.id] {
-        let info = q.job(id).await.unwrap().unwrap();
-        assert_eq!(info.status, JobStatus::Dead);
-        assert_eq!(info.last_error.as_deref(), Some("revoked by test"));
-    }
+    let info = q.job(&later.id).await.unwrap().unwrap();
+    assert_eq!(info.status, JobStatus::Dead);
+    assert_eq!(info.last_error.as_deref(), Some("revoked by test"));
     let s = q.stats().await.unwrap();
-    assert_eq!((s.queued, s.scheduled, s.dead), (0, 0, 2));
+    assert_eq!((s.queued, s.scheduled, s.dead), (1, 0, 1));
+    // The queued one: the fetch that reaches it does not lease it.
+    assert!(q.fetch(10).await.unwrap().jobs.is_empty());
+    let info = q.job(&waiting.id).await.unwrap().unwrap();
+    assert_eq!((info.status, info.attempts), (JobStatus::Dead, 0));
+    assert!(info.last_error.unwrap().starts_with("revoked"));
 
     // Running: told on the notify channel, and by the next renewal.
     let client = redis::Client::open(testkit::redis_url()).unwrap();
@@ -140,4 +177,25 @@ async fn a_revoked_job_never_starts_and_a_running_one_is_never_leased_again() {
     let again = q.fetch(10).await.unwrap();
     assert_eq!(again.jobs.len(), 1);
     assert_eq!(again.jobs[0].id, running.id);
+
+    // A mark outlives its job's run only until the job has ended: revoked while running, the run
+    // finishes (done), and the next cleanup drops the mark.
+    assert_eq!(q.revoke(&running.id, "x").await.unwrap(), Revoked::Running);
+    q.ack(&[Ack::Done {
+        id: running.id.clone(),
+        token: again.jobs[0].token,
+    }])
+    .await
+    .unwrap();
+    let marks = || async {
+        let n: u64 = redis::cmd("ZCARD")
+            .arg(&q.keys().revoked)
+            .query_async(&mut t.conn.clone())
+            .await
+            .unwrap();
+        n
+    };
+    assert_eq!(marks().await, 1);
+    q.cleanup_step().await.unwrap();
+    assert_eq!(marks().await, 0);
 }

@@ -108,7 +108,9 @@ async fn revoke_stops_a_running_job_and_keeps_waiting_ones_from_ever_starting() 
     let worker = InProcessWorker::start(ctx.clone());
     let running = eventually(Duration::from_secs(20), "A's job running", || async {
         let page = q.list(ListState::Running, 0, 10).await.ok()?;
-        page.jobs.into_iter().next()
+        page.jobs
+            .into_iter()
+            .find(|j| j.payload.contains(&hashed[0]))
     })
     .await;
     // B's login job runs and finishes meanwhile.
@@ -134,7 +136,8 @@ async fn revoke_stops_a_running_job_and_keeps_waiting_ones_from_ever_starting() 
         "{stopped:?}"
     );
     assert_eq!(stopped.attempts, 1, "a revoked job is not retried");
-    // The scheduled one fell due meanwhile and never ran; the worker still runs new jobs.
+    // The CLI's revoke held: the scheduled job's time came and went, and it was never leased
+    // (attempts 0). The worker still runs new jobs.
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let info = q.job(&later.id).await.unwrap().unwrap();
     assert_eq!((info.status, info.attempts), (JobStatus::Dead, 0));

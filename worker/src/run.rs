@@ -134,9 +134,16 @@ fn worker_for<T: Job>(
 ) -> Option<(LocalBoxFuture<'static, ()>, Driver)> {
     let queue = ctx.queues.get(T::NAME)?.clone();
     let concurrency = ctx.settings.concurrency_for(T::NAME);
+    // A rate-limited queue leases a job only for a free slot: a prefetched job would start
+    // whenever a slot frees, so starts could bunch beyond the rate.
+    let prefetch = if queue.config().rate_limit.is_some() {
+        0
+    } else {
+        concurrency * 2
+    };
     let options = BackendOptions {
         concurrency,
-        prefetch: concurrency * 2,
+        prefetch,
         ..BackendOptions::default()
     };
     let (backend, driver) = RedisBackend::<T>::new(queue, options, Some(redis_client.clone()));

@@ -405,18 +405,21 @@ pub struct RevokeView {
     pub job_id: String,
     /// The job name.
     pub name: &'static str,
-    /// `revoked`: the job was waiting (queued, scheduled or retrying) and is dead now, never run;
-    /// `stopping`: it was running, its worker is told to stop it, and nothing runs it again.
+    /// `revoked`: the job was waiting (queued, scheduled or retrying) and never runs (dead now,
+    /// or when a fetch reaches it); `stopping`: it was running, its worker is told to stop it,
+    /// and nothing runs it again.
     #[schema(example = "revoked")]
     pub revoke: &'static str,
 }
 
 /// Revoke a job: it never starts (again), and a running one is told to stop where it can be.
 ///
-/// A waiting job becomes dead with the reason `revoked` (an operator may still requeue it). A
-/// running job's worker stops it at its next await (the jobs that write an anonymous session
-/// finish their write, in milliseconds), and it is dead; whatever its run's outcome, no worker
-/// leases it again. A job already done or dead is 409; an unknown id 404.
+/// A scheduled or retrying job becomes dead at once, a queued one when a fetch reaches it (never
+/// leased), with a reason starting `revoked` (an operator may still requeue it). A running job's
+/// worker stops it at its next await and it is dead, unless it finished first (the jobs that
+/// write an anonymous session are not interrupted: they run to the end, in milliseconds);
+/// whatever its run's outcome, no worker leases it again. A job already done or dead is 409; an
+/// unknown id 404.
 #[utoipa::path(
     delete,
     path = "/v1/jobs/{name}/{id}",

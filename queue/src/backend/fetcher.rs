@@ -90,8 +90,8 @@ pub(super) async fn fetcher<C, Args>(
                 }
             };
             let revoked = RevokeSignal::default();
-            shared.held().insert(
-                id.clone(),
+            shared.hold(
+                &id,
                 Held {
                     token,
                     revoked: revoked.clone(),

@@ -185,17 +185,52 @@ struct Shared<C> {
     slots: Semaphore,
     /// Leases held by this process, renewed until acknowledged.
     held: Mutex<HashMap<String, Held>>,
+    /// Revokes of jobs this process did not hold when told (most are other workers'), kept a
+    /// short while: a job leased here just before its revoke's message arrived, but put in
+    /// `held` just after, is found here. Locked only while `held` is.
+    unseen_revokes: Mutex<std::collections::VecDeque<(Instant, String)>>,
     /// Woken by pub/sub when a job is pushed.
     wake: Notify,
 }
 
 impl<C> Shared<C> {
-    /// Raise the revoke signal of job `id`, if this process holds it.
+    /// Raise the revoke signal of job `id` if this process holds it; else remember the revoke
+    /// for a while ([`Shared::hold`] looks there).
     fn revoke_held(&self, id: &str) {
-        if let Some(h) = self.held().get(id) {
+        let held = self.held();
+        if let Some(h) = held.get(id) {
             tracing::info!(job.id = %id, "job revoked while held here; stopping it");
             h.revoked.raise();
+            return;
         }
+        let mut unseen = self.unseen();
+        let now = Instant::now();
+        while unseen
+            .front()
+            .is_some_and(|(at, _)| now.duration_since(*at) > UNSEEN_REVOKE_TTL)
+            || unseen.len() >= UNSEEN_REVOKE_MAX
+        {
+            unseen.pop_front();
+        }
+        unseen.push_back((now, id.to_owned()));
+        drop(held);
+    }
+
+    /// Hold lease `id`: renewed until acknowledged; its signal is raised at once if its revoke
+    /// arrived before (while `held` did not have it yet).
+    fn hold(&self, id: &str, lease: Held) {
+        let mut held = self.held();
+        if self.unseen().iter().any(|(_, r)| r == id) {
+            tracing::info!(job.id = %id, "job revoked as it was leased; not starting it");
+            lease.revoked.raise();
+        }
+        held.insert(id.to_owned(), lease);
+    }
+
+    fn unseen(&self) -> std::sync::MutexGuard<'_, std::collections::VecDeque<(Instant, String)>> {
+        self.unseen_revokes
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn held(&self) -> std::sync::MutexGuard<'_, HashMap<String, Held>> {
@@ -249,6 +284,7 @@ where
             queue,
             slots: Semaphore::new(capacity),
             held: Mutex::new(HashMap::new()),
+            unseen_revokes: Mutex::new(std::collections::VecDeque::new()),
             wake: Notify::new(),
             options,
         });
@@ -277,6 +313,11 @@ where
         )
     }
 }
+
+/// How long a revoke of a job not held here is remembered ([`Shared::revoke_held`]).
+const UNSEEN_REVOKE_TTL: Duration = Duration::from_secs(30);
+/// At most this many such revokes are remembered.
+const UNSEEN_REVOKE_MAX: usize = 1024;
 
 /// Delay before retrying a failed Redis call (the n-th in a row).
 fn redis_backoff(failures: u32) -> Duration {

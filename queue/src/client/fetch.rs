@@ -15,6 +15,9 @@ pub const MAX_FETCH: usize = 1000;
 const REAP_LIMIT: usize = 200;
 /// Due scheduled jobs promoted per fetch.
 const PROMOTE_LIMIT: usize = 1000;
+/// How long a Celery message's reserved rate-limit slot is kept after the slot (a message late
+/// for its slot still finds it).
+const RESERVATION_GRACE_MS: u64 = 3_600_000;
 
 /// A leased job.
 #[derive(Debug, Clone)]
@@ -114,17 +117,29 @@ impl<C: ConnectionLike + Clone + Send + Sync> Queue<C> {
         })
     }
 
-    /// Take one token from the queue's rate limit for a job that starts outside a fetch (the
-    /// Celery bridge's): `None` when taken (or there is no limit), else how long until one is
-    /// back (nothing is taken then).
-    pub async fn take_token(&self) -> Result<Option<std::time::Duration>, QueueError> {
+    /// Take one token from the queue's rate limit for work that starts outside a fetch (the
+    /// Celery bridge's message `holder`, a job id of its intake queue): `None` to run now (or
+    /// there is no limit), else how long until the slot reserved for it. Called again at that
+    /// slot, it answers `None` without taking another token (`rate.lua`).
+    pub async fn take_token(
+        &self,
+        holder: &str,
+    ) -> Result<Option<std::time::Duration>, QueueError> {
         let Some(rate) = self.config.rate_limit else {
             return Ok(None);
         };
+        // Only a well-formed job id reaches a key name; any other holder reserves nothing.
+        let holder = if crate::id::is_valid_job_id(holder) {
+            holder
+        } else {
+            "-"
+        };
         let wait_ms: u64 = scripts::RATE
             .key(&self.keys.rate)
+            .key(format!("{}:held:{holder}", self.keys.rate))
             .arg(rate.per_ms())
             .arg(rate.burst)
+            .arg(RESERVATION_GRACE_MS)
             .invoke_async(&mut self.conn.clone())
             .await?;
         Ok((wait_ms > 0).then(|| std::time::Duration::from_millis(wait_ms)))

@@ -9,7 +9,8 @@ use crate::scripts;
 /// What a revoke found and did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Revoked {
-    /// The job was waiting (queued, scheduled or retrying): it is dead now, with the reason.
+    /// The job was waiting: scheduled or retrying ones are dead now, with the reason; a queued
+    /// one is marked, and the fetch that reaches it makes it dead instead of leasing it.
     Waiting,
     /// The job was running: no fetch leases it again, and its worker is told to stop it.
     Running,
@@ -35,8 +36,8 @@ impl Revoked {
 }
 
 impl<C: ConnectionLike + Clone + Send + Sync> Queue<C> {
-    /// Revoke job `id`: a waiting job goes to dead with `reason`; a running one is marked so
-    /// that nothing runs it again and its worker is told (on [`crate::Keys::notify`]) to stop it.
+    /// Revoke job `id` ([`Revoked`] says how): it never starts again, and a running one's worker
+    /// is told (on [`crate::Keys::notify`]) to stop it.
     pub async fn revoke(&self, id: &str, reason: &str) -> Result<Revoked, QueueError> {
         let k = &self.keys;
         let said: String = scripts::REVOKE

@@ -64,6 +64,8 @@ pub struct NodeInfo {
 /// A Celery task running here.
 #[derive(Debug, Clone)]
 pub struct RunningTask {
+    /// The Celery task id (two messages may carry the same one).
+    pub task_id: String,
     /// The task's name as sent.
     pub name: String,
     /// Positional arguments.
@@ -79,12 +81,12 @@ pub struct RunningTask {
 /// While alive, a running task can be stopped by a revoke with `terminate`.
 pub struct Running<'a> {
     control: &'a Control,
-    task_id: String,
+    job_id: String,
 }
 
 impl Drop for Running<'_> {
     fn drop(&mut self) {
-        self.control.running().remove(&self.task_id);
+        self.control.running().remove(&self.job_id);
     }
 }
 
@@ -117,13 +119,13 @@ impl Control {
             .contains(task_id)
     }
 
-    /// Note task `task_id` as running here until the guard is dropped; a revoke with `terminate`
-    /// raises its signal.
-    pub fn running_here(&self, task_id: &str, task: RunningTask) -> Running<'_> {
-        self.running().insert(task_id.to_owned(), task);
+    /// Note `task` as running here, as intake job `job_id`, until the guard is dropped; a revoke
+    /// of its task id with `terminate` raises its signal.
+    pub fn running_here(&self, job_id: &str, task: RunningTask) -> Running<'_> {
+        self.running().insert(job_id.to_owned(), task);
         Running {
             control: self,
-            task_id: task_id.to_owned(),
+            job_id: job_id.to_owned(),
         }
     }
 
@@ -163,15 +165,19 @@ impl Control {
             .zremrangebyrank(&self.key, 0, -(REVOKED_MAX + 1))
             .ignore();
         pipe.query_async::<()>(conn).await?;
-        self.revoked
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .extend(ids.iter().cloned());
+        let kept = {
+            let mut revoked = self.revoked.write().unwrap_or_else(|p| p.into_inner());
+            revoked.extend(ids.iter().cloned());
+            revoked.len()
+        };
+        // Redis keeps the newest REVOKED_MAX; so does memory, give or take a reload.
+        if kept > 2 * REVOKED_MAX as usize {
+            self.load(conn).await?;
+        }
         if terminate {
-            let running = self.running();
-            for id in ids {
-                if let Some(task) = running.get(id) {
-                    tracing::info!(task.id = %id, "celery task revoked with terminate; stopping it");
+            for task in self.running().values() {
+                if ids.contains(&task.task_id) {
+                    tracing::info!(task.id = %task.task_id, "celery task revoked with terminate; stopping it");
                     task.signal.raise();
                 }
             }
@@ -212,10 +218,10 @@ impl Control {
         let running = self.running();
         Value::Array(
             running
-                .iter()
-                .map(|(id, t)| {
+                .values()
+                .map(|t| {
                     json!({
-                        "id": id, "name": t.name, "type": t.name,
+                        "id": t.task_id, "name": t.name, "type": t.name,
                         "args": t.args, "kwargs": t.kwargs,
                         "hostname": self.node, "time_start": t.started,
                         "acknowledged": true, "worker_pid": std::process::id(),

@@ -319,7 +319,7 @@ async fn run_task(
     };
     // The job type's fleet-wide rate limit: no token, no run yet (a snooze costs no attempt).
     if let Some(queue) = ctx.queues.get(spec.name) {
-        match queue.take_token().await {
+        match queue.take_token(&lease.id).await {
             Ok(None) => {}
             Ok(Some(wait)) => return Err(Snooze(wait).into()),
             Err(e) => return Err(format!("rate limit not checked: {e}").into()),
@@ -336,8 +336,9 @@ async fn run_task(
     });
     bridge.task_event("task-started", &task.id, || json!({}));
     let _running = bridge.control.running_here(
-        &task.id,
+        &lease.id,
         control::RunningTask {
+            task_id: task.id.clone(),
             name: task.task.clone(),
             args: Value::from(task.args.clone()),
             kwargs: Value::Object(task.kwargs.clone()),

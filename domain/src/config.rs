@@ -100,41 +100,8 @@ impl Settings {
             })
             .map(|(job, k, v)| parse::<usize>(k, v).map(|n| (job, n.max(1))))
             .collect::<Result<_, _>>()?;
-        let time_limit_overrides = vars
-            .iter()
-            .filter_map(|(k, v)| {
-                let job = k.strip_prefix("JOB_TIME_LIMIT_")?;
-                Some((job.to_ascii_lowercase(), k, v))
-            })
-            .map(|(job, k, v)| {
-                if crate::registry::find(&job).is_none() {
-                    return Err(ConfigError {
-                        var: k.clone(),
-                        value: v.clone(),
-                        reason: format!("there is no job {job:?}"),
-                    });
-                }
-                parse::<u64>(k, v).map(|n| (job, n))
-            })
-            .collect::<Result<_, _>>()?;
-        let rate_limits = vars
-            .iter()
-            .filter_map(|(k, v)| {
-                let job = k.strip_prefix("RATE_LIMIT_")?;
-                Some((job.to_ascii_lowercase(), k, v))
-            })
-            .filter(|(_, _, v)| !v.is_empty())
-            .map(|(job, k, v)| {
-                if crate::registry::find(&job).is_none() {
-                    return Err(ConfigError {
-                        var: k.clone(),
-                        value: v.clone(),
-                        reason: format!("there is no job {job:?}"),
-                    });
-                }
-                parse::<queue::RateLimit>(k, v).map(|r| (job, r))
-            })
-            .collect::<Result<_, _>>()?;
+        let time_limit_overrides = per_job::<u64>(vars, "JOB_TIME_LIMIT_")?;
+        let rate_limits = per_job::<queue::RateLimit>(vars, "RATE_LIMIT_")?;
         Ok(Self {
             database_url: get("DATABASE_URL")
                 .unwrap_or(DEFAULT_DATABASE_URL)
@@ -210,6 +177,34 @@ where
         Some(v) => parse(var, v).map(Some),
         None => Ok(None),
     }
+}
+
+/// The variables `<prefix><JOB>` (any case) by job name, each parsed as `T`; empty ones are
+/// unset, and a name that is no job is refused (a typo must not pass as "no limit").
+fn per_job<T: FromStr>(
+    vars: &HashMap<String, String>,
+    prefix: &str,
+) -> Result<HashMap<String, T>, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    vars.iter()
+        .filter(|(_, v)| !v.is_empty())
+        .filter_map(|(k, v)| {
+            let job = k.strip_prefix(prefix)?.to_ascii_lowercase();
+            Some((job, k, v))
+        })
+        .map(|(job, k, v)| {
+            if crate::registry::find(&job).is_none() {
+                return Err(ConfigError {
+                    var: k.clone(),
+                    value: v.clone(),
+                    reason: format!("there is no job {job:?}"),
+                });
+            }
+            parse::<T>(k, v).map(|x| (job, x))
+        })
+        .collect()
 }
 
 /// A yes/no variable: `1`, `true`, `yes`, `on` or `0`, `false`, `no`, `off`; unset or empty: no.

@@ -355,3 +355,20 @@ impl Drop for TestApi {
         }
     }
 }
+
+/// A live anonymous session document for fingerprint `fp` with `pages` views, as the web tier
+/// writes it (`anon_session:<fp>`), for jobs sent without the API (the Celery client's).
+pub async fn put_anon_session(conn: &redis::aio::ConnectionManager, fp: &str, pages: u32) {
+    use redis::AsyncCommands as _;
+    let now = chrono::Utc::now().to_rfc3339();
+    let doc = serde_json::json!({
+        "session_id": uuid::Uuid::new_v4(), "device_fingerprint": fp,
+        "started_at": now, "last_activity": now,
+        "pages_visited": pages, "landing_page": "/", "referrer": "", "is_active": true
+    });
+    let _: () = conn
+        .clone()
+        .set(format!("anon_session:{fp}"), doc.to_string())
+        .await
+        .expect("write the session document");
+}

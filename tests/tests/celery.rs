@@ -24,17 +24,7 @@ async fn celery_clients_feed_the_worker_unchanged() {
     let ctx = job_context(&db, &redis, &[("CELERY_RESULT_BACKEND", &redis_url())]);
     let fps = [redis.token("fp"), redis.token("fp"), redis.token("fp")];
     for (i, fp) in fps.iter().enumerate() {
-        let doc = json!({
-            "session_id": Uuid::new_v4(), "device_fingerprint": fp,
-            "started_at": Utc::now().to_rfc3339(), "last_activity": Utc::now().to_rfc3339(),
-            "pages_visited": 5 + i, "landing_page": "/", "referrer": "", "is_active": true
-        });
-        let _: () = ctx
-            .redis
-            .clone()
-            .set(format!("anon_session:{fp}"), doc.to_string())
-            .await
-            .unwrap();
+        tests::put_anon_session(&ctx.redis, fp, 5 + i as u32).await;
     }
     let worker = InProcessWorker::start(ctx.clone());
 

@@ -6,7 +6,6 @@
 
 use std::time::Duration;
 
-use chrono::Utc;
 use domain::args::JobArgs;
 use queue::{JobStatus, ListState, NewJob, When};
 use redis::AsyncCommands;
@@ -215,15 +214,7 @@ async fn celery_revoke_reaches_the_bridge_and_survives_a_restart() {
     let mut conn = redis.conn.clone();
     let fps = [redis.token("fp"), redis.token("fp"), redis.token("fp")];
     for fp in &fps {
-        let doc = json!({
-            "session_id": Uuid::new_v4(), "device_fingerprint": fp,
-            "started_at": Utc::now().to_rfc3339(), "last_activity": Utc::now().to_rfc3339(),
-            "pages_visited": 5, "landing_page": "/", "referrer": "", "is_active": true
-        });
-        let _: () = conn
-            .set(format!("anon_session:{fp}"), doc.to_string())
-            .await
-            .unwrap();
+        tests::put_anon_session(&conn, fp, 5).await;
     }
     let worker = spawn_worker(env.clone());
     let base = vec![redis_url(), celery_queue.clone(), redis_url()];
@@ -358,18 +349,10 @@ async fn flower_lists_celeriac_workers_and_the_celery_tasks_they_ran() {
     env.insert("CELERY_EVENTS".into(), "1".into());
     env.insert("CELERY_QUEUES".into(), celery_queue.clone());
     env.insert("CELERY_RESULT_BACKEND".into(), redis_url());
-    let mut conn = redis.conn.clone();
+    let conn = redis.conn.clone();
     let fps = [redis.token("fp"), redis.token("fp")];
     for fp in &fps {
-        let doc = json!({
-            "session_id": Uuid::new_v4(), "device_fingerprint": fp,
-            "started_at": Utc::now().to_rfc3339(), "last_activity": Utc::now().to_rfc3339(),
-            "pages_visited": 5, "landing_page": "/", "referrer": "", "is_active": true
-        });
-        let _: () = conn
-            .set(format!("anon_session:{fp}"), doc.to_string())
-            .await
-            .unwrap();
+        tests::put_anon_session(&conn, fp, 5).await;
     }
     let port = testkit::free_port();
     let _flower = testkit::command(&celery)

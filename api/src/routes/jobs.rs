@@ -359,6 +359,27 @@ fn split_timing(mut args: Map<String, Value>, prefix: &str) -> Result<(Value, Wh
     Ok((Value::Object(args), when))
 }
 
+/// The job type named `name` and its queue, for job `id`: 404 for an unknown name or a
+/// malformed id (which no job has).
+fn job_queue<'s>(
+    state: &'s AppState,
+    name: &str,
+    id: &str,
+) -> Result<
+    (
+        &'static domain::registry::JobSpec,
+        &'s queue::Queue<redis::aio::ConnectionManager>,
+    ),
+    ApiError,
+> {
+    let spec = domain::registry::find(name).ok_or_else(|| ApiError::unknown_job(name))?;
+    let queue = state.queue(spec.name)?;
+    if !queue::id::is_valid_job_id(id) {
+        return Err(ApiError::not_found(format!("no {name} job has id {id:?}")));
+    }
+    Ok((spec, queue))
+}
+
 /// One job's status. Unknown job names and unknown or malformed ids are 404.
 #[utoipa::path(
     get,
@@ -382,12 +403,8 @@ pub async fn status(
     State(state): State<AppState>,
     Path((name, id)): Path<(String, String)>,
 ) -> Result<Json<JobView>, ApiError> {
-    let spec = domain::registry::find(&name).ok_or_else(|| ApiError::unknown_job(&name))?;
-    let queue = state.queue(spec.name)?;
+    let (spec, queue) = job_queue(&state, &name, &id)?;
     let not_found = || ApiError::not_found(format!("no {name} job has id {id:?}"));
-    if !queue::id::is_valid_job_id(&id) {
-        return Err(not_found());
-    }
     let info = queue.job(&id).await?.ok_or_else(not_found)?;
     Ok(Json(JobView {
         id: info.id,
@@ -443,12 +460,8 @@ pub async fn revoke(
     State(state): State<AppState>,
     Path((name, id)): Path<(String, String)>,
 ) -> Result<Json<RevokeView>, ApiError> {
-    let spec = domain::registry::find(&name).ok_or_else(|| ApiError::unknown_job(&name))?;
-    let queue = state.queue(spec.name)?;
+    let (spec, queue) = job_queue(&state, &name, &id)?;
     let not_found = || ApiError::not_found(format!("no {name} job has id {id:?}"));
-    if !queue::id::is_valid_job_id(&id) {
-        return Err(not_found());
-    }
     let outcome = queue.revoke(&id, "revoked before it started").await?;
     tracing::info!(job.name = spec.name, job.id = %id, outcome = outcome.as_str(), "revoke");
     match outcome {

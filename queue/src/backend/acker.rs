@@ -63,6 +63,7 @@ pub(super) async fn acker<C>(
                 if held.get(ack.id()).map(|h| h.token) == Some(ack.token()) {
                     held.remove(ack.id());
                 }
+                shared.revokes.forget(ack.token());
             }
         }
         shared.slots.add_permits(batch.len());

@@ -11,7 +11,7 @@ use redis::aio::ConnectionLike;
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 
-use super::{Held, JobLease, RevokeSignal, Shared, redis_backoff};
+use super::{Held, JobLease, Shared, redis_backoff};
 use crate::client::{Ack, FetchedJob};
 
 pub(super) async fn fetcher<C, Args>(
@@ -89,14 +89,8 @@ pub(super) async fn fetcher<C, Args>(
                     continue;
                 }
             };
-            let revoked = RevokeSignal::default();
-            shared.hold(
-                &id,
-                Held {
-                    token,
-                    revoked: revoked.clone(),
-                },
-            );
+            let revoked = shared.signal(token);
+            shared.hold(&id, Held { token });
             let task = TaskBuilder::new(args)
                 .task_id(TaskId::from_string(id.clone()))
                 .attempt(attempt.saturating_sub(1) as usize)

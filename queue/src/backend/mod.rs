@@ -103,33 +103,70 @@ pub struct JobLease {
 }
 
 /// Raised once when a held job is revoked; cheap to clone (every clone sees the same signal).
-#[derive(Debug, Clone, Default)]
-pub struct RevokeSignal(Arc<RevokeState>);
+/// A job's signal is its lease's token on its backend's board: making one allocates nothing,
+/// and checking one that nobody raised is one atomic load.
+#[derive(Debug, Clone)]
+pub struct RevokeSignal {
+    board: Arc<RevokeBoard>,
+    token: u64,
+}
 
+/// The tokens of a backend's held jobs that were revoked, and the wake-up of their waiters.
 #[derive(Debug, Default)]
-struct RevokeState {
-    raised: std::sync::atomic::AtomicBool,
+struct RevokeBoard {
+    raised: Mutex<std::collections::HashSet<u64>>,
+    count: std::sync::atomic::AtomicUsize,
     notify: Notify,
 }
 
+impl RevokeBoard {
+    fn set(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<u64>> {
+        self.raised
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Forget `token` (its job's outcome is recorded): the board stays as small as what runs.
+    fn forget(&self, token: u64) {
+        if self.count.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+            let mut set = self.set();
+            set.remove(&token);
+            self.count
+                .store(set.len(), std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+}
+
 impl RevokeSignal {
+    /// A signal of its own, raised only through itself (for a job run outside a backend).
+    pub fn standalone() -> Self {
+        Self {
+            board: Arc::default(),
+            token: 0,
+        }
+    }
+
     /// Raise it (idempotent): every waiter wakes.
     pub fn raise(&self) {
-        self.0
-            .raised
-            .store(true, std::sync::atomic::Ordering::SeqCst);
-        self.0.notify.notify_waiters();
+        let mut set = self.board.set();
+        set.insert(self.token);
+        self.board
+            .count
+            .store(set.len(), std::sync::atomic::Ordering::SeqCst);
+        drop(set);
+        self.board.notify.notify_waiters();
     }
 
     /// Whether it was raised.
     pub fn is_raised(&self) -> bool {
-        self.0.raised.load(std::sync::atomic::Ordering::SeqCst)
+        self.board.count.load(std::sync::atomic::Ordering::SeqCst) > 0
+            && self.board.set().contains(&self.token)
     }
 
     /// Resolves once it is raised (at once if it already was).
     pub async fn raised(&self) {
         loop {
-            let notified = self.0.notify.notified();
+            let notified = self.board.notify.notified();
             if self.is_raised() {
                 return;
             }
@@ -138,11 +175,10 @@ impl RevokeSignal {
     }
 }
 
-/// A lease held by this process: its token, and the job's revoke signal.
-#[derive(Debug, Clone)]
+/// A lease held by this process: its fencing token.
+#[derive(Debug, Clone, Copy)]
 struct Held {
     token: u64,
-    revoked: RevokeSignal,
 }
 
 impl JobLease {
@@ -189,6 +225,8 @@ struct Shared<C> {
     /// short while: a job leased here just before its revoke's message arrived, but put in
     /// `held` just after, is found here. Locked only while `held` is.
     unseen_revokes: Mutex<std::collections::VecDeque<(Instant, String)>>,
+    /// The revoke signals of the held jobs.
+    revokes: Arc<RevokeBoard>,
     /// Woken by pub/sub when a job is pushed.
     wake: Notify,
 }
@@ -200,7 +238,7 @@ impl<C> Shared<C> {
         let held = self.held();
         if let Some(h) = held.get(id) {
             tracing::info!(job.id = %id, "job revoked while held here; stopping it");
-            h.revoked.raise();
+            self.signal(h.token).raise();
             return;
         }
         let mut unseen = self.unseen();
@@ -222,9 +260,17 @@ impl<C> Shared<C> {
         let mut held = self.held();
         if self.unseen().iter().any(|(_, r)| r == id) {
             tracing::info!(job.id = %id, "job revoked as it was leased; not starting it");
-            lease.revoked.raise();
+            self.signal(lease.token).raise();
         }
         held.insert(id.to_owned(), lease);
+    }
+
+    /// The revoke signal of the job leased under `token`.
+    fn signal(&self, token: u64) -> RevokeSignal {
+        RevokeSignal {
+            board: self.revokes.clone(),
+            token,
+        }
     }
 
     fn unseen(&self) -> std::sync::MutexGuard<'_, std::collections::VecDeque<(Instant, String)>> {
@@ -285,6 +331,7 @@ where
             slots: Semaphore::new(capacity),
             held: Mutex::new(HashMap::new()),
             unseen_revokes: Mutex::new(std::collections::VecDeque::new()),
+            revokes: Arc::default(),
             wake: Notify::new(),
             options,
         });

@@ -64,6 +64,7 @@ async fn a_rate_limit_holds_for_the_whole_fleet_of_three_worker_processes() {
     let span =
         at.iter().copied().fold(f64::MIN, f64::max) - at.iter().copied().fold(f64::MAX, f64::min);
     let busiest = busiest_second(at);
+    eprintln!("rate limit 20/s, 3 workers: busiest second {busiest} jobs, 100 jobs in {span} ms");
     assert!(busiest <= 25, "{busiest} jobs finished within one second");
     assert!(span >= 4000.0, "100 jobs at 20/s took only {span} ms");
 }

@@ -13,6 +13,7 @@
 -- runs dry with jobs waiting, `throttled_until_ms` says when enough tokens for a batch are back
 -- (the caller sleeps until then instead of asking again).
 -- A revoked id (in `revoked`) is never leased: it goes to dead with the reason instead.
+-- Runs after lua/bucket.lua (the token bucket's functions).
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local batch, lease, max_attempts = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -21,12 +22,7 @@ if paused then batch = 0 end
 local rate, burst = tonumber(ARGV[6]) or 0, math.max(1, tonumber(ARGV[7]) or 1)
 local tokens = nil
 if rate > 0 and batch > 0 then
-  local b = redis.call('HMGET', KEYS[11], 't', 'at')
-  tokens = tonumber(b[1]) or burst
-  local at = tonumber(b[2]) or now
-  -- A clock that went back (a failover to another host) refills nothing and stalls nothing: the
-  -- bucket's time is reset to now below.
-  if now > at then tokens = math.min(burst, tokens + (now - at) * rate) end
+  tokens = bucket_tokens(KEYS[11], now, rate, burst)
   batch = math.min(batch, math.floor(tokens))
 end
 
@@ -105,9 +101,7 @@ if nd[2] then out[2] = tonumber(nd[2]) end
 local waiting = not paused and redis.call('LLEN', KEYS[1]) > 0
 if tokens then
   tokens = tokens - live
-  redis.call('HSET', KEYS[11], 't', string.format('%.6f', tokens), 'at', now)
-  -- Kept until it would be full again (tokens go below 0 when the Celery bridge reserves ahead).
-  redis.call('PEXPIRE', KEYS[11], string.format('%d', math.ceil((burst - tokens) / rate) + 1000))
+  bucket_store(KEYS[11], now, rate, burst, tokens)
   local want = math.min(burst, tonumber(ARGV[1]))
   if waiting and tokens < want then
     out[5] = now + math.ceil((want - tokens) / rate)

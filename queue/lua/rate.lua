@@ -5,18 +5,13 @@
 -- milliseconds until the slot reserved for it: the token is taken now (the bucket goes below
 -- zero, so fetches wait for it too) and the reservation is kept, so the message, back at its
 -- slot, runs without asking again. Waiting messages thus come back one slot apart, in order,
--- instead of all at the next token.
+-- instead of all at the next token. Runs after lua/bucket.lua (the token bucket's functions).
 if redis.call('DEL', KEYS[2]) == 1 then return 0 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local rate, burst = tonumber(ARGV[1]), math.max(1, tonumber(ARGV[2]))
-local b = redis.call('HMGET', KEYS[1], 't', 'at')
-local tokens = tonumber(b[1]) or burst
-local at = tonumber(b[2]) or now
-if now > at then tokens = math.min(burst, tokens + (now - at) * rate) end
-tokens = tokens - 1
-redis.call('HSET', KEYS[1], 't', string.format('%.6f', tokens), 'at', now)
-redis.call('PEXPIRE', KEYS[1], string.format('%d', math.ceil((burst - tokens) / rate) + 1000))
+local tokens = bucket_tokens(KEYS[1], now, rate, burst) - 1
+bucket_store(KEYS[1], now, rate, burst, tokens)
 if tokens >= 0 then return 0 end
 local wait = math.ceil(-tokens / rate)
 redis.call('SET', KEYS[2], '1', 'PX', string.format('%d', wait + tonumber(ARGV[3])))

@@ -23,8 +23,20 @@ pub fn push_lib() -> &'static str {
         .map_or(PUSH_SOURCE, |(lib, _)| lib)
 }
 
+/// A script that starts with `lua/bucket.lua`, the token bucket's functions.
+macro_rules! bucket_script {
+    ($name:ident, $file:literal) => {
+        pub(crate) static $name: LazyLock<Script> = LazyLock::new(|| {
+            Script::new(concat!(
+                include_str!("../lua/bucket.lua"),
+                include_str!(concat!("../lua/", $file))
+            ))
+        });
+    };
+}
+
 script!(PUSH, "push.lua");
-script!(FETCH, "fetch.lua");
+bucket_script!(FETCH, "fetch.lua");
 script!(ACK, "ack.lua");
 script!(RENEW, "renew.lua");
 script!(STATS, "stats.lua");
@@ -36,7 +48,7 @@ script!(ADOPT, "adopt.lua");
 script!(LIST, "list.lua");
 script!(RUN_NOW, "runnow.lua");
 script!(REVOKE, "revoke.lua");
-script!(RATE, "rate.lua");
+bucket_script!(RATE, "rate.lua");
 
 #[cfg(test)]
 mod tests {

@@ -372,3 +372,30 @@ pub async fn put_anon_session(conn: &redis::aio::ConnectionManager, fp: &str, pa
         .await
         .expect("write the session document");
 }
+
+/// Run `script` (in `tests/tests/`) with `python`, `args` and `env`; panics with its stderr when
+/// it fails; its one JSON line.
+pub async fn python_json(
+    python: &std::path::Path,
+    script: &str,
+    args: &[String],
+    env: &[(&str, String)],
+) -> serde_json::Value {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join(script);
+    let out = tokio::process::Command::new(python)
+        .arg(&script)
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .output()
+        .await
+        .expect("run python");
+    assert!(
+        out.status.success(),
+        "{}: {}",
+        script.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("one JSON line")
+}

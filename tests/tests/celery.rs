@@ -28,26 +28,20 @@ async fn celery_clients_feed_the_worker_unchanged() {
     }
     let worker = InProcessWorker::start(ctx.clone());
 
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/celery_client.py");
-    let out = tokio::process::Command::new(&python)
-        .arg(script)
-        .args([
+    let report = tests::python_json(
+        &python,
+        "celery_client.py",
+        &[
             redis_url(),
             celery_queue.clone(),
             redis_url(),
             fps[0].clone(),
             fps[1].clone(),
             fps[2].clone(),
-        ])
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "python: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        ],
+        &[],
+    )
+    .await;
     for name in ["positional", "countdown", "priority"] {
         assert_eq!(report["results"][name]["status"], "SUCCESS", "{report}");
     }

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use domain::args::JobArgs;
-use queue::{JobStatus, ListState, NewJob, When};
+use queue::{JobStatus, ListState, NewJob};
 use redis::AsyncCommands;
 use serde_json::json;
 use testkit::venv::celery_python;
@@ -69,7 +69,8 @@ async fn a_rate_limit_holds_for_the_whole_fleet_of_three_worker_processes() {
     assert!(span >= 4000.0, "100 jobs at 20/s took only {span} ms");
 }
 
-/// Revoke through the API and the CLI: a scheduled job is dead at once and never runs; a job
+/// Revoke through the API and the CLI: a queued job is never leased (the fetch that reaches it
+/// makes it dead); a job
 /// hung in the database is stopped where it is and is dead (not retried), while the worker goes
 /// on; ended and unknown jobs are 409 and 404.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -83,12 +84,9 @@ async fn revoke_stops_a_running_job_and_keeps_waiting_ones_from_ever_starting() 
         api.login(&redis, agent).await,
     ];
     let q = ctx.queues.get(EnhanceSessionAsync::NAME).unwrap().clone();
-    // A scheduled job, revoked by the CLI before it is due.
+    // A queued job, revoked by the CLI before any worker runs.
     let later = q
-        .push(
-            NewJob::new(json!({"session_id": hashed[1]}).to_string())
-                .at(When::After(Duration::from_secs(2))),
-        )
+        .push(NewJob::new(json!({"session_id": hashed[1]}).to_string()))
         .await
         .unwrap();
     let env = service_env(&db, &redis);
@@ -136,10 +134,13 @@ async fn revoke_stops_a_running_job_and_keeps_waiting_ones_from_ever_starting() 
         "{stopped:?}"
     );
     assert_eq!(stopped.attempts, 1, "a revoked job is not retried");
-    // The CLI's revoke held: the scheduled job's time came and went, and it was never leased
+    // The CLI's revoke held: the worker's fetch reached the queued job and never leased it
     // (attempts 0). The worker still runs new jobs.
-    tokio::time::sleep(Duration::from_millis(2500)).await;
-    let info = q.job(&later.id).await.unwrap().unwrap();
+    let info = eventually(Duration::from_secs(10), "the queued job dead", || async {
+        let info = q.job(&later.id).await.ok()??;
+        (info.status == JobStatus::Dead).then_some(info)
+    })
+    .await;
     assert_eq!((info.status, info.attempts), (JobStatus::Dead, 0));
     let fresh = q
         .push(NewJob::new(json!({"session_id": hashed[1]}).to_string()))
@@ -318,21 +319,15 @@ async fn celery_control(
     worker: &tokio::process::Child,
     args: &[String],
 ) -> serde_json::Value {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/celery_control.py");
     let pid = worker.id().expect("the worker runs");
-    let out = tokio::process::Command::new(python)
-        .arg(script)
-        .args(args)
-        .env("CELERIAC_NODE", format!("celeriac-{pid}@"))
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "python: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    let node = format!("celeriac-{pid}@");
+    tests::python_json(
+        python,
+        "celery_control.py",
+        args,
+        &[("CELERIAC_NODE", node)],
+    )
+    .await
 }
 
 /// An unchanged Flower 2.0 (PyPI) on the same Redis as a worker with `CELERY_EVENTS=1`: its API

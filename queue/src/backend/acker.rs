@@ -60,7 +60,7 @@ pub(super) async fn acker<C>(
             // or hand-back falls due at once), under a new token that must go on being renewed.
             let mut held = shared.held();
             for ack in &batch {
-                if held.get(ack.id()).map(|h| h.token) == Some(ack.token()) {
+                if held.get(ack.id()) == Some(&ack.token()) {
                     held.remove(ack.id());
                 }
                 shared.revokes.forget(ack.token());

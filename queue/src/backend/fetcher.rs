@@ -11,7 +11,7 @@ use redis::aio::ConnectionLike;
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 
-use super::{Held, JobLease, Shared, redis_backoff};
+use super::{JobLease, Shared, redis_backoff};
 use crate::client::{Ack, FetchedJob};
 
 pub(super) async fn fetcher<C, Args>(
@@ -90,7 +90,7 @@ pub(super) async fn fetcher<C, Args>(
                 }
             };
             let revoked = shared.signal(token);
-            shared.hold(&id, Held { token });
+            shared.hold(&id, token);
             let task = TaskBuilder::new(args)
                 .task_id(TaskId::from_string(id.clone()))
                 .attempt(attempt.saturating_sub(1) as usize)

@@ -175,12 +175,6 @@ impl RevokeSignal {
     }
 }
 
-/// A lease held by this process: its fencing token.
-#[derive(Debug, Clone, Copy)]
-struct Held {
-    token: u64,
-}
-
 impl JobLease {
     /// The Redis server's clock now (epoch ms), estimated as the fetch's reading plus the time
     /// elapsed since on this process's monotonic clock: a job may wait in the prefetch buffer
@@ -219,8 +213,8 @@ struct Shared<C> {
     options: BackendOptions,
     /// Free slots: `concurrency + prefetch` minus jobs leased and not yet acknowledged.
     slots: Semaphore,
-    /// Leases held by this process, renewed until acknowledged.
-    held: Mutex<HashMap<String, Held>>,
+    /// Leases held by this process (id → token), renewed until acknowledged.
+    held: Mutex<HashMap<String, u64>>,
     /// Revokes of jobs this process did not hold when told (most are other workers'), kept a
     /// short while: a job leased here just before its revoke's message arrived, but put in
     /// `held` just after, is found here. Locked only while `held` is.
@@ -236,9 +230,9 @@ impl<C> Shared<C> {
     /// for a while ([`Shared::hold`] looks there).
     fn revoke_held(&self, id: &str) {
         let held = self.held();
-        if let Some(h) = held.get(id) {
+        if let Some(token) = held.get(id) {
             tracing::info!(job.id = %id, "job revoked while held here; stopping it");
-            self.signal(h.token).raise();
+            self.signal(*token).raise();
             return;
         }
         let mut unseen = self.unseen();
@@ -254,15 +248,15 @@ impl<C> Shared<C> {
         drop(held);
     }
 
-    /// Hold lease `id`: renewed until acknowledged; its signal is raised at once if its revoke
-    /// arrived before (while `held` did not have it yet).
-    fn hold(&self, id: &str, lease: Held) {
+    /// Hold lease `id` (fencing token `token`): renewed until acknowledged; its signal is raised
+    /// at once if its revoke arrived before (while `held` did not have it yet).
+    fn hold(&self, id: &str, token: u64) {
         let mut held = self.held();
         if self.unseen().iter().any(|(_, r)| r == id) {
             tracing::info!(job.id = %id, "job revoked as it was leased; not starting it");
-            self.signal(lease.token).raise();
+            self.signal(token).raise();
         }
-        held.insert(id.to_owned(), lease);
+        held.insert(id.to_owned(), token);
     }
 
     /// The revoke signal of the job leased under `token`.
@@ -279,7 +273,7 @@ impl<C> Shared<C> {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn held(&self) -> std::sync::MutexGuard<'_, HashMap<String, Held>> {
+    fn held(&self) -> std::sync::MutexGuard<'_, HashMap<String, u64>> {
         self.held
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())

@@ -20,7 +20,7 @@ where
         let held: Vec<(String, u64)> = shared
             .held()
             .iter()
-            .map(|(id, h)| (id.clone(), h.token))
+            .map(|(id, token)| (id.clone(), *token))
             .collect();
         if held.is_empty() {
             continue;

@@ -64,14 +64,9 @@ pub struct NodeInfo {
 /// A Celery task running here.
 #[derive(Debug, Clone)]
 pub struct RunningTask {
-    /// The Celery task id (two messages may carry the same one).
-    pub task_id: String,
-    /// The task's name as sent.
-    pub name: String,
-    /// Positional arguments.
-    pub args: Value,
-    /// Keyword arguments.
-    pub kwargs: Value,
+    /// The task as decoded, shared with its run (nothing is copied to list it). Two messages
+    /// may carry the same task id.
+    pub task: Arc<super::envelope::CeleryTask>,
     /// When it started (epoch seconds).
     pub started: f64,
     /// Raised by a revoke with `terminate`.
@@ -176,8 +171,8 @@ impl Control {
         }
         if terminate {
             for task in self.running().values() {
-                if ids.contains(&task.task_id) {
-                    tracing::info!(task.id = %task.task_id, "celery task revoked with terminate; stopping it");
+                if ids.contains(&task.task.id) {
+                    tracing::info!(task.id = %task.task.id, "celery task revoked with terminate; stopping it");
                     task.signal.raise();
                 }
             }
@@ -221,8 +216,8 @@ impl Control {
                 .values()
                 .map(|t| {
                     json!({
-                        "id": t.task_id, "name": t.name, "type": t.name,
-                        "args": t.args, "kwargs": t.kwargs,
+                        "id": t.task.id, "name": t.task.task, "type": t.task.task,
+                        "args": t.task.args, "kwargs": t.task.kwargs,
                         "hostname": self.node, "time_start": t.started,
                         "acknowledged": true, "worker_pid": std::process::id(),
                         "delivery_info": {"exchange": "", "priority": 0, "redelivered": false},

@@ -239,7 +239,9 @@ pub async fn handle(
     // The decoded task is all that is needed from here on; the message tree is not kept in
     // memory while the job runs.
     drop(message);
-    run_task(task, &ctx, &bridge, &lease).instrument(span).await
+    run_task(std::sync::Arc::new(task), &ctx, &bridge, &lease)
+        .instrument(span)
+        .await
 }
 
 /// Whether a task with `eta` must wait at Redis time `now_ms`, and how long.
@@ -256,7 +258,7 @@ fn expired(expires: Option<DateTime<Utc>>, now_ms: i64) -> Option<DateTime<Utc>>
 /// Run one decoded Celery task (inside its span): expiry, eta snoozing, then the job. Times are
 /// compared with the Redis server's clock, never this process's wall clock.
 async fn run_task(
-    task: envelope::CeleryTask,
+    task: std::sync::Arc<envelope::CeleryTask>,
     ctx: &JobContext,
     bridge: &Bridge,
     lease: &JobLease,
@@ -338,10 +340,7 @@ async fn run_task(
     let _running = bridge.control.running_here(
         &lease.id,
         control::RunningTask {
-            task_id: task.id.clone(),
-            name: task.task.clone(),
-            args: Value::from(task.args.clone()),
-            kwargs: Value::Object(task.kwargs.clone()),
+            task: task.clone(),
             started: Utc::now().timestamp_micros() as f64 / 1e6,
             signal: lease.revoked.clone(),
         },

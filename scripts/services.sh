@@ -28,6 +28,12 @@ fi
 redis-cli -h 127.0.0.1 ping >/dev/null
 
 [ "$want_pg" = 1 ] || exit 0
+# PgBouncer: the transaction-pooling tests start their own (tests/tests/pgbouncer.rs); nothing
+# here runs it.
+if ! command -v pgbouncer >/dev/null 2>&1; then
+  echo "services: installing pgbouncer" >&2
+  apt_install pgbouncer
+fi
 if ! command -v pg_ctlcluster >/dev/null 2>&1; then
   echo "services: installing postgresql" >&2
   apt_install postgresql

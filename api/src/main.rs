@@ -12,8 +12,9 @@ use std::time::Duration;
 use anyhow::Context as _;
 use api::{ApiConfig, AppState};
 use domain::config::Settings;
+use domain::db::Db;
 use domain::process::{redact, shutdown_signal};
-use sea_orm::{ConnectOptions, Database};
+use sea_orm::ConnectOptions;
 
 /// mimalloc rather than the system allocator: a request allocates and frees many small buffers
 /// across the runtime's threads, and glibc's malloc cost about a tenth of the CPU per page view
@@ -88,12 +89,14 @@ async fn run(
     options
         .connect_timeout(Duration::from_secs(5))
         .acquire_timeout(Duration::from_secs(5));
-    let db = Database::connect(options).await.with_context(|| {
-        format!(
-            "the database is unreachable at {}",
-            redact(&settings.database_url)
-        )
-    })?;
+    let db = Db::connect(options, settings.database_pool_mode)
+        .await
+        .with_context(|| {
+            format!(
+                "the database is unreachable at {}",
+                redact(&settings.database_url)
+            )
+        })?;
 
     let shape = domain::schema::inspect(&db)
         .await

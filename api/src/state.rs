@@ -3,10 +3,10 @@
 use std::sync::Arc;
 
 use domain::config::Settings;
+use domain::db::Db;
 use domain::queues::Queues;
 use queue::Queue;
 use redis::aio::ConnectionManager;
-use sea_orm::DatabaseConnection;
 
 use crate::config::ApiConfig;
 use crate::error::ApiError;
@@ -30,7 +30,7 @@ pub struct Shared {
     /// Queue handles for every registered job.
     pub queues: Queues,
     /// The database (PostgreSQL or SQLite).
-    pub db: DatabaseConnection,
+    pub db: Db,
     /// The shared Redis connection (hot data, readiness probe).
     pub redis: ConnectionManager,
     /// Settings shared with the worker.
@@ -47,10 +47,11 @@ impl AppState {
     /// State over open connections; queue handles are built from `settings`.
     pub fn new(
         redis: ConnectionManager,
-        db: DatabaseConnection,
+        db: impl Into<Db>,
         settings: Settings,
         api: ApiConfig,
     ) -> Self {
+        let db = db.into();
         let queues = Queues::new(redis.clone(), &settings);
         let tracker = tracking::Tracker::new(
             redis.clone(),

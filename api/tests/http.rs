@@ -445,7 +445,12 @@ async fn healthz_and_readyz_answer_ok_when_dependencies_answer() {
 #[tokio::test]
 async fn readyz_is_503_naming_the_database_when_it_is_unreachable() {
     let app = TestApp::new().await;
-    app.state.db.close_by_ref().await.expect("close pool");
+    app.state
+        .db
+        .connection()
+        .close_by_ref()
+        .await
+        .expect("close pool");
 
     let ready = app.get("/readyz").await;
 

@@ -21,6 +21,10 @@ pub struct ConfigError {
 pub struct Settings {
     /// `DATABASE_URL`: PostgreSQL in production, SQLite by default.
     pub database_url: String,
+    /// `DATABASE_POOL_MODE`: `transaction` when `DATABASE_URL` is a PgBouncer in transaction
+    /// pooling mode (every statement then runs in its own transaction; [`crate::db`]), else
+    /// `session` (the default: straight to PostgreSQL, or a session pooler).
+    pub database_pool_mode: crate::db::PoolMode,
     /// `REDIS_URL`: hot data and the queue.
     pub redis_url: String,
     /// `CELERIAC_NAMESPACE`: prefix of every queue key (`celeriac`).
@@ -106,6 +110,7 @@ impl Settings {
             database_url: get("DATABASE_URL")
                 .unwrap_or(DEFAULT_DATABASE_URL)
                 .to_owned(),
+            database_pool_mode: opt(vars, "DATABASE_POOL_MODE")?.unwrap_or_default(),
             redis_url: get("REDIS_URL").unwrap_or(DEFAULT_REDIS_URL).to_owned(),
             namespace: get("CELERIAC_NAMESPACE").unwrap_or("celeriac").to_owned(),
             worker_concurrency: opt(vars, "WORKER_CONCURRENCY")?.unwrap_or(128usize).max(1),

@@ -1,12 +1,13 @@
 //! Celeriac's domain: what the API, the tracking path and the worker share, with nothing of the
 //! worker's run loop or the apalis backend. Job arguments and the registry (`args`, `jobs`,
 //! `registry`), the Redis hot-data layout (`keys`, `documents`), the shared settings (`config`),
-//! producer queue handles (`queues`), what the scheduler publishes (`schedules`), the shape of
+//! the database handle (`db`), producer queue handles (`queues`), what the scheduler publishes (`schedules`), the shape of
 //! the Django-owned tables (`schema`), SQL helpers (`sql`), the domain rules (`user_agent`) and
 //! process plumbing (`process`).
 
 pub mod args;
 pub mod config;
+pub mod db;
 pub mod documents;
 pub mod jobs;
 pub mod keys;

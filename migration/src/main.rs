@@ -31,6 +31,16 @@ async fn main() {
         .or_else(|| std::env::var("DATABASE_SCHEMA").ok())
         .unwrap_or_else(|| "public".to_owned());
     let wants_fresh = args.iter().any(|arg| arg == "fresh");
+    match std::env::var("DATABASE_POOL_MODE")
+        .as_deref()
+        .map(str::trim)
+    {
+        Err(_) | Ok("" | "session") => {}
+        Ok("transaction") => return pooled::run(&args, url, &schema).await,
+        Ok(other) => fail(&format!(
+            "configuration: DATABASE_POOL_MODE={other:?} is invalid: expected `session` or `transaction`"
+        )),
+    }
 
     // Only called for subcommands that need the database (not for `--help`).
     let connect = async move || {
@@ -51,6 +61,93 @@ async fn main() {
         Ok(db)
     };
     run_cli_with_custom_connection(Migrator, connect).await;
+}
+
+/// `migration` behind a transaction pooler (`DATABASE_POOL_MODE=transaction`, PgBouncer's
+/// `pool_mode = transaction`): the pooler may move a client to another server connection after
+/// each transaction, so the whole run is one transaction. It starts by clearing statement names
+/// other clients left on its server connection, sets the schema for itself only (`SET LOCAL`),
+/// and prepares nothing it keeps (sqlx's statement cache is off). `up`, `down` and `status` only:
+/// the others are for development databases, reached directly.
+mod pooled {
+    use sea_orm_migration::MigratorTrait;
+    use sea_orm_migration::sea_orm::{ConnectOptions, ConnectionTrait, Database, TransactionTrait};
+
+    use super::{CONNECT_TIMEOUT, Migrator, SchemaManager, fail, flag_value, is_django_database};
+
+    pub(super) async fn run(args: &[String], url: String, schema: &str) {
+        let command = args
+            .iter()
+            .find(|a| !a.starts_with('-') && !is_flag_value(args, a))
+            .map_or("up", String::as_str);
+        let steps = match flag_value(args, "-n", "--num").map(|n| n.parse::<u32>()) {
+            None => None,
+            Some(Ok(n)) => Some(n),
+            Some(Err(_)) => fail("-n takes a number of migrations"),
+        };
+        if !matches!(command, "up" | "down" | "status") {
+            fail(&format!(
+                "`{command}` is not run through a transaction pooler (DATABASE_POOL_MODE=transaction); \
+                 run it against PostgreSQL directly"
+            ));
+        }
+        let mut options = ConnectOptions::new(url);
+        options
+            .connect_timeout(CONNECT_TIMEOUT)
+            .max_connections(1)
+            .map_sqlx_postgres_opts(|o| o.statement_cache_capacity(0));
+        let db = match Database::connect(options).await {
+            Ok(db) => db,
+            Err(err) => fail(&format!("cannot connect to the database: {err}")),
+        };
+        if let Err(err) = migrate(&db, command, steps, schema).await {
+            fail(&format!("{command} failed, nothing was changed: {err}"));
+        }
+    }
+
+    async fn migrate(
+        db: &sea_orm_migration::sea_orm::DatabaseConnection,
+        command: &str,
+        steps: Option<u32>,
+        schema: &str,
+    ) -> Result<(), sea_orm_migration::sea_orm::DbErr> {
+        let txn = db.begin().await?;
+        let quoted = schema.replace('"', "\"\"");
+        txn.execute_unprepared(&format!(
+            "DEALLOCATE ALL; SET LOCAL search_path = \"{quoted}\""
+        ))
+        .await?;
+        if is_django_database(&SchemaManager::new(&txn)).await? {
+            println!("Django database: accounts_* and communities_* are left to Django");
+        }
+        match command {
+            "down" => Migrator::down(&txn, Some(steps.unwrap_or(1))).await?,
+            "status" => {
+                for m in Migrator::get_migration_with_status(&txn).await? {
+                    println!("{}: {}", m.name(), m.status());
+                }
+            }
+            _ => Migrator::up(&txn, steps).await?,
+        }
+        txn.commit().await?;
+        if command != "status" {
+            println!(
+                "migration {command}: done in one transaction (DATABASE_POOL_MODE=transaction)"
+            );
+        }
+        Ok(())
+    }
+
+    /// Whether `arg` is the value of a flag that takes one (`-u URL`, `-s SCHEMA`, `-n N`).
+    fn is_flag_value(args: &[String], arg: &String) -> bool {
+        args.windows(2).any(|w| {
+            std::ptr::eq(&w[1], arg)
+                && matches!(
+                    w[0].as_str(),
+                    "-u" | "--database-url" | "-s" | "--database-schema" | "-n" | "--num"
+                )
+        })
+    }
 }
 
 /// Prints a one-line error and exits with status 1.

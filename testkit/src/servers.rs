@@ -329,6 +329,95 @@ impl Drop for PrivatePostgres {
     }
 }
 
+/// PgBouncer (Debian's package; `scripts/services.sh` installs it) of the test's own, in
+/// transaction pooling mode in front of the PostgreSQL a URL names, with `pool_size` server
+/// connections per database and user. Nothing resets a server connection between clients
+/// (PgBouncer's default in that mode). Runs as `postgres`; killed on drop.
+pub struct PgBouncer {
+    /// Its port.
+    pub port: u16,
+    child: Child,
+    _dir: TempDir,
+}
+
+impl PgBouncer {
+    /// Start one in front of the server of `upstream_url` (`postgres://user@host:port/db`).
+    pub fn start(upstream_url: &str, pool_size: u32) -> Self {
+        let (host, port) = host_port(upstream_url);
+        let dir = TempDir::new("pgbouncer");
+        let listen = free_port();
+        let ini = dir.path().join("pgbouncer.ini");
+        let users = dir.path().join("users.txt");
+        std::fs::write(&users, "\"postgres\" \"\"\n").expect("write users.txt");
+        let config = format!(
+            "[databases]\n* = host={host} port={port}\n\n[pgbouncer]\nlisten_addr = 127.0.0.1\n\
+             listen_port = {listen}\nunix_socket_dir =\nauth_type = trust\nauth_file = {users}\n\
+             pool_mode = transaction\ndefault_pool_size = {pool_size}\nmax_client_conn = 2000\n\
+             ignore_startup_parameters = extra_float_digits,options\nlogfile = {log}\n",
+            users = users.display(),
+            log = dir.path().join("pgbouncer.log").display(),
+        );
+        std::fs::write(&ini, config).expect("write pgbouncer.ini");
+        let ok = Command::new("chown")
+            .args(["-R", "postgres"])
+            .arg(dir.path())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "chown to postgres");
+        let bin = ["/usr/sbin/pgbouncer", "/usr/bin/pgbouncer"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .unwrap_or("pgbouncer");
+        let child = Command::new(bin)
+            .args(["-u", "postgres"])
+            .arg(&ini)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("pgbouncer is installed (scripts/services.sh installs Debian's package)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", listen)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "pgbouncer did not listen on {listen}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Self {
+            port: listen,
+            child,
+            _dir: dir,
+        }
+    }
+
+    /// `url` (a database of the upstream server) with its host and port this PgBouncer's.
+    pub fn url_for(&self, url: &str) -> String {
+        let (host, port) = host_port(url);
+        url.replacen(
+            &format!("@{host}:{port}/"),
+            &format!("@127.0.0.1:{}/", self.port),
+            1,
+        )
+    }
+}
+
+/// Host and port of a `scheme://user@host:port/db` URL.
+fn host_port(url: &str) -> (String, u16) {
+    let authority = url
+        .split_once('@')
+        .and_then(|(_, rest)| rest.split('/').next())
+        .expect("a URL with user@host:port/db");
+    let (host, port) = authority.rsplit_once(':').expect("a URL with a port");
+    (host.to_owned(), port.parse().expect("a numeric port"))
+}
+
+impl Drop for PgBouncer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -757,7 +757,7 @@ fn doc(
 /// so batches span several chunks) all land; an address that is not one is stored as NULL; a row
 /// the database refuses (a NUL byte in text) fails only its own upsert.
 async fn session_writer_batches(db: TestDb, nul_fails: bool) {
-    let writer = worker::store::SessionWriter::spawn(db.conn.clone(), 2, None);
+    let writer = worker::store::SessionWriter::spawn(db.conn.clone().into(), 2, None);
     let ua = "Mozilla/5.0 ".repeat(85);
     let mut docs: Vec<_> = (0..300)
         .map(|i| doc(&format!("fp-{i}"), i, &ua, Some("203.0.113.7")))

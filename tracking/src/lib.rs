@@ -23,10 +23,10 @@ use std::time::Duration;
 
 use domain::args::JobArgs as _;
 use domain::config::Settings;
+use domain::db::Db;
 use domain::jobs::{FinalizeAnonymousSession, PersistAnonymousSession};
 use domain::queues::Queues;
 use redis::aio::ConnectionManager;
-use sea_orm::DatabaseConnection;
 
 pub use validate::TrackError;
 
@@ -82,7 +82,7 @@ pub struct Tracker {
     /// Redis (hot data).
     pub redis: ConnectionManager,
     /// The SQL database.
-    pub db: DatabaseConnection,
+    pub db: Db,
     /// Queue handles (persist, finalize, enhance, link jobs).
     pub queues: Queues,
     /// The rules' tunables.
@@ -98,7 +98,7 @@ impl Tracker {
     /// runtime (it stops when the last clone of the tracker is dropped).
     pub fn new(
         redis: ConnectionManager,
-        db: DatabaseConnection,
+        db: impl Into<Db>,
         queues: Queues,
         config: TrackingConfig,
     ) -> Self {
@@ -140,7 +140,7 @@ impl Tracker {
         Self {
             batch: batch::Batcher::spawn(redis.clone(), fixed),
             redis,
-            db,
+            db: db.into(),
             queues,
             config,
             shape: domain::schema::ShapeCache::default(),

@@ -1,12 +1,13 @@
 //! What every job gets: the database, Redis for hot data, the queues (for follow-up jobs) and settings.
 
+use domain::db::Db;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use domain::workers::{Outcome, Tally};
 
 use redis::aio::ConnectionManager;
-use sea_orm::{DatabaseBackend, DatabaseConnection, DbErr, Value};
+use sea_orm::{DatabaseBackend, DbErr, Value};
 
 use crate::geo::GeoIp;
 use crate::store::SessionWriter;
@@ -17,7 +18,7 @@ use domain::queues::Queues;
 #[derive(Clone, Debug)]
 pub struct JobContext {
     /// The SQL database (PostgreSQL or SQLite).
-    pub db: DatabaseConnection,
+    pub db: Db,
     /// Redis, for the hot session documents.
     pub redis: ConnectionManager,
     /// Queue handles, for jobs that enqueue follow-ups.
@@ -93,11 +94,12 @@ impl Counters {
 impl JobContext {
     /// A context over these connections; starts the session writer (needs a tokio runtime).
     pub fn new(
-        db: DatabaseConnection,
+        db: impl Into<Db>,
         redis: ConnectionManager,
         settings: Settings,
         geo: Option<Arc<GeoIp>>,
     ) -> Self {
+        let db = db.into();
         Self {
             queues: Queues::new(redis.clone(), &settings),
             sessions: SessionWriter::spawn(db.clone(), settings.db_writers, geo.clone()),

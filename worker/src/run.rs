@@ -32,14 +32,17 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<JobContext> {
     queue::require_redis_version(&mut redis)
         .await
         .with_context(|| format!("Redis at {}", redact(&settings.redis_url)))?;
-    let db = sea_orm::Database::connect(db_options(&settings.database_url))
-        .await
-        .with_context(|| {
-            format!(
-                "the database is unreachable at {}",
-                redact(&settings.database_url)
-            )
-        })?;
+    let db = domain::db::Db::connect(
+        db_options(&settings.database_url),
+        settings.database_pool_mode,
+    )
+    .await
+    .with_context(|| {
+        format!(
+            "the database is unreachable at {}",
+            redact(&settings.database_url)
+        )
+    })?;
     let shape = domain::schema::inspect(&db)
         .await
         .context("the database cannot take Celeriac's rows")?;

@@ -48,6 +48,14 @@ struct Args {
     /// The worker binary (default: `worker` next to this one).
     #[arg(long)]
     worker_bin: Option<std::path::PathBuf>,
+    /// `worker run` processes started side by side (the fleet's unit of scale).
+    #[arg(long, default_value_t = 1)]
+    workers: usize,
+    /// Workers reach PostgreSQL through the PgBouncer listening on this loopback port (in
+    /// transaction pooling mode, in front of the server of `--pg-admin-url`), with
+    /// `DATABASE_POOL_MODE=transaction`.
+    #[arg(long)]
+    pgbouncer_port: Option<u16>,
     /// Before each run wait (up to 300 s) for the machine to be below this % busy.
     #[arg(long, default_value_t = 20.0)]
     quiet_pct: f64,
@@ -98,6 +106,9 @@ impl Run {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if args.workers == 0 {
+        bail!("--workers must be at least 1");
+    }
     let redis_url = args.redis_url.clone().unwrap_or_else(default_redis_url);
     let worker_bin = match &args.worker_bin {
         Some(p) => p.clone(),
@@ -134,6 +145,15 @@ async fn main() -> anyhow::Result<()> {
         Err(e) => eprintln!("[fleet-bench] could not drop database {db_name}: {e}"),
     }
     outcome
+}
+
+/// `url` (`scheme://user@host:port/db`) with its host and port `127.0.0.1:<port>`.
+fn via_port(url: &str, port: u16) -> anyhow::Result<String> {
+    let (scheme_user, rest) = url
+        .split_once('@')
+        .context("a URL with user@host:port/db")?;
+    let (_, db) = rest.split_once('/').context("a URL with a database")?;
+    Ok(format!("{scheme_user}@127.0.0.1:{port}/{db}"))
 }
 
 fn fingerprint(ns: &str, i: usize) -> String {
@@ -282,6 +302,10 @@ async fn bench(
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
     .collect();
     let settings = Settings::from_vars(&vars)?;
+    let worker_db_url = match args.pgbouncer_port {
+        Some(port) => via_port(db_url, port)?,
+        None => db_url.to_owned(),
+    };
     let queues = Queues::new(conn.clone(), &settings);
     let log_path = std::env::temp_dir().join("celeriac-fleet-bench-worker.log");
     let mut results = Vec::new();
@@ -303,26 +327,34 @@ async fn bench(
         let enqueue_s = t_enq0.elapsed().as_secs_f64();
 
         let log = std::fs::File::create(&log_path)?;
-        let infra0 = named_cpu(&["postgres", "redis-server"]);
+        let infra0 = named_cpu(&["postgres", "redis-server", "pgbouncer"]);
         let pg0 = named_cpu(&["postgres"]);
         let (busy0, total0) = machine_jiffies();
         let t_spawn = Instant::now();
-        let mut cmd = tokio::process::Command::new(worker_bin);
-        cmd.arg("run")
-            .env("DATABASE_URL", db_url)
-            .env("REDIS_URL", redis_url)
-            .env("CELERIAC_NAMESPACE", ns)
-            .env("CELERY_QUEUES", "")
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .kill_on_drop(true);
-        if std::env::var_os("RUST_LOG").is_none() {
-            cmd.env("RUST_LOG", "warn");
+        let mut children = Vec::with_capacity(args.workers);
+        let mut pids = Vec::with_capacity(args.workers);
+        for _ in 0..args.workers {
+            let mut cmd = tokio::process::Command::new(worker_bin);
+            cmd.arg("run")
+                .env("DATABASE_URL", &worker_db_url)
+                .env("REDIS_URL", redis_url)
+                .env("CELERIAC_NAMESPACE", ns)
+                .env("CELERY_QUEUES", "")
+                .stdout(log.try_clone()?)
+                .stderr(log.try_clone()?)
+                .kill_on_drop(true);
+            if args.pgbouncer_port.is_some() {
+                cmd.env("DATABASE_POOL_MODE", "transaction");
+            }
+            if std::env::var_os("RUST_LOG").is_none() {
+                cmd.env("RUST_LOG", "warn");
+            }
+            let child = cmd
+                .spawn()
+                .with_context(|| format!("starting {}", worker_bin.display()))?;
+            pids.push(child.id().context("worker exited at once")?);
+            children.push(child);
         }
-        let mut child = cmd
-            .spawn()
-            .with_context(|| format!("starting {}", worker_bin.display()))?;
-        let pid = child.id().context("worker exited at once")?;
         let mut t_first = None;
         let deadline = Duration::from_secs(900);
         loop {
@@ -334,7 +366,10 @@ async fn bench(
             if count >= args.n as i64 {
                 break;
             }
-            if let Some(status) = child.try_wait()? {
+            if let Some(status) = children
+                .iter_mut()
+                .find_map(|c| c.try_wait().ok().flatten())
+            {
                 bail!(
                     "worker exited early ({status}) with {count}/{} rows; see {}",
                     args.n,
@@ -347,9 +382,12 @@ async fn bench(
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let t_last = Instant::now();
-        let peak_rss_kib = proc_status_kib(pid, "VmHWM")?;
-        let worker_cpu = process_cpu(pid);
-        let infra = named_cpu(&["postgres", "redis-server"]) - infra0;
+        let mut peak_rss_kib = 0;
+        for pid in &pids {
+            peak_rss_kib = peak_rss_kib.max(proc_status_kib(*pid, "VmHWM")?);
+        }
+        let worker_cpu: f64 = pids.iter().map(|pid| process_cpu(*pid)).sum();
+        let infra = named_cpu(&["postgres", "redis-server", "pgbouncer"]) - infra0;
         let pg = named_cpu(&["postgres"]) - pg0;
         let (busy1, total1) = machine_jiffies();
         let machine_busy_pct = if total1 > total0 {
@@ -357,7 +395,11 @@ async fn bench(
         } else {
             0.0
         };
-        let exit = stop_child(&mut child, Duration::from_secs(40)).await;
+        let mut exits = Vec::with_capacity(children.len());
+        for child in &mut children {
+            exits.push(stop_child(child, Duration::from_secs(40)).await);
+        }
+        let exit = exits.join(", ");
         let stats = queues
             .get("persist_anonymous_session")
             .context("no persist queue")?
@@ -422,13 +464,17 @@ fn print_table(args: &Args, rs: &[Run]) {
         }),
         ("enqueue of N jobs, s", 3, &|r| r.enqueue_s),
         ("worker start → first row, s", 3, &|r| r.startup_s),
-        ("worker peak RSS (VmHWM), MiB", 1, &|r| {
+        ("worker peak RSS (VmHWM, largest process), MiB", 1, &|r| {
             r.peak_rss_kib as f64 / 1024.0
         }),
-        ("worker CPU per job, ms", 3, &|r| r.worker_cpu_ms_per_job),
-        ("PostgreSQL + Redis CPU per job, ms", 3, &|r| {
-            r.pg_redis_cpu_ms_per_job
+        ("worker CPU per job (all processes), ms", 3, &|r| {
+            r.worker_cpu_ms_per_job
         }),
+        (
+            "PostgreSQL + Redis (+ PgBouncer) CPU per job, ms",
+            3,
+            &|r| r.pg_redis_cpu_ms_per_job,
+        ),
         ("of which PostgreSQL, ms", 3, &|r| r.pg_cpu_ms_per_job),
         (
             "machine busy during the drain (2 cores = 100), %",
@@ -447,8 +493,14 @@ fn print_table(args: &Args, rs: &[Run]) {
         .map(|(k, v)| format!("{k}={v}"))
         .collect();
     println!(
-        "fleet-bench: persist_anonymous_session, N={n}, runs={}, one `worker run` process, PostgreSQL, {}",
+        "fleet-bench: persist_anonymous_session, N={n}, runs={}, {} `worker run` process(es), PostgreSQL{}, {}",
         rs.len(),
+        args.workers,
+        if args.pgbouncer_port.is_some() {
+            " through PgBouncer (transaction pooling)"
+        } else {
+            ""
+        },
         if tuned.is_empty() {
             "default worker settings".to_owned()
         } else {

@@ -1,9 +1,7 @@
 //! `link_anonymous_conversion`: link a new user to the anonymous session that preceded sign-up.
 
 use chrono::Utc;
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
-};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
 
 use super::{Job, JobError};
 use crate::context::JobContext;

@@ -1,10 +1,10 @@
 //! Erasure's other half on the job side: a job that read a visitor's data before the visitor was
 //! erased removes what it wrote.
 
+use domain::db::Db;
 use domain::keys::{Fingerprint, anon_erased_key};
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
-use sea_orm::DatabaseConnection;
 
 use super::StoreError;
 
@@ -13,7 +13,7 @@ use super::StoreError;
 /// job whose read came first either wrote before the deletion (and erasure removed it) or finds
 /// the mark here, after its own commit, and removes what it wrote. Returns whether it did.
 pub async fn undo_if_erased(
-    db: &DatabaseConnection,
+    db: &Db,
     redis: &ConnectionManager,
     fingerprint: &Fingerprint,
     session_id: uuid::Uuid,

@@ -1,14 +1,14 @@
 //! Updates of one `analytics_anonymoussession` row: bring it up to its views, end it.
 
+use domain::db::Db;
 use domain::documents::BufferedView;
-use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
 use super::StoreError;
 
 /// Bring the row's page count and last activity up to its views (never down).
 pub(super) async fn reconcile_row(
-    db: &DatabaseConnection,
+    db: &Db,
     session_id: uuid::Uuid,
     views: &[&BufferedView],
 ) -> Result<(), StoreError> {
@@ -32,7 +32,7 @@ pub(super) async fn reconcile_row(
 }
 
 /// Mark a session ended at its last activity. Idempotent: an ended session is left as it is.
-pub async fn end_session(db: &DatabaseConnection, session_id: Uuid) -> Result<u64, sea_orm::DbErr> {
+pub async fn end_session(db: &Db, session_id: Uuid) -> Result<u64, sea_orm::DbErr> {
     let duration = match db.get_database_backend() {
         sea_orm::DatabaseBackend::Postgres => {
             "CAST(EXTRACT(EPOCH FROM (last_activity - session_start)) AS INTEGER)"

@@ -1,11 +1,12 @@
 //! Buffered anonymous views into `analytics_anonymouspageview`: read a session's views from
 //! `anon_session:{fp}:views`, write them (one row per view number), drop them from the buffer.
 
+use domain::db::Db;
 use domain::documents::{AnonSessionDoc, Beacon, BufferedView};
 use domain::keys::{Fingerprint, anon_views_key, beacon_key};
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
-use sea_orm::{DatabaseConnection, EntityTrait, Value};
+use sea_orm::{EntityTrait, Value};
 
 use super::session_row::reconcile_row;
 use super::{SessionWriter, StoreError};
@@ -34,7 +35,7 @@ const FLUSH_CHUNK: isize = 1000;
 /// page and its beacon are not known yet. Returns the rows inserted. Views of other sessions are
 /// left for their own finalize.
 pub async fn flush_page_views(
-    db: &DatabaseConnection,
+    db: &Db,
     redis: &ConnectionManager,
     sessions: &SessionWriter,
     fingerprint: &Fingerprint,
@@ -150,7 +151,7 @@ async fn read_beacons(
 /// the view's beacon, else time on page up to the next view (`newest`, still buffered, for the
 /// last one).
 async fn insert_views(
-    db: &DatabaseConnection,
+    db: &Db,
     views: &[&BufferedView],
     beacons: &[Option<Beacon>],
     newest: Option<&BufferedView>,

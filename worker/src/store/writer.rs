@@ -1,13 +1,11 @@
 //! The batching session writer: concurrent jobs' session rows upserted together (group commit).
 
+use domain::db::Db;
 use std::sync::Arc;
 
 use domain::documents::AnonSessionDoc;
 use domain::sql::statement;
-use sea_orm::{
-    ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr, RuntimeErr, TransactionTrait,
-    Value,
-};
+use sea_orm::{ConnectionTrait, DatabaseBackend, DbErr, RuntimeErr, Value};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use super::StoreError;
@@ -35,7 +33,7 @@ pub struct SessionWriter {
 impl SessionWriter {
     /// Start the writer over `db` with at most `writers` statements in flight (needs a tokio
     /// runtime); a new row's `location_data` comes from `geo`.
-    pub fn spawn(db: DatabaseConnection, writers: usize, geo: Option<Arc<GeoIp>>) -> Self {
+    pub fn spawn(db: Db, writers: usize, geo: Option<Arc<GeoIp>>) -> Self {
         let writers = writers.max(1);
         let (tx, mut rx) = mpsc::channel::<(AnonSessionDoc, Reply)>(MAX_BATCH * writers * 2);
         tokio::spawn(async move {
@@ -100,11 +98,7 @@ fn refused_by_database(e: &DbErr) -> bool {
 
 /// Write one batch and answer each waiting job: all rows in one statement, or, when the database
 /// refuses that statement and the batch has several rows, each row on its own.
-async fn write_batch(
-    db: &DatabaseConnection,
-    geo: Option<&GeoIp>,
-    batch: Vec<(AnonSessionDoc, Reply)>,
-) {
+async fn write_batch(db: &Db, geo: Option<&GeoIp>, batch: Vec<(AnonSessionDoc, Reply)>) {
     let docs: Vec<&AnonSessionDoc> = batch.iter().map(|(d, _)| d).collect();
     let started = std::time::Instant::now();
     let result = upsert_many(db, geo, &docs).await;
@@ -252,7 +246,7 @@ fn merge<'a>(docs: &[&'a AnonSessionDoc]) -> Vec<Row<'a>> {
 
 /// One statement (on PostgreSQL, one transaction of 12 KiB statements) upserting every document.
 pub async fn upsert_many(
-    db: &DatabaseConnection,
+    db: &Db,
     geo: Option<&GeoIp>,
     docs: &[&AnonSessionDoc],
 ) -> Result<(), DbErr> {

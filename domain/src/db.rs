@@ -1,0 +1,178 @@
+//! The fleet's database handle, [`Db`]: a SeaORM connection that also works behind PgBouncer in
+//! transaction pooling mode (`DATABASE_POOL_MODE=transaction`).
+//!
+//! Behind such a pooler a client's statements may run on a different server connection after
+//! every transaction. sqlx 0.9 prepares each statement under a name (`sqlx_s_<n>`, numbered per
+//! client connection) in one round trip ending in `Sync`, then binds it in another: the pooler
+//! may hand the second to another server, where the name is missing or, worse, names another
+//! client's statement. `statement_cache_capacity(0)` alone does not help: sqlx still names each
+//! statement and then never closes it. So in that mode [`Db`] runs every statement in its own
+//! transaction (`BEGIN`, then `DEALLOCATE ALL` to clear names other clients left on that server,
+//! the statement, `COMMIT`), which keeps prepare and bind on one server and commits before the
+//! caller goes on, as autocommit would; [`Db::begin`] does the same for a caller's transaction.
+//! Statements without parameters (`execute_unprepared`) use the simple protocol and pass as they
+//! are. `docs/deployment.md` has the figures and the PgBouncer settings.
+
+use std::str::FromStr;
+
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection,
+    DatabaseTransaction, DbErr, ExecResult, QueryResult, Statement, TransactionTrait,
+};
+
+/// How connections reach PostgreSQL (`DATABASE_POOL_MODE`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PoolMode {
+    /// Straight to PostgreSQL, or through a pooler that gives a client one server connection
+    /// for its whole session (PgBouncer `pool_mode = session`): statements are prepared once
+    /// per connection and reused.
+    #[default]
+    Session,
+    /// Through a pooler that may switch server connections after every transaction (PgBouncer
+    /// `pool_mode = transaction`): every statement runs in its own transaction, nothing is
+    /// cached between them.
+    Transaction,
+}
+
+impl FromStr for PoolMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "session" => Ok(Self::Session),
+            "transaction" => Ok(Self::Transaction),
+            _ => Err("expected `session` or `transaction`".to_owned()),
+        }
+    }
+}
+
+/// The SQL database: PostgreSQL or SQLite, direct or behind a transaction pooler.
+#[derive(Debug, Clone)]
+pub struct Db {
+    conn: DatabaseConnection,
+    /// Behind a transaction pooler (and on PostgreSQL): every statement in its own transaction.
+    per_statement_transactions: bool,
+}
+
+impl From<DatabaseConnection> for Db {
+    /// A direct connection (no transaction pooler between it and the server).
+    fn from(conn: DatabaseConnection) -> Self {
+        Self {
+            conn,
+            per_statement_transactions: false,
+        }
+    }
+}
+
+impl Db {
+    /// Connect with these pool options. `Transaction` mode turns off sqlx's statement cache (a
+    /// cached name would point at another server's statement) and applies only to PostgreSQL.
+    pub async fn connect(mut options: ConnectOptions, mode: PoolMode) -> Result<Self, DbErr> {
+        let pooled = mode == PoolMode::Transaction;
+        if pooled {
+            options.map_sqlx_postgres_opts(|o| o.statement_cache_capacity(0));
+        }
+        let conn = Database::connect(options).await?;
+        let per_statement_transactions =
+            pooled && conn.get_database_backend() == DatabaseBackend::Postgres;
+        Ok(Self {
+            conn,
+            per_statement_transactions,
+        })
+    }
+
+    /// The SeaORM connection underneath (its statements bypass the pooler rules above).
+    pub fn connection(&self) -> &DatabaseConnection {
+        &self.conn
+    }
+
+    /// The database's dialect (also `ConnectionTrait`'s; here so callers need not import it).
+    pub fn get_database_backend(&self) -> DatabaseBackend {
+        self.conn.get_database_backend()
+    }
+
+    /// Whether every statement runs in its own transaction (transaction pooling on PostgreSQL).
+    pub fn per_statement_transactions(&self) -> bool {
+        self.per_statement_transactions
+    }
+
+    /// Begin a transaction. Behind a transaction pooler it starts by clearing the statement
+    /// names earlier clients of its server connection left there, so this client's own
+    /// `sqlx_s_<n>` cannot collide with them.
+    pub async fn begin(&self) -> Result<DatabaseTransaction, DbErr> {
+        let txn = self.conn.begin().await?;
+        if self.per_statement_transactions {
+            txn.execute_unprepared("DEALLOCATE ALL").await?;
+        }
+        Ok(txn)
+    }
+
+    /// Check that the database answers (a readiness probe).
+    pub async fn ping(&self) -> Result<(), DbErr> {
+        self.conn.ping().await
+    }
+
+    /// Close the pool.
+    pub async fn close(self) -> Result<(), DbErr> {
+        self.conn.close().await
+    }
+}
+
+#[async_trait::async_trait]
+impl ConnectionTrait for Db {
+    fn get_database_backend(&self) -> DatabaseBackend {
+        self.conn.get_database_backend()
+    }
+
+    async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
+        if !self.per_statement_transactions {
+            return self.conn.execute_raw(stmt).await;
+        }
+        let txn = self.begin().await?;
+        let done = txn.execute_raw(stmt).await?;
+        txn.commit().await?;
+        Ok(done)
+    }
+
+    async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
+        // The simple protocol: one message, nothing named, safe behind any pooler.
+        self.conn.execute_unprepared(sql).await
+    }
+
+    async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
+        if !self.per_statement_transactions {
+            return self.conn.query_one_raw(stmt).await;
+        }
+        let txn = self.begin().await?;
+        let row = txn.query_one_raw(stmt).await?;
+        txn.commit().await?;
+        Ok(row)
+    }
+
+    async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
+        if !self.per_statement_transactions {
+            return self.conn.query_all_raw(stmt).await;
+        }
+        let txn = self.begin().await?;
+        let rows = txn.query_all_raw(stmt).await?;
+        txn.commit().await?;
+        Ok(rows)
+    }
+
+    fn support_returning(&self) -> bool {
+        self.conn.support_returning()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PoolMode;
+
+    #[test]
+    fn pool_mode_reads_pgbouncers_names_and_refuses_others() {
+        assert_eq!("session".parse(), Ok(PoolMode::Session));
+        assert_eq!(" Transaction ".parse(), Ok(PoolMode::Transaction));
+        assert!("statement".parse::<PoolMode>().is_err());
+        assert!("".parse::<PoolMode>().is_err());
+    }
+}

@@ -28,7 +28,8 @@
 # the arrival patterns of the 15,000 req/s runs; the other runs are uniform), ROUNDS (1: how many
 # times the 15,000 req/s runs are repeated, patterns interleaved; with more than one, the medians
 # of each pattern's p99 and CPU per view close the output, as one run's p99 on a noisy machine says
-# little).
+# little), API_PROCESSES (1: api processes on PORT, PORT+1, ...; the generator spreads its
+# connections over them and their CPU is added up; bench/scale.sh runs 1 and 2).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -48,6 +49,7 @@ API_BIN=${API_BIN:-target/release/api}
 API_THREADS=${API_THREADS:-1}
 ARRIVALS=${ARRIVALS:-"uniform poisson ms-ticks"}
 ROUNDS=${ROUNDS:-1}
+API_PROCESSES=${API_PROCESSES:-1}
 
 tag="apib$(date +%s)$$"
 namespace="bench-api-$tag"
@@ -57,17 +59,19 @@ rcli() { redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" "$@"; }
 communities=()
 for _ in $(seq "$COMMUNITIES"); do communities+=("$(cat /proc/sys/kernel/random/uuid)"); done
 ids=$(IFS=,; echo "${communities[*]}")
-api_pid=
+api_pids=()
 
 delete_pattern() {
   rcli --scan --pattern "$1" | xargs -r -d '\n' -n 500 redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" unlink >/dev/null
 }
 cleanup() {
   set +e
-  if [ -n "$api_pid" ] && kill -0 "$api_pid" 2>/dev/null; then
-    kill -TERM "$api_pid"
-    wait "$api_pid" 2>/dev/null
-  fi
+  for pid in "${api_pids[@]}"; do
+    if kill -0 "$pid" 2>/dev/null; then
+      kill -TERM "$pid"
+      wait "$pid" 2>/dev/null
+    fi
+  done
   echo "[bench] cleaning up Redis (tag $tag)" >&2
   delete_pattern "anon_session:bench-$tag-*"
   delete_pattern "visitor:anon:bench-$tag-*"
@@ -98,19 +102,27 @@ fi
 export DATABASE_URL=${BENCH_DATABASE_URL:-"sqlite://$work/bench.db?mode=rwc"}
 export REDIS_URL="redis://$REDIS_HOST:$REDIS_PORT"
 export CELERIAC_NAMESPACE=$namespace
-export API_ADDR="127.0.0.1:$PORT"
 export API_TOKEN=$token
+base_port=$PORT
 unset PORT
 target/release/migration up >"$work/migration.log" 2>&1 ||
   { cat "$work/migration.log" >&2; exit 1; }
-# TOKIO_WORKER_THREADS too, for API_BIN builds older than API_THREADS.
-API_THREADS=$API_THREADS TOKIO_WORKER_THREADS=$API_THREADS "$API_BIN" >"$work/api.log" 2>&1 &
-api_pid=$!
-for _ in $(seq 100); do
-  curl -fsS "http://$API_ADDR/healthz" >/dev/null 2>&1 && break
-  kill -0 "$api_pid" 2>/dev/null || { cat "$work/api.log" >&2; exit 1; }
-  sleep 0.1
+addrs=()
+for k in $(seq 0 $((API_PROCESSES - 1))); do
+  addr="127.0.0.1:$((base_port + k))"
+  addrs+=("$addr")
+  # TOKIO_WORKER_THREADS too, for API_BIN builds older than API_THREADS.
+  API_ADDR=$addr API_THREADS=$API_THREADS TOKIO_WORKER_THREADS=$API_THREADS "$API_BIN" >"$work/api-$k.log" 2>&1 &
+  pid=$!
+  api_pids+=("$pid")
+  for _ in $(seq 100); do
+    curl -fsS "http://$addr/healthz" >/dev/null 2>&1 && break
+    kill -0 "$pid" 2>/dev/null || { cat "$work/api-$k.log" >&2; exit 1; }
+    sleep 0.1
+  done
 done
+API_ADDR=$(IFS=,; echo "${addrs[*]}")
+api_pid=$(IFS=,; echo "${api_pids[*]}")
 redis_pid=$(rcli info server | sed -n 's/^process_id:\([0-9]*\).*/\1/p')
 
 # Busy % of the whole machine over 2 s, from /proc/stat.
@@ -134,7 +146,7 @@ wait_quiet() {
     echo "[bench] machine ${pct}% busy (other work); waiting" >&2
   done
 }
-echo "[bench] $(nproc) cores; load average $(cut -d' ' -f1-3 /proc/loadavg); api pid $api_pid," \
+echo "[bench] $(nproc) cores; load average $(cut -d' ' -f1-3 /proc/loadavg); $API_PROCESSES api process(es), pid $api_pid," \
   "redis pid $redis_pid; $API_THREADS api thread(s); $CONNECTIONS connections; ${DURATION}s per run after ${WARMUP}s warm-up" >&2
 
 load() {
@@ -170,4 +182,4 @@ if [ "$ROUNDS" -gt 1 ]; then
   done
 fi
 echo "[bench] community size at the end: $(rcli zcard "community:${communities[0]}:visitors:seen") visitors seen;" \
-  "api log lines: $(wc -l <"$work/api.log"); api peak RSS $(grep VmHWM /proc/"$api_pid"/status | tr -s ' ' | cut -d' ' -f2-)" >&2
+  "api log lines: $(cat "$work"/api-*.log | wc -l); api peak RSS $(grep VmHWM /proc/"${api_pids[0]}"/status | tr -s ' ' | cut -d' ' -f2-)" >&2

@@ -39,6 +39,10 @@ pub struct ApiConfig {
     pub max_body_bytes: usize,
     /// Threads serving requests (`API_THREADS`); 1 is a current-thread runtime.
     pub threads: usize,
+    /// `API_DRAIN_SECONDS`: after SIGTERM, how long the API keeps serving with `/readyz` at 503
+    /// before it stops taking connections (0), so a load balancer that polls readiness stops
+    /// sending requests first.
+    pub drain: std::time::Duration,
 }
 
 impl ApiConfig {
@@ -84,11 +88,14 @@ impl ApiConfig {
                 reason: "must be at least 1".into(),
             });
         }
+        let drain =
+            std::time::Duration::from_secs(opt::<u64>(vars, "API_DRAIN_SECONDS")?.unwrap_or(0));
         Ok(Self {
             addr,
             token,
             max_body_bytes,
             threads,
+            drain,
         })
     }
 }

@@ -23,7 +23,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use domain::queues::EnqueueError;
 use queue::QueueError;
-use sea_orm::{DbErr, RuntimeErr, SqlErr};
+use sea_orm::{DbErr, SqlErr};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -294,24 +294,9 @@ impl From<DbErr> for ApiError {
     }
 }
 
-/// True for database failures that mean "not reachable right now".
+/// True for database failures that mean "not reachable right now" ([`domain::db::is_unavailable`]).
 pub(crate) fn db_unreachable(e: &DbErr) -> bool {
-    use sea_orm::sqlx::Error as Sqlx;
-    match e {
-        DbErr::ConnectionAcquire(_) => true,
-        DbErr::Conn(RuntimeErr::SqlxError(s))
-        | DbErr::Exec(RuntimeErr::SqlxError(s))
-        | DbErr::Query(RuntimeErr::SqlxError(s)) => matches!(
-            &**s,
-            Sqlx::Io(_)
-                | Sqlx::Tls(_)
-                | Sqlx::PoolTimedOut
-                | Sqlx::PoolClosed
-                | Sqlx::WorkerCrashed
-        ),
-        DbErr::Conn(_) => true,
-        _ => false,
-    }
+    domain::db::is_unavailable(e)
 }
 
 #[cfg(test)]

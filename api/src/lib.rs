@@ -47,6 +47,8 @@ where
         tracing::warn!("API_TOKEN is unset: /v1 accepts requests without authentication");
     }
     let grace = state.settings.shutdown_timeout;
+    let drain = state.api.drain;
+    let draining = state.clone();
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
     // Responses go out at once (no Nagle wait for the client's ACK of the previous one).
     let listener = listener.tap_io(|tcp| {
@@ -57,6 +59,16 @@ where
     let server = axum::serve(listener, app::build(state))
         .with_graceful_shutdown(async move {
             shutdown.await;
+            draining
+                .stopping
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            if !drain.is_zero() {
+                tracing::info!(
+                    drain_seconds = drain.as_secs(),
+                    "stopping: /readyz is 503, still serving while the load balancer drains"
+                );
+                tokio::time::sleep(drain).await;
+            }
             let _ = stopping_tx.send(());
         })
         .into_future();

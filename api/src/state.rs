@@ -41,6 +41,8 @@ pub struct Shared {
     pub tracker: tracking::Tracker,
     /// The console's session and CSRF keys.
     pub console: crate::console::ConsoleKeys,
+    /// Set at SIGTERM: `/readyz` answers 503 while the API drains (`API_DRAIN_SECONDS`).
+    pub stopping: std::sync::atomic::AtomicBool,
 }
 
 impl AppState {
@@ -68,6 +70,7 @@ impl AppState {
             settings: Arc::new(settings),
             api: Arc::new(api),
             tracker,
+            stopping: std::sync::atomic::AtomicBool::new(false),
         }))
     }
 }

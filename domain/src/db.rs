@@ -17,7 +17,7 @@ use std::str::FromStr;
 
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection,
-    DatabaseTransaction, DbErr, ExecResult, QueryResult, Statement, TransactionTrait,
+    DatabaseTransaction, DbErr, ExecResult, QueryResult, RuntimeErr, Statement, TransactionTrait,
 };
 
 /// How connections reach PostgreSQL (`DATABASE_POOL_MODE`).
@@ -98,13 +98,39 @@ impl Db {
 
     /// Begin a transaction. Behind a transaction pooler it starts by clearing the statement
     /// names earlier clients of its server connection left there, so this client's own
-    /// `sqlx_s_<n>` cannot collide with them.
+    /// `sqlx_s_<n>` cannot collide with them. The start runs on a task of its own: a caller
+    /// cancelled while `BEGIN` is on the wire must not hand the connection back to the pool
+    /// inside a transaction (sqlx rolls back only a transaction it has seen begin), which would
+    /// pin a server connection of the pooler.
     pub async fn begin(&self) -> Result<DatabaseTransaction, DbErr> {
-        let txn = self.conn.begin().await?;
-        if self.per_statement_transactions {
-            txn.execute_unprepared("DEALLOCATE ALL").await?;
+        if !self.per_statement_transactions {
+            return self.conn.begin().await;
         }
-        Ok(txn)
+        let conn = self.conn.clone();
+        detached(async move {
+            let txn = conn.begin().await?;
+            txn.execute_unprepared("DEALLOCATE ALL").await?;
+            Ok(txn)
+        })
+        .await
+    }
+
+    /// One statement in a transaction of its own, run to its end on a task of its own (see
+    /// [`Db::begin`]): a cancelled caller stops waiting, the statement still ends with `COMMIT`
+    /// or `ROLLBACK`, as a statement already sent would under autocommit.
+    async fn alone(&self, op: Op) -> Result<Done, DbErr> {
+        let db = self.clone();
+        detached(async move {
+            let txn = db.begin().await?;
+            let done = match op {
+                Op::Execute(stmt) => Done::Executed(txn.execute_raw(stmt).await?),
+                Op::One(stmt) => Done::One(txn.query_one_raw(stmt).await?),
+                Op::All(stmt) => Done::All(txn.query_all_raw(stmt).await?),
+            };
+            txn.commit().await?;
+            Ok(done)
+        })
+        .await
     }
 
     /// Check that the database answers (a readiness probe).
@@ -128,10 +154,10 @@ impl ConnectionTrait for Db {
         if !self.per_statement_transactions {
             return self.conn.execute_raw(stmt).await;
         }
-        let txn = self.begin().await?;
-        let done = txn.execute_raw(stmt).await?;
-        txn.commit().await?;
-        Ok(done)
+        match self.alone(Op::Execute(stmt)).await? {
+            Done::Executed(done) => Ok(done),
+            _ => Err(mismatch()),
+        }
     }
 
     async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
@@ -143,24 +169,76 @@ impl ConnectionTrait for Db {
         if !self.per_statement_transactions {
             return self.conn.query_one_raw(stmt).await;
         }
-        let txn = self.begin().await?;
-        let row = txn.query_one_raw(stmt).await?;
-        txn.commit().await?;
-        Ok(row)
+        match self.alone(Op::One(stmt)).await? {
+            Done::One(row) => Ok(row),
+            _ => Err(mismatch()),
+        }
     }
 
     async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
         if !self.per_statement_transactions {
             return self.conn.query_all_raw(stmt).await;
         }
-        let txn = self.begin().await?;
-        let rows = txn.query_all_raw(stmt).await?;
-        txn.commit().await?;
-        Ok(rows)
+        match self.alone(Op::All(stmt)).await? {
+            Done::All(rows) => Ok(rows),
+            _ => Err(mismatch()),
+        }
     }
 
     fn support_returning(&self) -> bool {
         self.conn.support_returning()
+    }
+}
+
+/// A statement for [`Db::alone`], by what its caller wants back.
+enum Op {
+    Execute(Statement),
+    One(Statement),
+    All(Statement),
+}
+
+/// What an [`Op`] gave back.
+enum Done {
+    Executed(ExecResult),
+    One(Option<QueryResult>),
+    All(Vec<QueryResult>),
+}
+
+/// An [`Op`] answered with another kind of [`Done`] (cannot happen: `alone` matches them).
+fn mismatch() -> DbErr {
+    DbErr::Custom("a statement's answer was of the wrong kind".to_owned())
+}
+
+/// Run `work` on a Tokio task of its own and wait for it; a panic there is an error here.
+async fn detached<T: Send + 'static>(
+    work: impl Future<Output = Result<T, DbErr>> + Send + 'static,
+) -> Result<T, DbErr> {
+    tokio::spawn(work)
+        .await
+        .map_err(|e| DbErr::Custom(format!("database task failed: {e}")))?
+}
+
+/// Whether `e` means the database cannot be reached right now (worth a retry later), as opposed
+/// to the database refusing the statement. Besides sqlx's own connection errors this counts what
+/// PostgreSQL and PgBouncer report as ordinary errors: SQLSTATE class 08 (connection exception;
+/// PgBouncer's "server conn crashed?" and "no more connections allowed"), 57P01–57P03 (shutting
+/// down, cannot connect now) and 53300 (too many connections).
+pub fn is_unavailable(e: &DbErr) -> bool {
+    use sea_orm::sqlx::Error as Sqlx;
+    match e {
+        DbErr::ConnectionAcquire(_) => true,
+        DbErr::Conn(RuntimeErr::SqlxError(s))
+        | DbErr::Exec(RuntimeErr::SqlxError(s))
+        | DbErr::Query(RuntimeErr::SqlxError(s)) => match &**s {
+            Sqlx::Io(_) | Sqlx::Tls(_) | Sqlx::PoolTimedOut | Sqlx::PoolClosed => true,
+            Sqlx::WorkerCrashed => true,
+            Sqlx::Database(db) => db.code().is_some_and(|code| {
+                code.starts_with("08") || matches!(&*code, "57P01" | "57P02" | "57P03" | "53300")
+            }),
+            _ => false,
+        },
+        DbErr::Conn(_) => true,
+        _ => false,
     }
 }
 

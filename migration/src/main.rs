@@ -31,14 +31,16 @@ async fn main() {
         .or_else(|| std::env::var("DATABASE_SCHEMA").ok())
         .unwrap_or_else(|| "public".to_owned());
     let wants_fresh = args.iter().any(|arg| arg == "fresh");
-    match std::env::var("DATABASE_POOL_MODE")
-        .as_deref()
-        .map(str::trim)
-    {
-        Err(_) | Ok("" | "session") => {}
-        Ok("transaction") => return pooled::run(&args, url, &schema).await,
-        Ok(other) => fail(&format!(
-            "configuration: DATABASE_POOL_MODE={other:?} is invalid: expected `session` or `transaction`"
+    let asks_help = args
+        .iter()
+        .any(|a| matches!(a.as_str(), "-h" | "--help" | "-V" | "--version" | "help"));
+    let mode = std::env::var("DATABASE_POOL_MODE").unwrap_or_default();
+    match mode.trim().to_ascii_lowercase().as_str() {
+        _ if asks_help => {}
+        "" | "session" => {}
+        "transaction" => return pooled::run(&args, url, &schema).await,
+        _ => fail(&format!(
+            "configuration: DATABASE_POOL_MODE={mode:?} is invalid: expected `session` or `transaction`"
         )),
     }
 
@@ -80,7 +82,14 @@ mod pooled {
             .iter()
             .find(|a| !a.starts_with('-') && !is_flag_value(args, a))
             .map_or("up", String::as_str);
+        let wants_steps = args.iter().any(|a| {
+            a == "-n"
+                || a == "--num"
+                || a.starts_with("--num=")
+                || (a.starts_with("-n") && a.len() > 2)
+        });
         let steps = match flag_value(args, "-n", "--num").map(|n| n.parse::<u32>()) {
+            None if wants_steps => fail("-n takes a number of migrations"),
             None => None,
             Some(Ok(n)) => Some(n),
             Some(Err(_)) => fail("-n takes a number of migrations"),
@@ -112,9 +121,9 @@ mod pooled {
         schema: &str,
     ) -> Result<(), sea_orm_migration::sea_orm::DbErr> {
         let txn = db.begin().await?;
-        let quoted = schema.replace('"', "\"\"");
         txn.execute_unprepared(&format!(
-            "DEALLOCATE ALL; SET LOCAL search_path = \"{quoted}\""
+            "DEALLOCATE ALL; SET LOCAL search_path = {}",
+            search_path(schema)
         ))
         .await?;
         if is_django_database(&SchemaManager::new(&txn)).await? {
@@ -136,6 +145,24 @@ mod pooled {
             );
         }
         Ok(())
+    }
+
+    /// `-s`/`DATABASE_SCHEMA` (comma-separated schemas, as SeaORM's `set_schema_search_path`
+    /// takes it) as an SQL list: each name quoted, with quotes it already had removed and any
+    /// quote inside doubled, so no value can end the statement.
+    fn search_path(schema: &str) -> String {
+        schema
+            .split(',')
+            .map(|s| {
+                let s = s.trim();
+                let bare = s
+                    .strip_prefix('"')
+                    .and_then(|s| s.strip_suffix('"'))
+                    .unwrap_or(s);
+                format!("\"{}\"", bare.replace('"', "\"\""))
+            })
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
     /// Whether `arg` is the value of a flag that takes one (`-u URL`, `-s SCHEMA`, `-n N`).

@@ -353,7 +353,7 @@ impl PgBouncer {
             "[databases]\n* = host={host} port={port}\n\n[pgbouncer]\nlisten_addr = 127.0.0.1\n\
              listen_port = {listen}\nunix_socket_dir =\nauth_type = trust\nauth_file = {users}\n\
              pool_mode = transaction\ndefault_pool_size = {pool_size}\nmax_client_conn = 2000\n\
-             ignore_startup_parameters = extra_float_digits,options\nlogfile = {log}\n",
+             ignore_startup_parameters = extra_float_digits\nlogfile = {log}\n",
             users = users.display(),
             log = dir.path().join("pgbouncer.log").display(),
         );
@@ -368,18 +368,30 @@ impl PgBouncer {
             .into_iter()
             .find(|p| Path::new(p).exists())
             .unwrap_or("pgbouncer");
-        let child = Command::new(bin)
+        let mut child = Command::new(bin)
             .args(["-u", "postgres"])
             .arg(&ini)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("pgbouncer is installed (scripts/services.sh installs Debian's package)");
+        // Up when its log says it listens on the port (another process on a port that was free
+        // a moment ago must not pass for it).
+        let log = dir.path().join("pgbouncer.log");
         let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", listen)).is_err() {
+        loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("pgbouncer exited ({status}): {text}");
+            }
+            if text.contains(&format!("listening on 127.0.0.1:{listen}"))
+                && std::net::TcpStream::connect(("127.0.0.1", listen)).is_ok()
+            {
+                break;
+            }
             assert!(
                 Instant::now() < deadline,
-                "pgbouncer did not listen on {listen}"
+                "pgbouncer did not listen on {listen}: {text}"
             );
             std::thread::sleep(Duration::from_millis(20));
         }

@@ -66,6 +66,9 @@ pub async fn healthz() -> Json<Health> {
     ),
 )]
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Ready>, ApiError> {
+    if state.stopping.load(std::sync::atomic::Ordering::Relaxed) {
+        return Err(ApiError::unavailable("not ready: shutting down"));
+    }
     let mut conn = state.redis.clone();
     let redis = async move {
         match tokio::time::timeout(

@@ -59,9 +59,15 @@ enum Arrivals {
     about = "Open-loop constant-rate load on the API's hot routes (loopback only)"
 )]
 struct Args {
-    /// The API's address (must be a loopback address).
-    #[arg(long, default_value = "127.0.0.1:8000")]
-    addr: SocketAddr,
+    /// The API's address (must be a loopback address); several, comma-separated, share the
+    /// connections round-robin (one per API process).
+    #[arg(
+        long,
+        default_value = "127.0.0.1:8000",
+        value_delimiter = ',',
+        required = true
+    )]
+    addr: Vec<SocketAddr>,
     /// Which route to load.
     #[arg(long, value_enum, default_value = "pageview")]
     mode: Mode,
@@ -99,9 +105,9 @@ struct Args {
     /// Bearer token for `/v1` (default `API_TOKEN`).
     #[arg(long, env = "API_TOKEN")]
     token: Option<String>,
-    /// The API process, for its CPU.
-    #[arg(long)]
-    api_pid: Option<u32>,
+    /// The API processes, for their CPU (comma-separated; their sum is reported).
+    #[arg(long, value_delimiter = ',')]
+    api_pid: Vec<u32>,
     /// The Redis server process, for its CPU.
     #[arg(long)]
     redis_pid: Option<u32>,
@@ -190,8 +196,8 @@ struct Plan {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    if !args.addr.ip().is_loopback() {
-        bail!("--addr {} is not a loopback address", args.addr);
+    if let Some(addr) = args.addr.iter().find(|a| !a.ip().is_loopback()) {
+        bail!("--addr {addr} is not a loopback address");
     }
     if !(args.rate > 0.0 && args.duration > 0.0 && args.warmup >= 0.0) {
         bail!("--rate and --duration must be positive, --warmup not negative");
@@ -218,7 +224,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let mut writers = Vec::with_capacity(args.connections);
     let mut readers = Vec::with_capacity(args.connections);
     for i in 0..args.connections {
-        let (w, r) = open(args.addr)?;
+        let (w, r) = open(args.addr[i % args.addr.len()])?;
         let (due_tx, due_rx) = tokio::sync::mpsc::unbounded_channel();
         writers.push(Writer {
             stream: w,
@@ -318,7 +324,7 @@ struct CpuSample {
 fn cpu_sample(args: &Args) -> CpuSample {
     CpuSample {
         at: Instant::now(),
-        api: args.api_pid.map_or(0.0, process_cpu),
+        api: args.api_pid.iter().map(|pid| process_cpu(*pid)).sum(),
         redis: args.redis_pid.map_or(0.0, process_cpu),
         me: process_cpu(std::process::id()),
         machine: machine_jiffies(),
@@ -567,7 +573,7 @@ fn build_request(
             let _ = write!(
                 body,
                 "GET /v1/communities/{id}/visitors HTTP/1.1\r\nHost: {}\r\n{auth}\r\n",
-                args.addr
+                args.addr[0]
             );
             req.extend_from_slice(body.as_bytes());
         }
@@ -592,7 +598,7 @@ fn build_request(
                 req,
                 format_args!(
                     "POST /v1/track/pageview HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n{auth}Content-Length: {}\r\n\r\n{body}",
-                    args.addr,
+                    args.addr[0],
                     body.len()
                 ),
             );

@@ -89,8 +89,8 @@ impl SessionWriter {
 /// outage every row would wait out the pool's acquire timeout in turn.
 fn refused_by_database(e: &DbErr) -> bool {
     match e {
-        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => {
-            e.as_database_error().is_some()
+        DbErr::Exec(RuntimeErr::SqlxError(s)) | DbErr::Query(RuntimeErr::SqlxError(s)) => {
+            s.as_database_error().is_some() && !domain::db::is_unavailable(e)
         }
         _ => false,
     }

@@ -1,0 +1,269 @@
+//! The deployment contract (`docs/deployment.md`), statement by statement, on the real binaries:
+//! a process that cannot reach Redis or the database stops at start with one line; the API's
+//! probes follow Redis and PostgreSQL going and coming back, and keep taking page views while
+//! PostgreSQL is gone; SIGTERM drains the API behind a failing `/readyz`, then exits 0; the
+//! release step can run twice. The worker's and scheduler's statements are checked where their
+//! machinery is (`faults.rs`, `scheduler.rs`, `fleet.rs`; the document names each test).
+
+#![allow(clippy::unwrap_used)] // In tests a failed unwrap is a failed assertion.
+
+use std::collections::HashMap;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use sea_orm::{ConnectionTrait, Database};
+use serde_json::json;
+use testkit::{
+    PrivatePostgres, PrivateRedis, TestDb, bin_command, eventually, free_port, http, service_env,
+};
+use tests::TestRedis;
+
+/// Run `bin args` with `env` to its end (at most 30 s): exit code and stderr.
+async fn run_to_end(bin: &str, args: &[&str], env: &HashMap<String, String>) -> (i32, String) {
+    let child = bin_command(bin)
+        .args(args)
+        .envs(env)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| panic!("{bin} {args:?} still running after 30 s"))
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_process_stops_at_start_with_one_line_when_redis_or_the_database_is_unreachable() {
+    let (db, redis) = (TestDb::postgres().await, TestRedis::new().await);
+    let nowhere = free_port();
+    // The scheduler needs only Redis; `migration` only the database.
+    let processes: [(&str, &[&str], bool); 3] = [
+        ("api", &[], true),
+        ("worker", &["run"], true),
+        ("worker", &["scheduler"], false),
+    ];
+    let mut cases = Vec::new();
+    for (bin, args, uses_db) in processes {
+        cases.push((
+            bin,
+            args,
+            "REDIS_URL",
+            format!("redis://127.0.0.1:{nowhere}"),
+            "Redis",
+        ));
+        if !uses_db {
+            continue;
+        }
+        cases.push((
+            bin,
+            args,
+            "DATABASE_URL",
+            format!("postgres://postgres@127.0.0.1:{nowhere}/celeriac"),
+            "database",
+        ));
+    }
+    cases.push((
+        "migration",
+        &["up"],
+        "DATABASE_URL",
+        format!("postgres://postgres@127.0.0.1:{nowhere}/celeriac"),
+        "database",
+    ));
+    for (bin, args, var, value, named) in cases {
+        let mut env = service_env(&db, &redis);
+        env.insert("API_ADDR".into(), format!("127.0.0.1:{}", free_port()));
+        env.insert(var.into(), value);
+        let started = Instant::now();
+        let (code, stderr) = run_to_end(bin, args, &env).await;
+        let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert_eq!(code, 1, "{bin} {args:?} with {var} unreachable: {stderr}");
+        assert_eq!(lines.len(), 1, "{bin} {args:?}: one line, not {stderr:?}");
+        assert!(
+            lines[0].contains(named),
+            "{bin} {args:?} names {named}: {stderr}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "{bin} {args:?} gave up in {:?}",
+            started.elapsed()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_fails_readiness_keeps_serving_for_the_drain_then_exits_zero() {
+    let (db, redis) = (TestDb::postgres().await, TestRedis::new().await);
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut env = service_env(&db, &redis);
+    env.extend([
+        ("API_ADDR".into(), addr.clone()),
+        ("API_DRAIN_SECONDS".into(), "3".into()),
+    ]);
+    let mut api = bin_command("api")
+        .envs(&env)
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    testkit::api_ready(&addr).await;
+
+    let pid = api.id().unwrap().to_string();
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let signalled = Instant::now();
+    let ready = eventually(Duration::from_secs(2), "/readyz to fail", || {
+        let addr = addr.clone();
+        async move {
+            let (s, b) = http(&addr, "GET", "/readyz", None, None).await.ok()?;
+            (s == 503).then_some(b)
+        }
+    })
+    .await;
+    assert!(
+        ready["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("shutting down"),
+        "{ready}"
+    );
+    // Still serving: liveness and a page view.
+    let (s, _) = http(&addr, "GET", "/healthz", None, None).await.unwrap();
+    assert_eq!(s, 200);
+    let fp = redis.token("fp");
+    let (s, b) = http(
+        &addr,
+        "POST",
+        "/v1/track/pageview",
+        None,
+        Some(&json!({"fingerprint": fp, "url": "/"})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(s, 202, "{b}");
+    let exit = tokio::time::timeout(Duration::from_secs(20), api.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(exit.success(), "{exit}");
+    assert!(
+        signalled.elapsed() >= Duration::from_millis(2_900),
+        "it served for the drain: {:?}",
+        signalled.elapsed()
+    );
+    // And then it no longer listens.
+    assert!(http(&addr, "GET", "/healthz", None, None).await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_probes_follow_redis_and_postgres_and_views_go_on_without_postgres() {
+    let mut redis = PrivateRedis::start(false);
+    let pg = PrivatePostgres::start();
+    let admin = Database::connect(pg.url("postgres")).await.unwrap();
+    admin
+        .execute_unprepared("CREATE DATABASE celeriac")
+        .await
+        .unwrap();
+    admin.close().await.unwrap();
+    let addr = format!("127.0.0.1:{}", free_port());
+    let env: HashMap<String, String> = [
+        ("DATABASE_URL", pg.url("celeriac")),
+        ("REDIS_URL", redis.url()),
+        ("CELERIAC_NAMESPACE", "deploy".to_owned()),
+        ("API_ADDR", addr.clone()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let (code, stderr) = run_to_end("migration", &["up"], &env).await;
+    assert_eq!(code, 0, "{stderr}");
+    let mut api = bin_command("api")
+        .envs(&env)
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    testkit::api_ready(&addr).await;
+
+    let not_ready = |what: &'static str| {
+        let addr = addr.clone();
+        async move {
+            eventually(Duration::from_secs(15), what, || {
+                let addr = addr.clone();
+                async move {
+                    let (s, b) = http(&addr, "GET", "/readyz", None, None).await.ok()?;
+                    let message = b["error"]["message"].as_str()?.to_owned();
+                    (s == 503 && message.contains(what)).then_some(message)
+                }
+            })
+            .await
+        }
+    };
+    let view = |n: u32| {
+        let addr = addr.clone();
+        async move {
+            http(
+                &addr,
+                "POST",
+                "/v1/track/pageview",
+                None,
+                Some(&json!({"fingerprint": "deploy-visitor", "url": format!("/page/{n}")})),
+            )
+            .await
+            .unwrap()
+        }
+    };
+
+    // Redis gone: not ready (naming it), still alive; back: ready.
+    redis.kill();
+    not_ready("redis").await;
+    let (s, _) = http(&addr, "GET", "/healthz", None, None).await.unwrap();
+    assert_eq!(s, 200, "alive without Redis");
+    redis.restart(false);
+    testkit::api_ready(&addr).await;
+
+    // PostgreSQL gone: not ready (naming the database), alive, and anonymous views still taken
+    // (they live in Redis until a worker writes them); back: ready.
+    pg.stop();
+    not_ready("database").await;
+    let (s, _) = http(&addr, "GET", "/healthz", None, None).await.unwrap();
+    assert_eq!(s, 200, "alive without PostgreSQL");
+    for n in 0..3 {
+        let (s, b) = view(n).await;
+        assert_eq!(s, 202, "a view while PostgreSQL is down: {b}");
+    }
+    pg.up();
+    testkit::api_ready(&addr).await;
+
+    let exit = testkit::sigterm(&mut api, Duration::from_secs(20)).await;
+    assert!(exit.success(), "{exit}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_release_step_can_run_again() {
+    let (db, redis) = (TestDb::empty_postgres().await, TestRedis::new().await);
+    let env = service_env(&db, &redis);
+    let mut applied = Vec::new();
+    for round in 0..2 {
+        let (code, stderr) = run_to_end("migration", &["up"], &env).await;
+        assert_eq!(code, 0, "migration up, round {round}: {stderr}");
+        let n = db
+            .conn
+            .query_one_raw(sea_orm::Statement::from_string(
+                sea_orm::DbBackend::Postgres,
+                "SELECT count(*) AS n FROM seaql_migrations",
+            ))
+            .await
+            .unwrap()
+            .unwrap()
+            .try_get::<i64>("", "n")
+            .unwrap();
+        applied.push(n);
+    }
+    assert!(applied[0] >= 4, "every migration applied: {applied:?}");
+    assert_eq!(applied[0], applied[1], "the second run applies nothing");
+}

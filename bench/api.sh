@@ -50,6 +50,7 @@ API_THREADS=${API_THREADS:-1}
 ARRIVALS=${ARRIVALS:-"uniform poisson ms-ticks"}
 ROUNDS=${ROUNDS:-1}
 API_PROCESSES=${API_PROCESSES:-1}
+[ "$API_PROCESSES" -ge 1 ] || { echo "bench: API_PROCESSES must be at least 1" >&2; exit 1; }
 
 tag="apib$(date +%s)$$"
 namespace="bench-api-$tag"
@@ -66,12 +67,8 @@ delete_pattern() {
 }
 cleanup() {
   set +e
-  for pid in "${api_pids[@]}"; do
-    if kill -0 "$pid" 2>/dev/null; then
-      kill -TERM "$pid"
-      wait "$pid" 2>/dev/null
-    fi
-  done
+  for pid in "${api_pids[@]}"; do kill -TERM "$pid" 2>/dev/null; done
+  for pid in "${api_pids[@]}"; do wait "$pid" 2>/dev/null; done
   echo "[bench] cleaning up Redis (tag $tag)" >&2
   delete_pattern "anon_session:bench-$tag-*"
   delete_pattern "visitor:anon:bench-$tag-*"

@@ -42,6 +42,7 @@ for w in $WORKERS; do
   # The median column of a row of fleet-bench's table.
   med() { awk -F'|' -v l="$1" 'index($2, l) { gsub(/ /, "", $3); print $3 }' "$out/jobs-$w.txt"; }
   rate=$(med "worker start → last row (drain)")
+  [ -n "$rate" ] || { echo "scale: no drain rate in fleet-bench's table" >&2; cat "$out/jobs-$w.txt" >&2; exit 1; }
   base=${base:-$rate}
   echo "| $w | $rate | $(awk -v a="$rate" -v b="$base" 'BEGIN { printf "%.2f", a / b }') |" \
     "$(med "worker CPU per job") | $(med "of which PostgreSQL") | $(med "PostgreSQL + Redis") | $(med "machine busy during") |"

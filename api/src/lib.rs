@@ -67,7 +67,13 @@ where
                     drain_seconds = drain.as_secs(),
                     "stopping: /readyz is 503, still serving while the load balancer drains"
                 );
-                tokio::time::sleep(drain).await;
+                // A second SIGTERM or Ctrl-C ends the drain at once.
+                tokio::select! {
+                    () = tokio::time::sleep(drain) => {}
+                    () = domain::process::shutdown_signal() => {
+                        tracing::info!("signalled again: draining cut short");
+                    }
+                }
             }
             let _ = stopping_tx.send(());
         })

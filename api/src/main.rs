@@ -73,6 +73,25 @@ async fn run(
     api: ApiConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    // A SIGTERM while starting stops here, before the listener exists (nothing to drain).
+    let mut shutdown = Box::pin(shutdown);
+    let (listener, state) = tokio::select! {
+        started = start_serving(settings, api) => started?,
+        () = &mut shutdown => {
+            tracing::info!("stopped while starting");
+            return Ok(());
+        }
+    };
+    api::serve(listener, state, shutdown).await?;
+    tracing::info!("api stopped");
+    Ok(())
+}
+
+/// Connect to Redis and the database, check the schema, bind the listener.
+async fn start_serving(
+    settings: Settings,
+    api: ApiConfig,
+) -> anyhow::Result<(tokio::net::TcpListener, AppState)> {
     let redis_at = redact(&settings.redis_url);
     let mut redis = api::connect_redis(&settings.redis_url)
         .await
@@ -109,7 +128,5 @@ async fn run(
 
     let state = AppState::new(redis, db, settings, api);
     state.tracker.shape.set(shape);
-    api::serve(listener, state, shutdown).await?;
-    tracing::info!("api stopped");
-    Ok(())
+    Ok((listener, state))
 }

@@ -15,6 +15,8 @@
 
 use std::str::FromStr;
 
+use tokio::sync::oneshot::error::TryRecvError;
+
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection,
     DatabaseTransaction, DbErr, ExecResult, QueryResult, RuntimeErr, Statement, TransactionTrait,
@@ -98,30 +100,42 @@ impl Db {
 
     /// Begin a transaction. Behind a transaction pooler it starts by clearing the statement
     /// names earlier clients of its server connection left there, so this client's own
-    /// `sqlx_s_<n>` cannot collide with them. The start runs on a task of its own: a caller
-    /// cancelled while `BEGIN` is on the wire must not hand the connection back to the pool
-    /// inside a transaction (sqlx rolls back only a transaction it has seen begin), which would
-    /// pin a server connection of the pooler.
+    /// `sqlx_s_<n>` cannot collide with them.
+    ///
+    /// The start runs on a task of its own. A caller cancelled while `BEGIN` is on the wire would
+    /// otherwise hand its connection back to the pool inside a transaction (sqlx rolls back only
+    /// a transaction it has seen begin): the next statements on that connection would never
+    /// commit, and behind a pooler a server connection would stay pinned. On its own task the
+    /// start completes; if the caller is gone by then, the transaction is dropped and sqlx rolls
+    /// it back.
     pub async fn begin(&self) -> Result<DatabaseTransaction, DbErr> {
-        if !self.per_statement_transactions {
-            return self.conn.begin().await;
-        }
-        let conn = self.conn.clone();
-        detached(async move {
-            let txn = conn.begin().await?;
-            txn.execute_unprepared("DEALLOCATE ALL").await?;
-            Ok(txn)
-        })
-        .await
+        let db = self.clone();
+        detached(async move { db.begin_here().await }).await
     }
 
-    /// One statement in a transaction of its own, run to its end on a task of its own (see
-    /// [`Db::begin`]): a cancelled caller stops waiting, the statement still ends with `COMMIT`
-    /// or `ROLLBACK`, as a statement already sent would under autocommit.
+    async fn begin_here(&self) -> Result<DatabaseTransaction, DbErr> {
+        let txn = self.conn.begin().await?;
+        if self.per_statement_transactions {
+            txn.execute_unprepared("DEALLOCATE ALL").await?;
+        }
+        Ok(txn)
+    }
+
+    /// One statement in a transaction of its own, on a task of its own (see [`Db::begin`]). A
+    /// caller cancelled before the transaction has started (while waiting for a connection, say)
+    /// runs nothing: the statement of a job past its time limit or revoked is not written later.
+    /// Once it has started it ends with `COMMIT` or `ROLLBACK`, as a statement already sent would
+    /// under autocommit.
     async fn alone(&self, op: Op) -> Result<Done, DbErr> {
         let db = self.clone();
+        // Dropped with the caller's future: the task sees the channel closed.
+        let (_caller, mut gone) = tokio::sync::oneshot::channel::<()>();
         detached(async move {
-            let txn = db.begin().await?;
+            let txn = db.begin_here().await?;
+            if matches!(gone.try_recv(), Err(TryRecvError::Closed)) {
+                txn.rollback().await?;
+                return Err(DbErr::Custom("cancelled before it ran".to_owned()));
+            }
             let done = match op {
                 Op::Execute(stmt) => Done::Executed(txn.execute_raw(stmt).await?),
                 Op::One(stmt) => Done::One(txn.query_one_raw(stmt).await?),
@@ -209,14 +223,27 @@ fn mismatch() -> DbErr {
     DbErr::Custom("a statement's answer was of the wrong kind".to_owned())
 }
 
-/// Run `work` on a Tokio task of its own and wait for it; a panic there is an error here.
+/// Run `work` on a Tokio task of its own and wait for it; a panic there panics here.
 async fn detached<T: Send + 'static>(
     work: impl Future<Output = Result<T, DbErr>> + Send + 'static,
 ) -> Result<T, DbErr> {
-    tokio::spawn(work)
-        .await
-        .map_err(|e| DbErr::Custom(format!("database task failed: {e}")))?
+    match tokio::spawn(work).await {
+        Ok(out) => out,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => Err(DbErr::Custom(format!("database task failed: {e}"))),
+    }
 }
+
+/// What PgBouncer says (SQLSTATE 08P01) when it cannot give a client a server connection.
+const PGBOUNCER_UNAVAILABLE: [&str; 7] = [
+    "server conn crashed",
+    "query_wait_timeout",
+    "cannot connect to server",
+    "server login has been failing",
+    "no more connections allowed",
+    "pgbouncer cannot connect",
+    "database removed",
+];
 
 /// Whether `e` means the database cannot be reached right now (worth a retry later), as opposed
 /// to the database refusing the statement. Besides sqlx's own connection errors this counts what
@@ -232,8 +259,14 @@ pub fn is_unavailable(e: &DbErr) -> bool {
         | DbErr::Query(RuntimeErr::SqlxError(s)) => match &**s {
             Sqlx::Io(_) | Sqlx::Tls(_) | Sqlx::PoolTimedOut | Sqlx::PoolClosed => true,
             Sqlx::WorkerCrashed => true,
-            Sqlx::Database(db) => db.code().is_some_and(|code| {
-                code.starts_with("08") || matches!(&*code, "57P01" | "57P02" | "57P03" | "53300")
+            Sqlx::Database(db) => db.code().is_some_and(|code| match &*code {
+                // PostgreSQL's own protocol violations are bugs; PgBouncer reports its
+                // connection troubles under the same code, told apart by their text.
+                "08P01" => PGBOUNCER_UNAVAILABLE
+                    .iter()
+                    .any(|m| db.message().contains(m)),
+                "57P01" | "57P02" | "57P03" | "53300" => true,
+                code => code.starts_with("08"),
             }),
             _ => false,
         },

@@ -17,6 +17,7 @@ use testkit::{
     PrivatePostgres, PrivateRedis, TestDb, bin_command, eventually, free_port, http, service_env,
 };
 use tests::TestRedis;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Run `bin args` with `env` to its end (at most 30 s): exit code and stderr.
 async fn run_to_end(bin: &str, args: &[&str], env: &HashMap<String, String>) -> (i32, String) {
@@ -36,10 +37,22 @@ async fn run_to_end(bin: &str, args: &[&str], env: &HashMap<String, String>) -> 
     )
 }
 
+/// The `api` binary with `env`, once its `/readyz` answers 200 on `addr`.
+async fn start_api(env: &HashMap<String, String>, addr: &str) -> tokio::process::Child {
+    let api = bin_command("api")
+        .envs(env)
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    testkit::api_ready(addr).await;
+    api
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_process_stops_at_start_with_one_line_when_redis_or_the_database_is_unreachable() {
     let (db, redis) = (TestDb::postgres().await, TestRedis::new().await);
-    let nowhere = free_port();
+    // Port 1: nothing listens there, and no test's server can take it (it is privileged).
+    let nowhere = 1;
     // The scheduler needs only Redis; `migration` only the database.
     let processes: [(&str, &[&str], bool); 3] = [
         ("api", &[], true),
@@ -52,7 +65,7 @@ async fn every_process_stops_at_start_with_one_line_when_redis_or_the_database_i
             bin,
             args,
             "REDIS_URL",
-            format!("redis://127.0.0.1:{nowhere}"),
+            format!("redis://:secret-pw@127.0.0.1:{nowhere}"),
             "Redis",
         ));
         if !uses_db {
@@ -62,7 +75,7 @@ async fn every_process_stops_at_start_with_one_line_when_redis_or_the_database_i
             bin,
             args,
             "DATABASE_URL",
-            format!("postgres://postgres@127.0.0.1:{nowhere}/celeriac"),
+            format!("postgres://postgres:secret-pw@127.0.0.1:{nowhere}/celeriac"),
             "database",
         ));
     }
@@ -70,7 +83,7 @@ async fn every_process_stops_at_start_with_one_line_when_redis_or_the_database_i
         "migration",
         &["up"],
         "DATABASE_URL",
-        format!("postgres://postgres@127.0.0.1:{nowhere}/celeriac"),
+        format!("postgres://postgres:secret-pw@127.0.0.1:{nowhere}/celeriac"),
         "database",
     ));
     for (bin, args, var, value, named) in cases {
@@ -103,20 +116,15 @@ async fn sigterm_fails_readiness_keeps_serving_for_the_drain_then_exits_zero() {
         ("API_ADDR".into(), addr.clone()),
         ("API_DRAIN_SECONDS".into(), "3".into()),
     ]);
-    let mut api = bin_command("api")
-        .envs(&env)
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    testkit::api_ready(&addr).await;
+    let mut api = start_api(&env, &addr).await;
 
     let pid = api.id().unwrap().to_string();
+    let signalled = Instant::now();
     let sent = std::process::Command::new("kill")
         .args(["-TERM", &pid])
         .status()
         .unwrap();
     assert!(sent.success());
-    let signalled = Instant::now();
     let ready = eventually(Duration::from_secs(2), "/readyz to fail", || {
         let addr = addr.clone();
         async move {
@@ -132,32 +140,68 @@ async fn sigterm_fails_readiness_keeps_serving_for_the_drain_then_exits_zero() {
             .contains("shutting down"),
         "{ready}"
     );
-    // Still serving: liveness and a page view.
-    let (s, _) = http(&addr, "GET", "/healthz", None, None).await.unwrap();
-    assert_eq!(s, 200);
+    // A request whose body is still coming when the listener closes.
     let fp = redis.token("fp");
-    let (s, b) = http(
-        &addr,
-        "POST",
-        "/v1/track/pageview",
-        None,
-        Some(&json!({"fingerprint": fp, "url": "/"})),
-    )
-    .await
-    .unwrap();
-    assert_eq!(s, 202, "{b}");
+    let body = json!({"fingerprint": fp, "url": "/open"}).to_string();
+    let (head, tail) = body.split_at(body.len() / 2);
+    let mut open = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let request = format!(
+        "POST /v1/track/pageview HTTP/1.1\r\nHost: api\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{head}",
+        body.len()
+    );
+    open.write_all(request.as_bytes()).await.unwrap();
+    // Through the drain, new connections are served: liveness and page views.
+    while signalled.elapsed() < Duration::from_millis(2_500) {
+        let (s, _) = http(&addr, "GET", "/healthz", None, None).await.unwrap();
+        assert_eq!(s, 200, "served {:?} into the drain", signalled.elapsed());
+        let (s, b) = http(
+            &addr,
+            "POST",
+            "/v1/track/pageview",
+            None,
+            Some(&json!({"fingerprint": fp, "url": "/"})),
+        )
+        .await
+        .unwrap();
+        assert_eq!(s, 202, "{b}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // After it: no new connections, while the open request keeps the process up.
+    eventually(Duration::from_secs(5), "the listener to close", || {
+        let addr = addr.clone();
+        async move {
+            http(&addr, "GET", "/healthz", None, None)
+                .await
+                .is_err()
+                .then_some(())
+        }
+    })
+    .await;
+    assert!(
+        signalled.elapsed() >= Duration::from_secs(3),
+        "closed before the drain ended"
+    );
+    assert!(
+        api.try_wait().unwrap().is_none(),
+        "exited with a request open"
+    );
+    // The open request finishes.
+    open.write_all(tail.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = open.read(&mut buf).await.unwrap();
+        assert!(n > 0, "connection closed without an answer: {answer:?}");
+        answer.extend_from_slice(&buf[..n]);
+    }
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    assert!(answer.starts_with("HTTP/1.1 202"), "{answer}");
     let exit = tokio::time::timeout(Duration::from_secs(20), api.wait())
         .await
         .unwrap()
         .unwrap();
     assert!(exit.success(), "{exit}");
-    assert!(
-        signalled.elapsed() >= Duration::from_millis(2_900),
-        "it served for the drain: {:?}",
-        signalled.elapsed()
-    );
-    // And then it no longer listens.
-    assert!(http(&addr, "GET", "/healthz", None, None).await.is_err());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -182,12 +226,7 @@ async fn the_api_probes_follow_redis_and_postgres_and_views_go_on_without_postgr
     .collect();
     let (code, stderr) = run_to_end("migration", &["up"], &env).await;
     assert_eq!(code, 0, "{stderr}");
-    let mut api = bin_command("api")
-        .envs(&env)
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    testkit::api_ready(&addr).await;
+    let mut api = start_api(&env, &addr).await;
 
     let not_ready = |what: &'static str| {
         let addr = addr.clone();
@@ -236,6 +275,10 @@ async fn the_api_probes_follow_redis_and_postgres_and_views_go_on_without_postgr
         let (s, b) = view(n).await;
         assert_eq!(s, 202, "a view while PostgreSQL is down: {b}");
     }
+    let (s, b) = http(&addr, "GET", "/v1/analytics/top-pages", None, None)
+        .await
+        .unwrap();
+    assert_eq!(s, 503, "a route that reads SQL: {b}");
     pg.up();
     testkit::api_ready(&addr).await;
 

@@ -335,3 +335,43 @@ async fn the_procfile_fleet_runs_every_job_through_pgbouncer_in_transaction_mode
         assert!(exit.success(), "{what} exited with {exit}");
     }
 }
+
+/// A statement whose caller gave up before its transaction began (here, while it waited for the
+/// pool's only connection) never runs: a job past its time limit or revoked writes nothing later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_statement_cancelled_before_it_began_writes_nothing() {
+    let db = TestDb::postgres().await;
+    let bouncer = PgBouncer::start(&db.url, 1);
+    let client = client(&bouncer.url_for(&db.url), PoolMode::Transaction, 1).await;
+    client
+        .execute_unprepared("CREATE TABLE cancel_probe (v text)")
+        .await
+        .unwrap();
+    let insert = Statement::from_sql_and_values(
+        client.get_database_backend(),
+        "INSERT INTO cancel_probe (v) VALUES ($1)",
+        ["cancelled".into()],
+    );
+    // The pool's one connection is taken, so the insert waits for it, then is given up.
+    let held = client.begin().await.unwrap();
+    let gave_up =
+        tokio::time::timeout(Duration::from_millis(200), client.execute_raw(insert)).await;
+    assert!(gave_up.is_err(), "the insert waited for the connection");
+    held.rollback().await.unwrap();
+    // The insert's task now gets the connection; nothing may be written.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rows = db
+        .conn
+        .query_one_raw(Statement::from_string(
+            db.conn.get_database_backend(),
+            "SELECT count(*) AS n FROM cancel_probe",
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get::<i64>("", "n")
+        .unwrap();
+    assert_eq!(rows, 0, "a cancelled statement was written");
+    // The connection went back to the pool usable, outside any transaction.
+    assert_eq!(add(&client, 2, 3).await.unwrap(), 5);
+}

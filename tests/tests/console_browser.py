@@ -111,6 +111,23 @@ def page_ok(driver, what, status=200):
     check(charts == 0, f"{what}: {charts} charts without a text alternative")
 
 
+def click_to_load(driver, element):
+    """Click `element`, which loads another page, and wait until that page has loaded: a check
+    made right after the click could still see the old page, or none (mid-navigation)."""
+    old = driver.find_element(By.TAG_NAME, "html")
+    element.click()
+
+    def gone():
+        try:
+            old.tag_name
+            return False
+        except StaleElementReferenceException:
+            return True
+
+    wait_for("the next page to load", lambda: gone()
+             and driver.execute_script("return document.readyState") == "complete", timeout=15)
+
+
 def go(driver, path, what, status=200):
     driver.get(BASE + path)
     page_ok(driver, what, status)
@@ -194,7 +211,7 @@ def run(driver):
     shots(driver, "overview", taken)
 
     # The queue's dead jobs, from the overview's dead count.
-    driver.find_element(By.XPATH, f"//tr[th/a[text()='{QUEUE}']]//a[contains(@href,'state=dead')]").click()
+    click_to_load(driver, driver.find_element(By.XPATH, f"//tr[th/a[text()='{QUEUE}']]//a[contains(@href,'state=dead')]"))
     page_ok(driver, "dead jobs")
     for job in DEAD:
         check(driver.find_elements(By.ID, f"sel-{job}"), f"dead job {job} listed")
@@ -207,7 +224,7 @@ def run(driver):
     check(text(driver, "#job-state") == "dead", "the job is dead")
     check("refused by the test" in text(driver, "#job-error"), "its error is shown")
     shots(driver, "job-dead", taken)
-    driver.find_element(By.XPATH, "//button[text()='Requeue']").click()
+    click_to_load(driver, driver.find_element(By.XPATH, "//button[text()='Requeue']"))
     page_ok(driver, "after requeue")
     check(flash(driver) == "1 job requeued.", f"requeue message: {flash(driver)!r}")
     go(driver, f"/console/queues/{QUEUE}/jobs/{requeued}", "the requeued job")
@@ -230,7 +247,7 @@ def run(driver):
     check(driver.find_elements(By.ID, f"sel-{kept}"), "the other dead job stays")
 
     # Pause and resume.
-    driver.find_element(By.XPATH, "//button[text()='Pause queue']").click()
+    click_to_load(driver, driver.find_element(By.XPATH, "//button[text()='Pause queue']"))
     page_ok(driver, "after pause")
     check(text(driver, ".badge.paused") == "paused", "the queue shows paused")
     go(driver, "/console", "overview while paused")
@@ -238,7 +255,7 @@ def run(driver):
     check("paused" in row.text, "the overview shows the pause")
     go(driver, f"/console/queues/{QUEUE}", "the paused queue")
     shots(driver, "queue-paused", taken)
-    driver.find_element(By.XPATH, "//button[text()='Resume queue']").click()
+    click_to_load(driver, driver.find_element(By.XPATH, "//button[text()='Resume queue']"))
     page_ok(driver, "after resume")
     check(text(driver, ".actions .badge") == "active", "the queue is active again")
 
@@ -253,7 +270,7 @@ def run(driver):
     # Analytics with data: the community's live visitors, top pages, conversions.
     go(driver, "/console/analytics", "analytics")
     driver.find_element(By.NAME, "communities").send_keys(COMMUNITY)
-    driver.find_element(By.XPATH, "//button[text()='Show']").click()
+    click_to_load(driver, driver.find_element(By.XPATH, "//button[text()='Show']"))
     page_ok(driver, "analytics for a community")
     visitors = text(driver, "#visitors")
     check(COMMUNITY in visitors, "the community's visitors are shown")

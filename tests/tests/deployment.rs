@@ -310,3 +310,60 @@ async fn the_release_step_can_run_again() {
     assert!(applied[0] >= 4, "every migration applied: {applied:?}");
     assert_eq!(applied[0], applied[1], "the second run applies nothing");
 }
+
+/// `worker probe` (the workers' exec liveness probe): fails before a worker runs and while it is
+/// stuck (SIGSTOP: no heartbeat), passes while it heartbeats, and passes, saying it cannot judge,
+/// when Redis cannot be read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worker_probe_fails_a_stuck_worker_and_passes_a_live_one() {
+    let (db, redis) = (TestDb::postgres().await, TestRedis::new().await);
+    let mut env = service_env(&db, &redis);
+    // A host name of the test's own: other tests' workers never count.
+    env.insert("HOSTNAME".into(), redis.token("probe-host"));
+    let probe = |env: HashMap<String, String>| async move {
+        run_to_end("worker", &["probe", "--max-age", "6"], &env).await
+    };
+    let (code, stderr) = probe(env.clone()).await;
+    assert_eq!(code, 1, "no worker yet: {stderr}");
+    assert!(stderr.contains("no worker process on"), "{stderr}");
+
+    let mut worker = bin_command("worker")
+        .arg("run")
+        .envs(&env)
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let pid = worker.id().unwrap().to_string();
+    let signal = |sig: &str| {
+        let ok = std::process::Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill {sig} {pid}");
+    };
+    // Within `within`: a stuck worker must fail on its heartbeat's age (6 s), well before its
+    // heartbeat document expires (30 s) and it would vanish anyway.
+    let passes = |want: i32, what: &'static str, within: u64| {
+        let env = env.clone();
+        async move {
+            eventually(Duration::from_secs(within), what, || {
+                let env = env.clone();
+                async move { (probe(env).await.0 == want).then_some(()) }
+            })
+            .await;
+        }
+    };
+    passes(0, "the probe to pass", 30).await;
+    signal("-STOP");
+    passes(1, "the probe to fail the stuck worker", 16).await;
+    signal("-CONT");
+    passes(0, "the probe to pass again", 30).await;
+
+    let mut cut = env.clone();
+    cut.insert("REDIS_URL".into(), "redis://127.0.0.1:1".into());
+    let (code, stderr) = probe(cut).await;
+    assert_eq!(code, 0, "Redis unreachable is not a dead worker: {stderr}");
+
+    let exit = testkit::sigterm(&mut worker, Duration::from_secs(30)).await;
+    assert!(exit.success(), "{exit}");
+}

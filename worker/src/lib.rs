@@ -7,6 +7,7 @@ pub mod celery;
 pub mod context;
 pub mod geo;
 pub mod jobs;
+pub mod probe;
 pub mod run;
 pub mod scheduler;
 pub mod store;

@@ -43,6 +43,17 @@ enum Command {
         #[command(subcommand)]
         action: JobsCommand,
     },
+    /// Liveness check for an exec probe: exit 0 when a `worker run` (or `--kind scheduler`)
+    /// process of this host heartbeated within `--max-age` seconds, 1 when none did. When Redis
+    /// cannot be read it exits 0 and says so: a Redis outage must not restart the workers.
+    Probe {
+        /// Heartbeats older than this (seconds) count as a stuck process (they come every 5 s).
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(6..=3600))]
+        max_age: u64,
+        /// `worker` or `scheduler`.
+        #[arg(long, default_value = "worker", value_parser = ["worker", "scheduler"])]
+        kind: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -169,6 +180,33 @@ async fn run(
             }
             println!("{out}");
             Ok(())
+        }
+        Command::Probe { max_age, kind } => {
+            use worker::probe::{Verdict, check, this_host};
+            let host = this_host();
+            let mut conn = connect_redis(&settings).await.ok();
+            let max_age = std::time::Duration::from_secs(max_age);
+            match check(conn.as_mut(), &settings.namespace, &kind, &host, max_age).await {
+                Verdict::Alive { id, age } => {
+                    println!(
+                        "alive: {kind} {id}, heartbeat {:.1} s ago",
+                        age.as_secs_f64()
+                    );
+                    Ok(())
+                }
+                Verdict::Unknown(why) => {
+                    println!("not judged: {why}");
+                    Ok(())
+                }
+                Verdict::Stale { host, newest } => Err(anyhow::anyhow!(
+                    "no {kind} process on {host} heartbeated in the last {} s{}",
+                    max_age.as_secs(),
+                    newest.map_or(String::new(), |age| format!(
+                        " (newest {:.0} s ago)",
+                        age.as_secs_f64()
+                    ))
+                )),
+            }
         }
         Command::Jobs { action } => {
             let queues = domain::queues::Queues::new(connect_redis(&settings).await?, &settings);

@@ -108,14 +108,7 @@ async fn start_serving(
     options
         .connect_timeout(Duration::from_secs(5))
         .acquire_timeout(Duration::from_secs(5));
-    let db = Db::connect(options, settings.database_pool_mode)
-        .await
-        .with_context(|| {
-            format!(
-                "the database is unreachable at {}",
-                redact(&settings.database_url)
-            )
-        })?;
+    let db = Db::connect(options, settings.database_pool_mode).await?;
 
     let shape = domain::schema::inspect(&db)
         .await

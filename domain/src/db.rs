@@ -66,15 +66,29 @@ impl From<DatabaseConnection> for Db {
     }
 }
 
+/// The database did not answer at connect; `at` is its URL without the password.
+#[derive(Debug, thiserror::Error)]
+#[error("the database is unreachable at {at}")]
+pub struct Unreachable {
+    /// Where it was looked for (`crate::process::redact`ed).
+    pub at: String,
+    /// Why the connection failed.
+    #[source]
+    pub source: DbErr,
+}
+
 impl Db {
     /// Connect with these pool options. `Transaction` mode turns off sqlx's statement cache (a
     /// cached name would point at another server's statement) and applies only to PostgreSQL.
-    pub async fn connect(mut options: ConnectOptions, mode: PoolMode) -> Result<Self, DbErr> {
+    pub async fn connect(mut options: ConnectOptions, mode: PoolMode) -> Result<Self, Unreachable> {
         let pooled = mode == PoolMode::Transaction;
         if pooled {
             options.map_sqlx_postgres_opts(|o| o.statement_cache_capacity(0));
         }
-        let conn = Database::connect(options).await?;
+        let at = crate::process::redact(options.get_url());
+        let conn = Database::connect(options)
+            .await
+            .map_err(|source| Unreachable { at, source })?;
         let per_statement_transactions =
             pooled && conn.get_database_backend() == DatabaseBackend::Postgres;
         Ok(Self {
@@ -91,11 +105,6 @@ impl Db {
     /// The database's dialect (also `ConnectionTrait`'s; here so callers need not import it).
     pub fn get_database_backend(&self) -> DatabaseBackend {
         self.conn.get_database_backend()
-    }
-
-    /// Whether every statement runs in its own transaction (transaction pooling on PostgreSQL).
-    pub fn per_statement_transactions(&self) -> bool {
-        self.per_statement_transactions
     }
 
     /// Begin a transaction. Behind a transaction pooler it starts by clearing the statement
@@ -121,32 +130,6 @@ impl Db {
         Ok(txn)
     }
 
-    /// One statement in a transaction of its own, on a task of its own (see [`Db::begin`]). A
-    /// caller cancelled before the transaction has started (while waiting for a connection, say)
-    /// runs nothing: the statement of a job past its time limit or revoked is not written later.
-    /// Once it has started it ends with `COMMIT` or `ROLLBACK`, as a statement already sent would
-    /// under autocommit.
-    async fn alone(&self, op: Op) -> Result<Done, DbErr> {
-        let db = self.clone();
-        // Dropped with the caller's future: the task sees the channel closed.
-        let (_caller, mut gone) = tokio::sync::oneshot::channel::<()>();
-        detached(async move {
-            let txn = db.begin_here().await?;
-            if matches!(gone.try_recv(), Err(TryRecvError::Closed)) {
-                txn.rollback().await?;
-                return Err(DbErr::Custom("cancelled before it ran".to_owned()));
-            }
-            let done = match op {
-                Op::Execute(stmt) => Done::Executed(txn.execute_raw(stmt).await?),
-                Op::One(stmt) => Done::One(txn.query_one_raw(stmt).await?),
-                Op::All(stmt) => Done::All(txn.query_all_raw(stmt).await?),
-            };
-            txn.commit().await?;
-            Ok(done)
-        })
-        .await
-    }
-
     /// Check that the database answers (a readiness probe).
     pub async fn ping(&self) -> Result<(), DbErr> {
         self.conn.ping().await
@@ -156,6 +139,31 @@ impl Db {
     pub async fn close(self) -> Result<(), DbErr> {
         self.conn.close().await
     }
+}
+
+/// One statement in a transaction of its own, on a task of its own (see [`Db::begin`]): `$txn =>
+/// $run` runs `$run` (a future borrowing the transaction `$txn`) between `BEGIN` and `COMMIT`. A
+/// caller cancelled before the transaction has started (while waiting for a connection, say)
+/// runs nothing: the statement of a job past its time limit or revoked is not written later.
+/// Once it has started it ends with `COMMIT` or `ROLLBACK`, as a statement already sent would
+/// under autocommit.
+macro_rules! alone {
+    ($db:expr, $txn:ident => $run:expr) => {{
+        let db = $db.clone();
+        // Dropped with the caller's future: the task then sees the channel closed.
+        let (_caller, mut gone) = tokio::sync::oneshot::channel::<()>();
+        detached(async move {
+            let $txn = db.begin_here().await?;
+            if matches!(gone.try_recv(), Err(TryRecvError::Closed)) {
+                $txn.rollback().await?;
+                return Err(DbErr::Custom("cancelled before it ran".to_owned()));
+            }
+            let out = $run.await?;
+            $txn.commit().await?;
+            Ok(out)
+        })
+        .await
+    }};
 }
 
 #[async_trait::async_trait]
@@ -168,10 +176,7 @@ impl ConnectionTrait for Db {
         if !self.per_statement_transactions {
             return self.conn.execute_raw(stmt).await;
         }
-        match self.alone(Op::Execute(stmt)).await? {
-            Done::Executed(done) => Ok(done),
-            _ => Err(mismatch()),
-        }
+        alone!(self, txn => txn.execute_raw(stmt))
     }
 
     async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
@@ -183,44 +188,19 @@ impl ConnectionTrait for Db {
         if !self.per_statement_transactions {
             return self.conn.query_one_raw(stmt).await;
         }
-        match self.alone(Op::One(stmt)).await? {
-            Done::One(row) => Ok(row),
-            _ => Err(mismatch()),
-        }
+        alone!(self, txn => txn.query_one_raw(stmt))
     }
 
     async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
         if !self.per_statement_transactions {
             return self.conn.query_all_raw(stmt).await;
         }
-        match self.alone(Op::All(stmt)).await? {
-            Done::All(rows) => Ok(rows),
-            _ => Err(mismatch()),
-        }
+        alone!(self, txn => txn.query_all_raw(stmt))
     }
 
     fn support_returning(&self) -> bool {
         self.conn.support_returning()
     }
-}
-
-/// A statement for [`Db::alone`], by what its caller wants back.
-enum Op {
-    Execute(Statement),
-    One(Statement),
-    All(Statement),
-}
-
-/// What an [`Op`] gave back.
-enum Done {
-    Executed(ExecResult),
-    One(Option<QueryResult>),
-    All(Vec<QueryResult>),
-}
-
-/// An [`Op`] answered with another kind of [`Done`] (cannot happen: `alone` matches them).
-fn mismatch() -> DbErr {
-    DbErr::Custom("a statement's answer was of the wrong kind".to_owned())
 }
 
 /// Run `work` on a Tokio task of its own and wait for it; a panic there panics here.

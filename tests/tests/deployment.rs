@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use sea_orm::{ConnectionTrait, Database};
+use sea_orm::{ConnectionTrait, Database, EntityTrait, PaginatorTrait};
 use serde_json::json;
 use testkit::{
     PrivatePostgres, PrivateRedis, TestDb, bin_command, eventually, free_port, http, service_env,
@@ -100,7 +100,11 @@ async fn every_process_stops_at_start_with_one_line_when_redis_or_the_database_i
             "{bin} {args:?} names {named}: {stderr}"
         );
         assert!(
-            started.elapsed() < Duration::from_secs(15),
+            !stderr.contains("secret-pw"),
+            "{bin} {args:?} shows the password: {stderr}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(8),
             "{bin} {args:?} gave up in {:?}",
             started.elapsed()
         );
@@ -306,9 +310,25 @@ async fn the_release_step_can_run_again() {
             .try_get::<i64>("", "n")
             .unwrap();
         applied.push(n);
+        if round == 0 {
+            // Data written between deploys: a second run must leave it (a `fresh` would not).
+            db.conn
+                .execute_unprepared(
+                    "INSERT INTO analytics_pageanalytics (date, url_path, page_type, total_views, \
+                     anonymous_views, authenticated_views, unique_visitors) \
+                     VALUES (CURRENT_DATE, '/kept', '', 1, 1, 0, 1)",
+                )
+                .await
+                .unwrap();
+        }
     }
     assert!(applied[0] >= 4, "every migration applied: {applied:?}");
     assert_eq!(applied[0], applied[1], "the second run applies nothing");
+    let kept = entity::page_analytics::Entity::find()
+        .count(&db.conn)
+        .await
+        .unwrap();
+    assert_eq!(kept, 1, "the row written between the runs is still there");
 }
 
 /// `worker probe` (the workers' exec liveness probe): fails before a worker runs and while it is

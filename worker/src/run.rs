@@ -36,13 +36,7 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<JobContext> {
         db_options(&settings.database_url),
         settings.database_pool_mode,
     )
-    .await
-    .with_context(|| {
-        format!(
-            "the database is unreachable at {}",
-            redact(&settings.database_url)
-        )
-    })?;
+    .await?;
     let shape = domain::schema::inspect(&db)
         .await
         .context("the database cannot take Celeriac's rows")?;

@@ -54,6 +54,11 @@ pub struct Settings {
     pub celery_queues: Vec<String>,
     /// `CELERY_RESULT_BACKEND`: Redis URL where Celery result documents are written (unset: none).
     pub celery_result_backend: Option<String>,
+    /// `CELERY_BROKER_URL`: the Redis Django's Celery sends its messages to, when it is not
+    /// `REDIS_URL` (Celery cannot use a Redis Cluster, so a fleet on a cluster keeps Celery's
+    /// broker on a plain Redis). Unset, or equal to `REDIS_URL`: `None`, the same Redis, where
+    /// the intake moves each message in one atomic step.
+    pub celery_broker_url: Option<String>,
     /// `CELERY_EVENTS`: `1` makes the worker send Celery's events (worker heartbeats, the Celery
     /// tasks' received/started/succeeded/failed/retried/revoked) for Flower and dashboards (off).
     pub celery_events: bool,
@@ -132,6 +137,9 @@ impl Settings {
                 .map(str::to_owned)
                 .collect(),
             celery_result_backend: get("CELERY_RESULT_BACKEND").map(str::to_owned),
+            celery_broker_url: get("CELERY_BROKER_URL")
+                .filter(|url| Some(*url) != get("REDIS_URL").or(Some(DEFAULT_REDIS_URL)))
+                .map(str::to_owned),
             celery_events: flag(vars, "CELERY_EVENTS")?,
             anon_buffer: secs(vars, "ANON_BUFFER_SECONDS", 86_400)?,
             max_paths_per_day: opt(vars, "PAGEVIEW_MAX_PATHS_PER_DAY")?.unwrap_or(20_000),

@@ -282,19 +282,26 @@ pub async fn run(ctx: JobContext, shutdown: impl Future<Output = ()>) -> anyhow:
             .load(&mut ctx.redis.clone())
             .await
             .context("the revoked Celery task ids could not be read")?;
-        let db = redis::IntoConnectionInfo::into_connection_info(ctx.settings.redis_url.as_str())?
-            .redis_settings()
-            .db();
+        let broker = match &ctx.settings.celery_broker_url {
+            Some(url) => crate::celery::Broker {
+                url: url.clone(),
+                conn: queues::connect(url).await.with_context(|| {
+                    format!("the Celery broker is unreachable at {}", redact(url))
+                })?,
+                separate: true,
+            },
+            None => crate::celery::Broker::same(ctx.settings.redis_url.clone(), ctx.redis.clone()),
+        };
+        let db = broker.db()?;
         intakes.push(tokio::spawn(crate::celery::control::control_loop(
-            ctx.settings.redis_url.clone(),
-            db,
+            broker.clone(),
             ctx.redis.clone(),
             control.clone(),
             stop_rx.clone(),
         )));
         let events = if ctx.settings.celery_events {
             let events =
-                crate::celery::events::Events::start(ctx.redis.clone(), db, control.node());
+                crate::celery::events::Events::start(broker.conn.clone(), db, control.node());
             intakes.push(tokio::spawn(
                 events
                     .clone()
@@ -322,7 +329,7 @@ pub async fn run(ctx: JobContext, shutdown: impl Future<Output = ()>) -> anyhow:
             workers.push(w);
             drivers.push(d);
             intakes.push(tokio::spawn(crate::celery::intake_loop(
-                ctx.settings.redis_url.clone(),
+                broker.clone(),
                 intake,
                 celery_queue.clone(),
                 ctx.counters.clone(),

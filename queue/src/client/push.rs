@@ -162,4 +162,25 @@ impl<C: ConnectionLike + Clone + Send + Sync> Queue<C> {
         let n: u64 = inv.invoke_async(&mut self.conn.clone()).await?;
         Ok(n)
     }
+
+    /// Adopt `messages`, taken from a foreign list on another server, as jobs whose payload is the
+    /// message itself (the same job ids as [`Queue::adopt`]: a message adopted twice, while its
+    /// job is kept, is one job). Returns how many were new. Works on a Redis Cluster (only this
+    /// queue's keys are touched).
+    pub async fn adopt_messages(&self, messages: &[Vec<u8>]) -> Result<u64, QueueError> {
+        let mut n = 0;
+        for chunk in messages.chunks(PUSH_CHUNK) {
+            let mut inv = scripts::ADOPT.prepare_invoke();
+            inv.key(&self.keys.pending)
+                .key(&self.keys.jobs)
+                .key(&self.keys.staging)
+                .arg(0)
+                .arg(&self.keys.notify);
+            for m in chunk {
+                inv.arg(m.as_slice());
+            }
+            n += inv.invoke_async::<u64>(&mut self.conn.clone()).await?;
+        }
+        Ok(n)
+    }
 }

@@ -411,20 +411,22 @@ async fn reply(
     pipe.query_async(conn).await
 }
 
-/// Listen on Celery's broadcast channel of Redis database `db` until `stop`, answering as
-/// `handle` says; reconnects forever, and reads the revoked ids again at each subscription.
+/// Listen on Celery's broadcast channel on the broker until `stop`, answering as `handle` says
+/// (revoked ids are kept in the fleet's Redis, `conn`; replies go to the broker); reconnects
+/// forever, and reads the revoked ids again at each subscription.
 pub async fn control_loop(
-    redis_url: String,
-    db: i64,
+    broker: super::Broker,
     mut conn: ConnectionManager,
     control: Arc<Control>,
     mut stop: watch::Receiver<bool>,
 ) {
+    let db = broker.db().unwrap_or(0);
+    let mut replies = broker.conn.clone();
     let channel = pidbox_channel(db);
     let mut failures = 0u32;
     while !*stop.borrow() {
         let subscribed = async {
-            let client = redis::Client::open(redis_url.as_str())?;
+            let client = redis::Client::open(broker.url.as_str())?;
             let mut pubsub = client.get_async_pubsub().await?;
             pubsub.subscribe(&channel).await?;
             Ok::<_, redis::RedisError>(pubsub)
@@ -467,7 +469,7 @@ pub async fn control_loop(
             let Some(message) = message else { break };
             match handle(&mut conn, &control, message.get_payload_bytes()).await {
                 Ok(Some((command, answer))) => {
-                    if let Err(e) = reply(&mut conn, &control, &command, answer).await {
+                    if let Err(e) = reply(&mut replies, &control, &command, answer).await {
                         tracing::debug!(error = %e, "celery control: reply not sent");
                     }
                 }

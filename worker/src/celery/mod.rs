@@ -81,10 +81,125 @@ fn blocking_config() -> redis::AsyncConnectionConfig {
         .set_response_timeout(Some(BLOCK + Duration::from_secs(2)))
 }
 
+/// Where Celery's messages arrive: the fleet's own Redis, or a broker of their own
+/// (`CELERY_BROKER_URL`, e.g. beside a Redis Cluster, which Celery cannot use).
+#[derive(Clone)]
+pub struct Broker {
+    /// The broker's URL (for the blocking and pub/sub connections).
+    pub url: String,
+    /// A connection to it (the fleet's own when it is the same Redis).
+    pub conn: ConnectionManager,
+    /// Whether it is another server than `REDIS_URL`: then a message cannot move into the intake
+    /// queue in one atomic step, and takes two (see [`intake_loop`]).
+    pub separate: bool,
+}
+
+impl Broker {
+    /// The fleet's own Redis as the broker.
+    pub fn same(url: String, conn: ConnectionManager) -> Self {
+        Self {
+            url,
+            conn,
+            separate: false,
+        }
+    }
+
+    /// Redis database number of the broker URL (Celery's channels are named after it).
+    pub fn db(&self) -> redis::RedisResult<i64> {
+        Ok(
+            redis::IntoConnectionInfo::into_connection_info(self.url.as_str())?
+                .redis_settings()
+                .db(),
+        )
+    }
+}
+
+static TAKE: std::sync::LazyLock<redis::Script> =
+    std::sync::LazyLock::new(|| redis::Script::new(include_str!("take.lua")));
+
+/// How many messages one intake step moves at most.
+const INTAKE_BATCH: usize = 1000;
+
+/// One intake step: up to [`INTAKE_BATCH`] messages from `lists` into `queue`; how many were new.
+/// On the same Redis one script moves them. On a separate broker: a script there moves them into
+/// the broker's staging list (same name as the queue's), they are adopted here (a message adopted
+/// twice is one job), and only then dropped from staging; a crash in between leaves them in
+/// staging, where [`recover`] finds them.
+async fn intake_step(
+    broker: &mut Broker,
+    queue: &Queue<ConnectionManager>,
+    lists: &[String],
+) -> Result<u64, IntakeError> {
+    let staging = &queue.keys().staging;
+    if !broker.separate {
+        return Ok(queue.adopt(staging, lists, INTAKE_BATCH).await?);
+    }
+    let mut take = TAKE.prepare_invoke();
+    take.key(staging);
+    for l in lists {
+        take.key(l);
+    }
+    take.arg(INTAKE_BATCH);
+    let messages: Vec<Vec<u8>> = take.invoke_async(&mut broker.conn).await?;
+    adopt_and_drop(broker, queue, &messages).await
+}
+
+/// Adopt `messages` (in the broker's staging list) into `queue`, then drop them from staging.
+async fn adopt_and_drop(
+    broker: &mut Broker,
+    queue: &Queue<ConnectionManager>,
+    messages: &[Vec<u8>],
+) -> Result<u64, IntakeError> {
+    if messages.is_empty() {
+        return Ok(0);
+    }
+    let new = queue.adopt_messages(messages).await?;
+    let mut pipe = redis::pipe();
+    for m in messages {
+        pipe.lrem(&queue.keys().staging, -1, m.as_slice()).ignore();
+    }
+    pipe.query_async::<()>(&mut broker.conn).await?;
+    Ok(new)
+}
+
+/// Adopt what a separate broker's staging list holds: messages a worker took and then died (or
+/// lost the fleet's Redis) before dropping them. Another worker may be adopting the same message
+/// at this moment; adopting twice is one job.
+async fn recover(
+    broker: &mut Broker,
+    queue: &Queue<ConnectionManager>,
+) -> Result<u64, IntakeError> {
+    let mut new = 0;
+    loop {
+        let stuck: Vec<Vec<u8>> = redis::cmd("LRANGE")
+            .arg(&queue.keys().staging)
+            .arg(-(INTAKE_BATCH as i64))
+            .arg(-1)
+            .query_async(&mut broker.conn)
+            .await?;
+        new += adopt_and_drop(broker, queue, &stuck).await?;
+        if stuck.len() < INTAKE_BATCH {
+            return Ok(new);
+        }
+    }
+}
+
+/// Why an intake step failed (it is retried; nothing is lost).
+#[derive(Debug, thiserror::Error)]
+enum IntakeError {
+    #[error(transparent)]
+    Queue(#[from] queue::QueueError),
+    #[error(transparent)]
+    Redis(#[from] redis::RedisError),
+}
+
+/// How often a separate broker's staging list is checked for messages a dead worker left.
+const RECOVER_EVERY: Duration = Duration::from_secs(30);
+
 /// Moves messages from one Celery queue's lists into its intake queue until `stop` is set.
-/// While idle it holds one extra Redis connection, for `BLMOVE`, and opens no other.
+/// While idle it holds one extra connection to the broker, for `BLMOVE`, and opens no other.
 pub async fn intake_loop(
-    redis_url: String,
+    mut broker: Broker,
     queue: Queue<ConnectionManager>,
     celery_queue: String,
     counters: std::sync::Arc<crate::context::Counters>,
@@ -95,8 +210,34 @@ pub async fn intake_loop(
     let mut blocking: Option<redis::aio::MultiplexedConnection> = None;
     let mut failures = 0u32;
     let mut block_failures = 0u32;
+    // On a separate broker, the first step (and one after each failure, and every
+    // `RECOVER_EVERY`) adopts what staging holds.
+    let mut recover_at = tokio::time::Instant::now();
     while !*stop.borrow() {
-        match queue.adopt(&staging, &lists, 1000).await {
+        if broker.separate && tokio::time::Instant::now() >= recover_at {
+            recover_at = tokio::time::Instant::now() + RECOVER_EVERY;
+            match recover(&mut broker, &queue).await {
+                Ok(n) if n > 0 => {
+                    tracing::info!(
+                        celery_queue,
+                        adopted = n,
+                        "celery messages recovered from the broker's staging list"
+                    );
+                    counters.adopted(n);
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    failures += 1;
+                    recover_at = tokio::time::Instant::now();
+                    tracing::warn!(celery_queue, error = %e, "celery intake failed; backing off");
+                    tokio::select! {
+                        _ = stop.changed() => break,
+                        _ = tokio::time::sleep(Duration::from_millis(100 * u64::from(failures.min(20)))) => continue,
+                    }
+                }
+            }
+        }
+        match intake_step(&mut broker, &queue, &lists).await {
             Ok(n) if n > 0 => {
                 failures = 0;
                 tracing::debug!(celery_queue, adopted = n, "celery messages adopted");
@@ -106,6 +247,8 @@ pub async fn intake_loop(
             Ok(_) => failures = 0,
             Err(e) => {
                 failures += 1;
+                // What the failed step took is in the broker's staging list: adopted next.
+                recover_at = tokio::time::Instant::now();
                 tracing::warn!(celery_queue, error = %e, "celery intake failed; backing off");
                 tokio::select! {
                     _ = stop.changed() => break,
@@ -116,7 +259,7 @@ pub async fn intake_loop(
         // Nothing waiting: block (on a connection of its own) until a message arrives, moving it
         // into staging atomically. Priority lists are picked up within `BLOCK`.
         if blocking.is_none() {
-            blocking = match redis::Client::open(redis_url.as_str()) {
+            blocking = match redis::Client::open(broker.url.as_str()) {
                 Ok(c) => c
                     .get_multiplexed_async_connection_with_config(&blocking_config())
                     .await
@@ -140,6 +283,11 @@ pub async fn intake_loop(
         tokio::select! {
             _ = stop.changed() => break,
             r = moved => match r {
+                Ok(Some(_)) if broker.separate => {
+                    // In the broker's staging list now: adopted by the next step's recovery.
+                    block_failures = 0;
+                    recover_at = tokio::time::Instant::now();
+                }
                 Ok(_) => block_failures = 0,
                 Err(e) => {
                     block_failures += 1;

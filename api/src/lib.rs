@@ -33,7 +33,7 @@ pub use state::AppState;
 /// (refused connections fail at once; the retries back off about 0.1-0.2 s and 0.2-0.4 s), so it
 /// gets its 503 in about half a second, and the first cycle after Redis returns succeeds.
 /// `tests/tests/redis_cut.rs` holds both to a second.
-pub async fn connect_redis(url: &str) -> redis::RedisResult<redis::aio::ConnectionManager> {
+pub async fn connect_redis(url: &str) -> redis::RedisResult<domain::conn::RedisConn> {
     domain::queues::connect(url).await
 }
 

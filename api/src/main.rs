@@ -100,7 +100,8 @@ async fn start_serving(
         .query_async::<String>(&mut redis)
         .await
         .with_context(|| format!("Redis at {redis_at} does not answer PING"))?;
-    queue::require_redis_version(&mut redis)
+    redis
+        .require_redis_version()
         .await
         .with_context(|| format!("Redis at {redis_at}"))?;
 

@@ -147,7 +147,7 @@ pub async fn refresh_queue_gauges(queues: &Queues) {
 /// The fleet's job metrics in Prometheus text format, read from `{ns}:metrics` in one call; every
 /// registered job appears (zeros until it runs). A Redis failure leaves them out of this scrape
 /// (logged), so a scrape never fails because Redis does.
-pub async fn fleet_text(redis: &mut redis::aio::ConnectionManager, namespace: &str) -> String {
+pub async fn fleet_text(redis: &mut domain::conn::RedisConn, namespace: &str) -> String {
     use std::collections::HashMap;
     use std::fmt::Write as _;
 

@@ -3,10 +3,10 @@
 use std::sync::Arc;
 
 use domain::config::Settings;
+use domain::conn::RedisConn;
 use domain::db::Db;
 use domain::queues::Queues;
 use queue::Queue;
-use redis::aio::ConnectionManager;
 
 use crate::config::ApiConfig;
 use crate::error::ApiError;
@@ -32,7 +32,7 @@ pub struct Shared {
     /// The database (PostgreSQL or SQLite).
     pub db: Db,
     /// The shared Redis connection (hot data, readiness probe).
-    pub redis: ConnectionManager,
+    pub redis: RedisConn,
     /// Settings shared with the worker.
     pub settings: Arc<Settings>,
     /// The API's own settings.
@@ -47,12 +47,7 @@ pub struct Shared {
 
 impl AppState {
     /// State over open connections; queue handles are built from `settings`.
-    pub fn new(
-        redis: ConnectionManager,
-        db: impl Into<Db>,
-        settings: Settings,
-        api: ApiConfig,
-    ) -> Self {
+    pub fn new(redis: RedisConn, db: impl Into<Db>, settings: Settings, api: ApiConfig) -> Self {
         let db = db.into();
         let queues = Queues::new(redis.clone(), &settings);
         let tracker = tracking::Tracker::new(
@@ -77,7 +72,7 @@ impl AppState {
 
 impl AppState {
     /// The queue of job `name`, or 404 when no job has that name.
-    pub fn queue(&self, name: &str) -> Result<&Queue<ConnectionManager>, ApiError> {
+    pub fn queue(&self, name: &str) -> Result<&Queue<RedisConn>, ApiError> {
         self.queues
             .get(name)
             .ok_or_else(|| ApiError::unknown_job(name))

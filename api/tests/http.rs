@@ -43,7 +43,11 @@ impl TestApp {
         let conn = api::connect_redis(&testkit::redis_url())
             .await
             .expect("Redis is running");
-        let redis = TestRedis::with_conn(conn);
+        let redis = TestRedis::with_conn(
+            domain::conn::connect_single(&testkit::redis_url())
+                .await
+                .expect("Redis is running"),
+        );
         let settings =
             Settings::from_vars(&testkit::service_env(&db, &redis)).expect("test settings");
         let vars: HashMap<String, String> = vars
@@ -51,7 +55,7 @@ impl TestApp {
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
         let api = ApiConfig::from_vars(&vars).expect("api config");
-        let state = AppState::new(redis.conn.clone(), db.conn.clone(), settings, api);
+        let state = AppState::new(conn, db.conn.clone(), settings, api);
         Self {
             router: api::build(state.clone()),
             state,

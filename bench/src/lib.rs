@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, bail};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use domain::conn::RedisConn;
+use redis::aio::ConnectionManagerConfig;
 
 /// The drain worker's settings (`queue-drain`'s own flags, passed through by `queue-bench`).
 #[derive(clap::Args, Debug, Clone)]
@@ -46,7 +47,7 @@ pub fn new_namespace() -> String {
 }
 
 /// A connection manager with timeouts long enough for 1,000-job scripts on a busy machine.
-pub async fn connect(url: &str) -> anyhow::Result<ConnectionManager> {
+pub async fn connect(url: &str) -> anyhow::Result<RedisConn> {
     let client = redis::Client::open(url).with_context(|| format!("bad Redis URL {url}"))?;
     client
         .get_connection_manager_with_config(
@@ -55,12 +56,13 @@ pub async fn connect(url: &str) -> anyhow::Result<ConnectionManager> {
                 .set_response_timeout(Some(Duration::from_secs(60))),
         )
         .await
+        .map(RedisConn::Single)
         .with_context(|| format!("Redis is unreachable at {url}"))
 }
 
 /// Delete every key matching `pattern` (SCAN + DEL, 1,000 at a time); returns how many.
 /// DEL rather than UNLINK so that memory is given back before the call returns.
-pub async fn delete_matching(conn: &mut ConnectionManager, pattern: &str) -> anyhow::Result<u64> {
+pub async fn delete_matching(conn: &mut RedisConn, pattern: &str) -> anyhow::Result<u64> {
     let mut cursor: u64 = 0;
     let mut deleted = 0u64;
     loop {
@@ -84,11 +86,7 @@ pub async fn delete_matching(conn: &mut ConnectionManager, pattern: &str) -> any
 }
 
 /// One numeric field of `INFO <section>` (e.g. `used_memory`, `used_cpu_user`).
-pub async fn info_field(
-    conn: &mut ConnectionManager,
-    section: &str,
-    field: &str,
-) -> anyhow::Result<f64> {
+pub async fn info_field(conn: &mut RedisConn, section: &str, field: &str) -> anyhow::Result<f64> {
     let info: String = redis::cmd("INFO").arg(section).query_async(conn).await?;
     for line in info.lines() {
         if let Some((k, v)) = line.split_once(':')
@@ -104,7 +102,7 @@ pub async fn info_field(
 }
 
 /// CPU seconds (user + system) the Redis server has used so far.
-pub async fn redis_cpu(conn: &mut ConnectionManager) -> anyhow::Result<f64> {
+pub async fn redis_cpu(conn: &mut RedisConn) -> anyhow::Result<f64> {
     Ok(info_field(conn, "cpu", "used_cpu_user").await?
         + info_field(conn, "cpu", "used_cpu_sys").await?)
 }

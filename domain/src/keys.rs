@@ -112,14 +112,76 @@ pub fn key_part(s: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(out)
 }
 
+/// Which key names this process uses: [`Layout::Single`], the names above (SPEC §3, what a
+/// Django reader expects), or [`Layout::Cluster`], the same names behind a hash tag that puts the
+/// keys one atomic step touches into one slot (`docs/redis-cluster.md` gives each tag's reason).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// One Redis server: the names as the table above gives them.
+    Single,
+    /// A Redis Cluster: each name prefixed with its slot's tag (`{vNN}` visitor shard, `{d<date>}`
+    /// day, `{c<id>}` community, `{<namespace>}` the fleet's own bookkeeping).
+    Cluster,
+}
+
+static LAYOUT: std::sync::OnceLock<Layout> = std::sync::OnceLock::new();
+
+/// Fix this process's layout (`domain::conn::connect` does, on finding a cluster). The first call
+/// wins: a layout never changes under running code.
+pub fn use_layout(layout: Layout) {
+    let _ = LAYOUT.set(layout);
+}
+
+/// This process's layout ([`Layout::Single`] unless [`use_layout`] said otherwise).
+pub fn layout() -> Layout {
+    LAYOUT.get().copied().unwrap_or(Layout::Single)
+}
+
+/// `key` behind the tag `tag()` makes, on a cluster; `key` itself on one server. Tags go first,
+/// so no client text later in the key (a page path may hold braces) can choose the slot.
+fn tagged(tag: impl FnOnce() -> String, key: String) -> String {
+    match layout() {
+        Layout::Single => key,
+        Layout::Cluster => format!("{{{}}}{key}", tag()),
+    }
+}
+
+/// How many shards visitors are spread over on a cluster (`{v00}` … `{vff}`).
+pub const VISITOR_SHARDS: usize = 256;
+
+/// A visitor's shard tag: `v` and the first byte of SHA-256 of its visitor key (`anon_<fp>` or
+/// `user_<uuid>`) in hex. A shard, not the visitor itself, so that the idle sweep's work list
+/// (one per shard) shares a slot with the sessions it lists.
+fn visitor_tag(visitor: &str) -> String {
+    use sha2::Digest;
+    format!("v{:02x}", sha2::Sha256::digest(visitor.as_bytes())[0])
+}
+
+/// The prefix of the fleet's own bookkeeping keys (workers, history, metrics, schedules, revoked
+/// Celery ids): `namespace` on one server, `{namespace}` on a cluster (one slot, so each of their
+/// pipelines and transactions reaches one node). Never used for queue keys, which carry a tag per
+/// queue.
+pub fn fleet_prefix(namespace: &str) -> String {
+    match layout() {
+        Layout::Single => namespace.to_owned(),
+        Layout::Cluster => format!("{{{namespace}}}"),
+    }
+}
+
 /// `anon_session:{fingerprint}`.
 pub fn anon_session_key(fingerprint: &Fingerprint) -> String {
-    format!("anon_session:{fingerprint}")
+    tagged(
+        || visitor_tag(&anon_visitor(fingerprint)),
+        format!("anon_session:{fingerprint}"),
+    )
 }
 
 /// `anon_session:{fingerprint}:views`: views not yet written to the database.
 pub fn anon_views_key(fingerprint: &Fingerprint) -> String {
-    format!("anon_session:{fingerprint}:views")
+    tagged(
+        || visitor_tag(&anon_visitor(fingerprint)),
+        format!("anon_session:{fingerprint}:views"),
+    )
 }
 
 /// `beacon:{view_id}`: what the page's beacon reported of one anonymous view (`"{scroll} {seconds}"`,
@@ -134,35 +196,72 @@ pub fn beacon_key(view_id: &uuid::Uuid) -> String {
 /// by a hash so that the mark itself keeps nothing of the visitor.
 pub fn anon_erased_key(fingerprint: &Fingerprint) -> String {
     use sha2::Digest;
-    format!(
-        "erased:anon:{}",
-        hex::encode(sha2::Sha256::digest(fingerprint.as_str().as_bytes()))
+    tagged(
+        || visitor_tag(&anon_visitor(fingerprint)),
+        format!(
+            "erased:anon:{}",
+            hex::encode(sha2::Sha256::digest(fingerprint.as_str().as_bytes()))
+        ),
     )
 }
 
 /// `anon_sessions:open`: fingerprint → Redis ms its latest session started. The idle sweep reads
-/// it to finalize sessions whose finalize job was lost, persisted or not.
-pub const ANON_OPEN_KEY: &str = "anon_sessions:open";
+/// it to finalize sessions whose finalize job was lost, persisted or not. On a cluster there is one
+/// per visitor shard ([`anon_open_key`]).
+const ANON_OPEN_KEY: &str = "anon_sessions:open";
+
+/// The `anon_sessions:open` that lists `fingerprint` (on a cluster, its shard's, in the slot of the
+/// visitor's own keys).
+pub fn anon_open_key(fingerprint: &Fingerprint) -> String {
+    tagged(
+        || visitor_tag(&anon_visitor(fingerprint)),
+        ANON_OPEN_KEY.to_owned(),
+    )
+}
+
+/// Every `anon_sessions:open` (one on one server, [`VISITOR_SHARDS`] on a cluster).
+pub fn anon_open_keys() -> Vec<String> {
+    match layout() {
+        Layout::Single => vec![ANON_OPEN_KEY.to_owned()],
+        Layout::Cluster => (0..VISITOR_SHARDS)
+            .map(|n| format!("{{v{n:02x}}}{ANON_OPEN_KEY}"))
+            .collect(),
+    }
+}
+
+/// The tag of a day's analytics keys.
+fn day_tag(day: chrono::NaiveDate) -> String {
+    format!("d{day}")
+}
 
 /// `pageviews:{date}:paths`: the paths viewed that UTC day.
 pub fn pageview_paths_key(day: chrono::NaiveDate) -> String {
-    format!("pageviews:{day}:paths")
+    tagged(|| day_tag(day), format!("pageviews:{day}:paths"))
 }
 
 /// `pageviews:{date}:{path}`: the day's counters of one path (the path escaped by [`key_part`]).
 pub fn pageview_counters_key(day: chrono::NaiveDate, path: &str) -> String {
-    format!("pageviews:{day}:{}", key_part(path))
+    tagged(
+        || day_tag(day),
+        format!("pageviews:{day}:{}", key_part(path)),
+    )
 }
 
 /// `pageviews:{date}:{path}:visitors`: the day's unique visitors of one path.
 pub fn pageview_visitors_key(day: chrono::NaiveDate, path: &str) -> String {
-    format!("pageviews:{day}:{}:visitors", key_part(path))
+    tagged(
+        || day_tag(day),
+        format!("pageviews:{day}:{}:visitors", key_part(path)),
+    )
 }
 
 /// `pageviews:{date}:{path}:sketch`: a HyperLogLog of the path's unique visitors past the exact
 /// set's cap (`PAGEVIEW_MAX_EXACT_VISITORS`); it keeps no identity.
 pub fn pageview_sketch_key(day: chrono::NaiveDate, path: &str) -> String {
-    format!("pageviews:{day}:{}:sketch", key_part(path))
+    tagged(
+        || day_tag(day),
+        format!("pageviews:{day}:{}:sketch", key_part(path)),
+    )
 }
 
 /// The path under which views past the day's distinct-path cap are counted (it cannot be a
@@ -211,7 +310,18 @@ pub fn user_visitor(user_id: &uuid::Uuid) -> String {
 
 /// `visitor:{key}:footprint`.
 pub fn footprint(visitor: &str) -> String {
-    format!("visitor:{visitor}:footprint")
+    tagged(
+        || visitor_tag(visitor),
+        format!("visitor:{visitor}:footprint"),
+    )
+}
+
+/// A key without its cluster tag (itself on one server): what a footprint entry names.
+pub fn untagged(key: &str) -> &str {
+    match key.strip_prefix('{').and_then(|k| k.split_once('}')) {
+        Some((_, rest)) if layout() == Layout::Cluster => rest,
+        _ => key,
+    }
 }
 
 /// The day's analytics keys of one path.
@@ -254,7 +364,7 @@ pub struct CommunityKeys {
 
 /// The community's keys.
 pub fn community_keys(id: &uuid::Uuid) -> CommunityKeys {
-    let base = format!("community:{id}:visitors");
+    let base = tagged(|| format!("c{id}"), format!("community:{id}:visitors"));
     CommunityKeys {
         authenticated: format!("{base}:authenticated"),
         anonymous: format!("{base}:anonymous"),

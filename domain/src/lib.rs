@@ -7,6 +7,7 @@
 
 pub mod args;
 pub mod config;
+pub mod conn;
 pub mod db;
 pub mod documents;
 pub mod jobs;

@@ -26,6 +26,10 @@ pub fn init() {
 
 /// A URL without its password, for messages.
 pub fn redact(url: &str) -> String {
+    if url.contains(',') {
+        // A cluster's seed nodes: each one redacted.
+        return url.split(',').map(redact).collect::<Vec<_>>().join(",");
+    }
     match (url.find("://"), url.rfind('@')) {
         (Some(s), Some(at)) if at > s => format!("{}://…@{}", &url[..s], &url[at + 1..]),
         _ => url.to_owned(),

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::conn::RedisConn;
 use queue::{NewJob, Pushed, Queue, QueueConfig, When};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use crate::args::ArgError;
 use crate::config::Settings;
@@ -61,35 +61,23 @@ impl EnqueueItem {
     }
 }
 
-/// Open a self-healing Redis connection with production timeouts (not redis-rs' 500 ms default).
-pub async fn connect(url: &str) -> Result<ConnectionManager, redis::RedisError> {
-    // redis-rs leaves Nagle's algorithm on: a command written while an earlier one is unacknowledged
-    // (the API keeps several page-view batches in flight) would wait for Redis' ACK.
-    let info = redis::IntoConnectionInfo::into_connection_info(url)?
-        .set_tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true));
-    let client = redis::Client::open(info)?;
-    client
-        .get_connection_manager_with_config(
-            ConnectionManagerConfig::new()
-                .set_connection_timeout(Some(Duration::from_secs(2)))
-                .set_response_timeout(Some(Duration::from_secs(10)))
-                .set_number_of_retries(2)
-                .set_max_delay(Duration::from_secs(2)),
-        )
-        .await
+/// Connect to the fleet's Redis (`REDIS_URL`: one server, or a cluster's nodes); see
+/// [`crate::conn::connect`].
+pub async fn connect(url: &str) -> Result<RedisConn, redis::RedisError> {
+    crate::conn::connect(url).await
 }
 
 /// Queue handles for every registered job over one shared connection. Cheap to clone (the API
 /// clones it into every request's state): the handles are shared, not copied.
 #[derive(Clone, Debug)]
 pub struct Queues {
-    by_name: Arc<HashMap<&'static str, Queue<ConnectionManager>>>,
-    conn: ConnectionManager,
+    by_name: Arc<HashMap<&'static str, Queue<RedisConn>>>,
+    conn: RedisConn,
 }
 
 impl Queues {
     /// Handles for every job in the registry, configured from `settings`.
-    pub fn new(conn: ConnectionManager, settings: &Settings) -> Self {
+    pub fn new(conn: RedisConn, settings: &Settings) -> Self {
         let by_name = registry::JOBS
             .iter()
             .map(|spec| {
@@ -109,19 +97,19 @@ impl Queues {
     }
 
     /// The queue of job `name`.
-    pub fn get(&self, name: &str) -> Option<&Queue<ConnectionManager>> {
+    pub fn get(&self, name: &str) -> Option<&Queue<RedisConn>> {
         self.by_name.get(name)
     }
 
     /// Every queue, in registry order.
-    pub fn all(&self) -> impl Iterator<Item = &Queue<ConnectionManager>> {
+    pub fn all(&self) -> impl Iterator<Item = &Queue<RedisConn>> {
         registry::JOBS
             .iter()
             .filter_map(|s| self.by_name.get(s.name))
     }
 
     /// The shared connection (for hot data next to the queue).
-    pub fn connection(&self) -> ConnectionManager {
+    pub fn connection(&self) -> RedisConn {
         self.conn.clone()
     }
 

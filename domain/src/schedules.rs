@@ -12,17 +12,23 @@ use serde::{Deserialize, Serialize};
 
 /// `{ns}:scheduler:entries`.
 pub fn entries_key(namespace: &str) -> String {
-    format!("{namespace}:scheduler:entries")
+    format!("{}:scheduler:entries", crate::keys::fleet_prefix(namespace))
 }
 
 /// `{ns}:scheduler:enqueued_by`.
 pub fn enqueued_by_key(namespace: &str) -> String {
-    format!("{namespace}:scheduler:enqueued_by")
+    format!(
+        "{}:scheduler:enqueued_by",
+        crate::keys::fleet_prefix(namespace)
+    )
 }
 
 /// `{ns}:scheduler:last:{job}`.
 pub fn last_tick_key(namespace: &str, job: &str) -> String {
-    format!("{namespace}:scheduler:last:{job}")
+    format!(
+        "{}:scheduler:last:{job}",
+        crate::keys::fleet_prefix(namespace)
+    )
 }
 
 /// One periodic job as a scheduler copy sees it.

@@ -15,8 +15,8 @@
 
 use std::time::Duration;
 
+use crate::conn::RedisConn;
 use chrono::{DateTime, Utc};
-use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
 
 /// How often a process heartbeats.
@@ -26,12 +26,12 @@ pub const EXPIRES: Duration = Duration::from_secs(30);
 
 /// `{ns}:workers`.
 pub fn set_key(namespace: &str) -> String {
-    format!("{namespace}:workers")
+    format!("{}:workers", crate::keys::fleet_prefix(namespace))
 }
 
 /// `{ns}:worker:{id}`.
 pub fn info_key(namespace: &str, id: &str) -> String {
-    format!("{namespace}:worker:{id}")
+    format!("{}:worker:{id}", crate::keys::fleet_prefix(namespace))
 }
 
 /// One process of the fleet.
@@ -90,7 +90,7 @@ impl WorkerInfo {
 
 /// Write `info` (stamped now) with its expiry, and its place in the set.
 pub async fn heartbeat(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     namespace: &str,
     info: &mut WorkerInfo,
 ) -> Result<(), redis::RedisError> {
@@ -113,7 +113,7 @@ pub async fn heartbeat(
 
 /// Leave the fleet (at a clean stop).
 pub async fn forget(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     namespace: &str,
     id: &str,
 ) -> Result<(), redis::RedisError> {
@@ -128,7 +128,7 @@ pub async fn forget(
 
 /// Every live process, oldest first; processes whose document expired are dropped from the set.
 pub async fn live(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     namespace: &str,
 ) -> Result<Vec<WorkerInfo>, redis::RedisError> {
     let ids: Vec<String> = redis::cmd("ZRANGE")
@@ -170,13 +170,13 @@ pub const HISTORY_TTL: Duration = Duration::from_secs(25 * 3600);
 /// late). A job whose arguments do not even decode is dead without running and is not counted
 /// here (the queue's dead count has it).
 pub fn history_key(namespace: &str, minute: i64) -> String {
-    format!("{namespace}:history:{minute}")
+    format!("{}:history:{minute}", crate::keys::fleet_prefix(namespace))
 }
 
 /// `{ns}:history:h:{hour}` (HASH, hour = epoch seconds / 3600): the same fields as
 /// [`history_key`], summed per hour, so a day's chart reads 24 keys, not 1,440.
 pub fn history_hour_key(namespace: &str, hour: i64) -> String {
-    format!("{namespace}:history:h:{hour}")
+    format!("{}:history:h:{hour}", crate::keys::fleet_prefix(namespace))
 }
 
 /// How a job's run ended, as the history counts it.
@@ -203,7 +203,7 @@ impl Outcome {
 
 /// `{ns}:metrics`: the fleet's job totals, for `/metrics`.
 pub fn metrics_key(namespace: &str) -> String {
-    format!("{namespace}:metrics")
+    format!("{}:metrics", crate::keys::fleet_prefix(namespace))
 }
 
 /// The upper bounds of the run-time histogram's buckets, in milliseconds.
@@ -288,7 +288,7 @@ impl Tally {
 /// Add `tally` to the current minute's and hour's history and to the fleet's totals, in one
 /// pipeline (`MULTI`: all or nothing, so a failure can be retried whole).
 pub async fn add_tally(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     namespace: &str,
     tally: &Tally,
 ) -> Result<(), redis::RedisError> {

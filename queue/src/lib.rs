@@ -25,7 +25,7 @@ pub use client::{
 };
 pub use error::QueueError;
 pub use keys::Keys;
-pub use preflight::require_redis_version;
+pub use preflight::{check_redis_info, require_redis_version};
 pub use rate::{RateLimit, RateLimitError};
 pub use scripts::push_lib;
 pub use version::{MIN_REDIS_VERSION, RedisVersion};

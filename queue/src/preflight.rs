@@ -12,11 +12,12 @@ pub async fn require_redis_version<C: ConnectionLike>(
     conn: &mut C,
 ) -> Result<RedisVersion, QueueError> {
     let info: String = redis::cmd("INFO").arg("server").query_async(conn).await?;
-    check_info(&info)
+    check_redis_info(&info)
 }
 
-/// [`require_redis_version`]'s decision on an `INFO server` reply.
-fn check_info(info: &str) -> Result<RedisVersion, QueueError> {
+/// [`require_redis_version`]'s decision on an `INFO server` reply (for connections that fetch it
+/// themselves, such as a cluster's).
+pub fn check_redis_info(info: &str) -> Result<RedisVersion, QueueError> {
     let found = RedisVersion::field(info).unwrap_or("unknown");
     match RedisVersion::parse(found) {
         Some(v) if v >= MIN_REDIS_VERSION => Ok(v),
@@ -36,9 +37,9 @@ mod tests {
 
     #[test]
     fn too_old_or_unknown_versions_fail_with_one_line_naming_both() {
-        assert_eq!(check_info(INFO_7).ok(), Some(RedisVersion(7, 0, 15)));
+        assert_eq!(check_redis_info(INFO_7).ok(), Some(RedisVersion(7, 0, 15)));
         assert_eq!(
-            check_info("redis_version:7.4.1\r\n").ok(),
+            check_redis_info("redis_version:7.4.1\r\n").ok(),
             Some(RedisVersion(7, 4, 1))
         );
         for (info, found) in [
@@ -46,7 +47,7 @@ mod tests {
             ("redis_version:5.0.7\n", "5.0.7"),
             ("# Server\r\nredis_mode:standalone\r\n", "unknown"),
         ] {
-            let e = check_info(info).unwrap_err().to_string();
+            let e = check_redis_info(info).unwrap_err().to_string();
             assert!(!e.contains('\n'), "{e}");
             assert!(e.contains(found) && e.contains("7.0.0"), "{e}");
         }

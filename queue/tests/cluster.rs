@@ -17,102 +17,11 @@ use queue::{Ack, JobStatus, NewJob, Queue, QueueConfig, When};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use serde::Deserialize;
-use testkit::servers::{RedisServer, TempDir, free_cluster_port};
+use testkit::RedisCluster;
 use tokio::sync::oneshot;
 use tower::limit::ConcurrencyLimitLayer;
 
-/// Three cluster-enabled redis-servers joined into one cluster; all killed on drop.
-struct Cluster {
-    nodes: Vec<RedisServer>,
-    _dir: TempDir,
-}
-
-impl Cluster {
-    fn start() -> Self {
-        let dir = TempDir::new("cluster");
-        let mut nodes = Vec::new();
-        for _ in 0..3 {
-            let port = free_cluster_port();
-            let conf = dir.path().join(format!("nodes-{port}.conf"));
-            nodes.push(RedisServer::start(
-                port,
-                dir.path(),
-                &[
-                    "--cluster-enabled",
-                    "yes",
-                    "--cluster-config-file",
-                    &conf.display().to_string(),
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                ],
-            ));
-        }
-        let addrs: Vec<String> = nodes
-            .iter()
-            .map(|n| format!("127.0.0.1:{}", n.port))
-            .collect();
-        let out = std::process::Command::new("redis-cli")
-            .args(["--cluster", "create"])
-            .args(&addrs)
-            .args(["--cluster-replicas", "0", "--cluster-yes"])
-            .stdin(std::process::Stdio::null())
-            .output()
-            .expect("redis-cli is installed");
-        assert!(
-            out.status.success(),
-            "redis-cli --cluster create failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let cluster = Self { nodes, _dir: dir };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !cluster.nodes.iter().all(|n| {
-            n.cli(&["cluster", "info"])
-                .is_some_and(|info| info.contains("cluster_state:ok"))
-        }) {
-            assert!(Instant::now() < deadline, "cluster_state never became ok");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        cluster
-    }
-
-    fn urls(&self) -> Vec<String> {
-        self.nodes.iter().map(|n| n.url()).collect()
-    }
-
-    /// The port of the node serving `slot`, read from each node's own line of CLUSTER NODES.
-    fn node_of(&self, slot: u16) -> u16 {
-        for node in &self.nodes {
-            let out = node.cli(&["cluster", "nodes"]).unwrap_or_default();
-            let owns = out
-                .lines()
-                .filter(|l| l.contains("myself"))
-                .flat_map(|l| l.split_whitespace().skip(8))
-                .any(|range| match range.split_once('-') {
-                    Some((a, b)) => {
-                        a.parse::<u16>().is_ok_and(|a| a <= slot)
-                            && b.parse::<u16>().is_ok_and(|b| slot <= b)
-                    }
-                    None => range.parse::<u16>() == Ok(slot),
-                });
-            if owns {
-                return node.port;
-            }
-        }
-        panic!("no node serves slot {slot}");
-    }
-
-    fn slot(&self, key: &str) -> u16 {
-        self.nodes[0]
-            .cli(&["cluster", "keyslot", key])
-            .and_then(|s| s.trim().parse().ok())
-            .expect("CLUSTER KEYSLOT")
-    }
-}
-
-async fn connect(cluster: &Cluster) -> ClusterConnection {
+async fn connect(cluster: &RedisCluster) -> ClusterConnection {
     ClusterClient::builder(cluster.urls())
         .response_timeout(Duration::from_secs(30))
         .build()
@@ -300,7 +209,7 @@ async fn count(_job: Job, runs: Data<Arc<AtomicUsize>>) -> Result<(), BoxDynErro
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_queue_operation_and_a_worker_run_on_a_three_node_cluster() {
-    let cluster = tokio::task::block_in_place(Cluster::start);
+    let cluster = tokio::task::block_in_place(|| RedisCluster::start(3, 0));
     let conn = connect(&cluster).await;
     let namespace = format!("test-{}", uuid::Uuid::new_v4().simple());
 
@@ -311,7 +220,7 @@ async fn every_queue_operation_and_a_worker_run_on_a_three_node_cluster() {
         let keys = queue::Keys::new(&namespace, &name);
         let slot = cluster.slot(&keys.pending);
         assert_eq!(slot, cluster.slot(&keys.dead), "one slot per queue");
-        let node = cluster.node_of(slot);
+        let node = cluster.primary_of(slot).port;
         if picked.iter().all(|(_, n)| *n != node) {
             picked.push((name, node));
         }

@@ -30,7 +30,9 @@ pub use env::{bin_dir, bin_path, env_num, libfaketime, workspace_dir};
 pub use http::{HttpAnswer, http, http_full, http_raw};
 pub use namespace::{TestRedis, redis_url};
 pub use process::{bin_command, command, sigterm, spawn_worker};
-pub use servers::{PgBouncer, PrivatePostgres, PrivateRedis, RedisServer, TempDir, free_port};
+pub use servers::{
+    PgBouncer, PrivatePostgres, PrivateRedis, RedisCluster, RedisServer, TempDir, free_port,
+};
 
 /// Poll `check` every 20 ms until it returns `Some`, or panic after `timeout`.
 pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T

@@ -430,6 +430,133 @@ impl Drop for PgBouncer {
     }
 }
 
+/// A private Redis Cluster: `masters` primaries, each with `replicas` replicas, all on loopback
+/// (`redis-cli --cluster create`), a 1 s node timeout; every node killed on drop.
+pub struct RedisCluster {
+    pub nodes: Vec<RedisServer>,
+    _dir: TempDir,
+}
+
+impl RedisCluster {
+    /// Start the nodes, join them and wait for `cluster_state:ok` on every node.
+    pub fn start(masters: usize, replicas: usize) -> Self {
+        let dir = TempDir::new("cluster");
+        let mut nodes = Vec::new();
+        for _ in 0..masters * (1 + replicas) {
+            let port = free_cluster_port();
+            let conf = dir.path().join(format!("nodes-{port}.conf"));
+            nodes.push(RedisServer::start(
+                port,
+                dir.path(),
+                &[
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    &conf.display().to_string(),
+                    "--cluster-node-timeout",
+                    "1000",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ],
+            ));
+        }
+        let addrs: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
+        let out = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&addrs)
+            .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
+            .stdin(Stdio::null())
+            .output()
+            .expect("redis-cli is installed");
+        assert!(
+            out.status.success(),
+            "redis-cli --cluster create failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let cluster = Self { nodes, _dir: dir };
+        cluster.wait_ok();
+        cluster
+    }
+
+    /// Wait (30 s at most) until every node says `cluster_state:ok` and agrees on the slots.
+    pub fn wait_ok(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !self.nodes.iter().all(|n| {
+            n.cli(&["cluster", "info"])
+                .is_some_and(|info| info.contains("cluster_state:ok"))
+        }) {
+            assert!(Instant::now() < deadline, "cluster_state never became ok");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Every node's URL.
+    pub fn urls(&self) -> Vec<String> {
+        self.nodes.iter().map(RedisServer::url).collect()
+    }
+
+    /// The node's own line of CLUSTER NODES (`id addr flags master …`).
+    fn own_line(node: &RedisServer) -> String {
+        node.cli(&["cluster", "nodes"])
+            .unwrap_or_default()
+            .lines()
+            .find(|l| l.contains("myself"))
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// The node serving `slot` as primary (from each node's own line of CLUSTER NODES).
+    pub fn primary_of(&self, slot: u16) -> &RedisServer {
+        for node in &self.nodes {
+            let line = Self::own_line(node);
+            let owns = line
+                .split_whitespace()
+                .skip(8)
+                .any(|range| match range.split_once('-') {
+                    Some((a, b)) => {
+                        a.parse::<u16>().is_ok_and(|a| a <= slot)
+                            && b.parse::<u16>().is_ok_and(|b| slot <= b)
+                    }
+                    None => range.parse::<u16>() == Ok(slot),
+                });
+            if owns && line.contains("master") {
+                return node;
+            }
+        }
+        panic!("no node serves slot {slot}");
+    }
+
+    /// A replica of `primary`.
+    pub fn replica_of(&self, primary: &RedisServer) -> &RedisServer {
+        let id = Self::own_line(primary)
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        self.nodes
+            .iter()
+            .find(|n| {
+                let line = Self::own_line(n);
+                line.contains("slave") && line.split_whitespace().nth(3) == Some(id.as_str())
+            })
+            .expect("the primary has a replica")
+    }
+
+    /// `CLUSTER KEYSLOT key`.
+    pub fn slot(&self, key: &str) -> u16 {
+        self.nodes[0]
+            .cli(&["cluster", "keyslot", key])
+            .and_then(|s| s.trim().parse().ok())
+            .expect("CLUSTER KEYSLOT")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,10 +4,13 @@
 //! ([`TestApi`]), the worker in this process ([`InProcessWorker`]), and [`TestRedis`], testkit's
 //! namespace that also cleans the keys the fleet shares between tests.
 
+pub mod flow;
+
 use std::collections::HashMap;
 use std::time::Duration;
 
 use domain::config::Settings;
+use domain::conn::RedisConn;
 use testkit::TestDb;
 use worker::context::JobContext;
 
@@ -20,7 +23,7 @@ pub struct TestRedis(testkit::TestRedis);
 impl TestRedis {
     /// A fresh namespace.
     pub async fn new() -> Self {
-        let conn = domain::queues::connect(&testkit::redis_url())
+        let conn = domain::conn::connect_single(&testkit::redis_url())
             .await
             .expect("Redis is running (TEST_REDIS_URL)");
         let redis = testkit::TestRedis::with_conn(conn);
@@ -94,7 +97,12 @@ pub fn settings(db: &TestDb, redis: &TestRedis, extra: &[(&str, &str)]) -> Setti
 pub fn job_context(db: &TestDb, redis: &TestRedis, extra: &[(&str, &str)]) -> JobContext {
     let settings = settings(db, redis, extra);
     let geo = worker::geo::open_configured(&settings).expect("GEOIP_DATABASE opens");
-    JobContext::new(db.conn.clone(), redis.conn.clone(), settings, geo)
+    JobContext::new(
+        db.conn.clone(),
+        RedisConn::Single(redis.conn.clone()),
+        settings,
+        geo,
+    )
 }
 
 /// The worker (`worker::run::run`, every consumer) in this process, on a runtime of its own on a
@@ -202,7 +210,12 @@ impl TestApi {
             .map(|(k, v)| ((*k).into(), (*v).into()))
             .collect();
         let api_config = api::ApiConfig::from_vars(&vars).expect("api config");
-        let state = api::AppState::new(redis.conn.clone(), db.conn.clone(), settings, api_config);
+        let state = api::AppState::new(
+            RedisConn::Single(redis.conn.clone()),
+            db.conn.clone(),
+            settings,
+            api_config,
+        );
         Self::serve(state).await
     }
 
@@ -306,7 +319,7 @@ pub async fn lock_user_session(db: &TestDb, hashed: &str) -> sea_orm::DatabaseTr
 /// The first job of `queue` retrying after a run that ran out of time (within 20 s); panics
 /// when its error does not say so.
 pub async fn cancelled_by_time_limit(
-    queue: &queue::Queue<redis::aio::ConnectionManager>,
+    queue: &queue::Queue<domain::conn::RedisConn>,
 ) -> queue::JobInfo {
     let job = testkit::eventually(Duration::from_secs(20), "a run cancelled", || async {
         let page = queue.list(queue::ListState::Retrying, 0, 10).await.ok()?;
@@ -358,7 +371,11 @@ impl Drop for TestApi {
 
 /// A live anonymous session document for fingerprint `fp` with `pages` views, as the web tier
 /// writes it (`anon_session:<fp>`), for jobs sent without the API (the Celery client's).
-pub async fn put_anon_session(conn: &redis::aio::ConnectionManager, fp: &str, pages: u32) {
+pub async fn put_anon_session(
+    conn: &(impl redis::aio::ConnectionLike + Clone + Send + Sync),
+    fp: &str,
+    pages: u32,
+) {
     use redis::AsyncCommands as _;
     let now = chrono::Utc::now().to_rfc3339();
     let doc = serde_json::json!({

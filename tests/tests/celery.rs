@@ -368,7 +368,7 @@ async fn an_idle_worker_opens_no_new_redis_connections() {
     const IDLE: Duration = Duration::from_secs(60);
     let server = PrivateRedis::start(false);
     let db = TestDb::sqlite().await;
-    let mut conn = domain::queues::connect(&server.url()).await.unwrap();
+    let mut conn = domain::conn::connect_single(&server.url()).await.unwrap();
     let mut worker = spawn_worker([
         ("DATABASE_URL", db.url.clone()),
         ("REDIS_URL", server.url()),

@@ -65,7 +65,7 @@ async fn post(
 /// `n` jobs of `PersistAnonymousSession` pushed with `args`, leased and failed for good with
 /// `error` (as a worker whose attempt failed would): their ids.
 async fn dead_jobs(
-    q: &queue::Queue<redis::aio::ConnectionManager>,
+    q: &queue::Queue<domain::conn::RedisConn>,
     args: &[String],
     error: &str,
 ) -> Vec<String> {

@@ -10,13 +10,10 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use domain::db::{Db, PoolMode};
-use entity::{anonymous_page_view, anonymous_session, page_analytics, user_event, user_session};
-use sea_orm::{ConnectOptions, ConnectionTrait, EntityTrait, PaginatorTrait, Statement};
-use serde_json::json;
-use testkit::{PgBouncer, TestDb, bin_path, command, eventually, free_port, http, service_env};
+use sea_orm::{ConnectOptions, ConnectionTrait, Statement};
+use testkit::{PgBouncer, TestDb, bin_path, command, free_port, service_env};
 use tests::TestRedis;
 use tokio::process::Child;
-use uuid::Uuid;
 
 async fn client(url: &str, mode: PoolMode, connections: u32) -> Db {
     let mut options = ConnectOptions::new(url.to_owned());
@@ -105,14 +102,6 @@ fn start(bin: &str, args: &[&str], env: &HashMap<String, String>) -> Child {
 
 const TOKEN: &str = "pgbouncer-secret";
 
-async fn post(addr: &str, path: &str, body: serde_json::Value) -> serde_json::Value {
-    let (status, answer) = http(addr, "POST", path, Some(TOKEN), Some(&body))
-        .await
-        .unwrap();
-    assert!((200..300).contains(&status), "{path}: {status} {answer}");
-    answer
-}
-
 /// Every job and every route that reads or writes SQL, through PgBouncer in transaction mode
 /// with two server connections, from the Procfile's processes. Each job's rows are checked.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -145,189 +134,7 @@ async fn the_procfile_fleet_runs_every_job_through_pgbouncer_in_transaction_mode
     let scheduler = start("worker", &["scheduler"], &env);
     testkit::api_ready(&addr).await;
 
-    // Anonymous visitors, 6 views each: persist (5th view), finalize (after 2 s idle), the
-    // buffered views flushed; a community page on each.
-    let community = Uuid::new_v4();
-    let page = format!("/p/{}", redis.token("page"));
-    let fps: Vec<String> = (0..12).map(|i| redis.token(&format!("fp{i}"))).collect();
-    for n in 0..6 {
-        let views = fps.iter().map(|fp| {
-            let addr = addr.clone();
-            let body = json!({"fingerprint": fp, "url": format!("{page}/{n}"),
-                "community_id": community, "user_agent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0"});
-            async move { post(&addr, "/v1/track/pageview", body).await }
-        });
-        futures::future::join_all(views).await;
-    }
-    // Signed-in users: login (enhance_session_async), a view, an event, a sign-up that links
-    // an anonymous visitor (link_anonymous_conversion), logout.
-    let mut users = Vec::new();
-    for (i, fp) in fps.iter().take(4).enumerate() {
-        let user = Uuid::new_v4();
-        redis.track(&user.to_string());
-        let s = post(
-            &addr,
-            "/v1/sessions",
-            json!({"user_id": user, "username": format!("u{i}-{user}"),
-            "user_agent": "Mozilla/5.0 (Macintosh) Safari/605.1.15", "ip": "203.0.113.9"}),
-        )
-        .await;
-        let session = s["session_id"].as_str().unwrap().to_owned();
-        redis.track(s["hashed_id"].as_str().unwrap());
-        post(
-            &addr,
-            "/v1/track/pageview",
-            json!({"fingerprint": fp, "url": format!("{page}/signed-in"),
-            "user_id": user, "session_id": session}),
-        )
-        .await;
-        post(
-            &addr,
-            "/v1/events",
-            json!({"user_id": user, "event_type": "pgbouncer"}),
-        )
-        .await;
-        post(
-            &addr,
-            "/v1/conversions",
-            json!({"user_id": user, "fingerprint": fp}),
-        )
-        .await;
-        users.push((user, session));
-    }
-    let (_, session) = users.pop().unwrap();
-    let (status, body) = http(
-        &addr,
-        "DELETE",
-        &format!("/v1/sessions/{session}"),
-        Some(TOKEN),
-        None,
-    )
-    .await
-    .unwrap();
-    assert!((200..300).contains(&status), "logout: {status} {body}");
-
-    // Every anonymous session written and ended, every view a row.
-    let visitors = fps.len();
-    let sessions = eventually(Duration::from_secs(60), "every session finalized", || {
-        let db = db.conn.clone();
-        async move {
-            let rows = anonymous_session::Entity::find().all(&db).await.ok()?;
-            (rows.len() == visitors && rows.iter().all(|r| !r.is_active)).then_some(rows)
-        }
-    })
-    .await;
-    assert!(
-        sessions.iter().all(|r| r.pages_visited >= 6),
-        "{sessions:?}"
-    );
-    let views = anonymous_page_view::Entity::find()
-        .count(&db.conn)
-        .await
-        .unwrap();
-    assert_eq!(views, 6 * 12, "every anonymous view is a row");
-    eventually(Duration::from_secs(30), "conversions linked", || {
-        let db = db.conn.clone();
-        async move {
-            let rows = anonymous_session::Entity::find().all(&db).await.ok()?;
-            (rows
-                .iter()
-                .filter(|r| r.converted_to_user_id.is_some())
-                .count()
-                == 4)
-                .then_some(())
-        }
-    })
-    .await;
-    let signed_in = user_session::Entity::find().all(&db.conn).await.unwrap();
-    assert_eq!(signed_in.len(), 4);
-    assert_eq!(
-        signed_in.iter().filter(|r| !r.is_active).count(),
-        1,
-        "one logged out"
-    );
-    eventually(Duration::from_secs(30), "sessions enhanced", || {
-        let db = db.conn.clone();
-        async move {
-            let rows = user_session::Entity::find().all(&db).await.ok()?;
-            rows.iter()
-                .all(|r| r.device_info.get("browser").is_some())
-                .then_some(())
-        }
-    })
-    .await;
-    let events = user_event::Entity::find().count(&db.conn).await.unwrap();
-    assert!(
-        events >= 4 * 2,
-        "an event and a page view per user: {events}"
-    );
-
-    // The day's analytics and the cleanup, by hand; the scheduler's sweeps run every second.
-    let today = chrono::Utc::now().date_naive();
-    post(
-        &addr,
-        "/v1/jobs/aggregate_page_analytics",
-        json!({"date": today}),
-    )
-    .await;
-    post(&addr, "/v1/jobs/cleanup_old_anonymous_data", json!({})).await;
-    eventually(Duration::from_secs(30), "the day aggregated", || {
-        let db = db.conn.clone();
-        async move {
-            let n = page_analytics::Entity::find().count(&db).await.ok()?;
-            (n >= 7).then_some(())
-        }
-    })
-    .await;
-    for route in [
-        "/v1/analytics/conversions",
-        "/v1/analytics/top-pages",
-        "/v1/analytics/session-durations",
-        "/readyz",
-    ] {
-        let (status, body) = http(&addr, "GET", route, Some(TOKEN), None).await.unwrap();
-        assert_eq!(status, 200, "{route}: {body}");
-    }
-    // Erasure: the visitor's rows go.
-    let gone = &fps[11];
-    let (status, body) = http(
-        &addr,
-        "DELETE",
-        &format!("/v1/anonymous/{gone}"),
-        Some(TOKEN),
-        None,
-    )
-    .await
-    .unwrap();
-    assert!((200..300).contains(&status), "erase: {status} {body}");
-    let left = anonymous_session::Entity::find()
-        .count(&db.conn)
-        .await
-        .unwrap();
-    assert_eq!(left, 11, "the erased visitor's session is gone");
-
-    // Every queue ran what it was given, nothing died, and the sweeps ran.
-    let queues = eventually(Duration::from_secs(30), "every queue idle", || {
-        let addr = addr.clone();
-        async move {
-            let (_, b) = http(&addr, "GET", "/v1/queues", Some(TOKEN), None)
-                .await
-                .ok()?;
-            let queues = b["queues"].as_array()?.clone();
-            queues
-                .iter()
-                .all(|q| q["queued"] == 0 && q["running"] == 0)
-                .then_some(queues)
-        }
-    })
-    .await;
-    for q in &queues {
-        assert_eq!(q["dead"], 0, "{q}");
-        assert_eq!(q["retrying"].as_u64().unwrap_or(0), 0, "{q}");
-        if !q["name"].as_str().unwrap().starts_with("celery.") {
-            assert!(q["done"].as_u64().unwrap() >= 1, "{} ran: {q}", q["name"]);
-        }
-    }
+    tests::flow::every_flow(&addr, TOKEN, &db, &redis, async {}).await;
 
     for (child, what) in [(scheduler, "scheduler"), (worker, "worker"), (web, "web")] {
         let mut child = child;

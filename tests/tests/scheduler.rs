@@ -26,7 +26,7 @@ fn setup(redis: &TestRedis, schedule: &[(&str, &str)]) -> (Queues, Schedule) {
     }
     let settings = Settings::from_vars(&vars).unwrap();
     (
-        Queues::new(redis.conn.clone(), &settings),
+        Queues::new(domain::conn::RedisConn::from(redis.conn.clone()), &settings),
         Schedule::from_vars(&vars).unwrap(),
     )
 }
@@ -58,9 +58,15 @@ async fn three_schedulers_enqueue_every_tick_exactly_once() {
             redis.namespace.clone(),
         );
         copies.push(tokio::spawn(async move {
-            scheduler::run(conn, queues, &ns, schedule, async move {
-                let _ = stop.recv().await;
-            })
+            scheduler::run(
+                domain::conn::RedisConn::from(conn),
+                queues,
+                &ns,
+                schedule,
+                async move {
+                    let _ = stop.recv().await;
+                },
+            )
             .await
         }));
     }
@@ -156,7 +162,7 @@ async fn a_tick_missed_while_no_scheduler_ran_is_enqueued_once_at_start() {
     let (conn, q2, ns) = (redis.conn.clone(), queues.clone(), redis.namespace.clone());
     let run = tokio::spawn(async move {
         scheduler::run(
-            conn,
+            domain::conn::RedisConn::from(conn),
             q2,
             &ns,
             schedule,

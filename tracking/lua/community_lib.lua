@@ -2,7 +2,8 @@
 -- sets of last-seen times so stats count each visitor on its own 5-minute clock.
 -- C: visitors (community:{id}:visitors HASH), authenticated, anonymous (SETs), seen (ZSET,
 --   everyone), seen_authenticated (ZSET, signed-in visitors, so stats count them with ZCOUNT),
---   footprint (the visitor's erasure footprint SET), footprint_ttl (s: a day past the analytics
+--   footprint (the visitor's erasure footprint SET; nil on a Redis Cluster, where the visitor's
+--   own step records the visit before it happens), footprint_ttl (s: a day past the analytics
 --   keys it also lists, the same rule as count.lua's callers).
 -- visitor: visitor key; doc: visitor JSON object without pages_viewed (the API's own, never
 -- empty: the count is spliced in as text); now: ms; window: s;
@@ -43,7 +44,7 @@ local function community_visit(C, visitor, doc, now, window, authenticated)
   redis.call('EXPIRE', C.visitors, ttl)
   redis.call('EXPIRE', kind_set, ttl)
   redis.call('EXPIRE', C.seen, ttl)
-  if not prev then
+  if not prev and C.footprint then
     redis.call('SADD', C.footprint, C.visitors)
     redis.call('EXPIRE', C.footprint, C.footprint_ttl)
   end

@@ -10,9 +10,9 @@
 
 use std::sync::Arc;
 
+use domain::conn::RedisConn;
 use futures::StreamExt as _;
 use futures::stream::FuturesUnordered;
-use redis::aio::ConnectionManager;
 use redis::{ErrorKind, RedisError, Value};
 use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument as _;
@@ -147,7 +147,7 @@ pub(crate) struct Batcher {
 
 impl Batcher {
     /// Start the dispatcher on the current Tokio runtime; it stops once every handle is gone.
-    pub(crate) fn spawn(redis: ConnectionManager, fixed: Fixed) -> Self {
+    pub(crate) fn spawn(redis: RedisConn, fixed: Fixed) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
         tokio::spawn(dispatch(rx, redis, Arc::new(fixed)));
         Self { tx }
@@ -168,11 +168,7 @@ fn stopped() -> TrackError {
     )))
 }
 
-async fn dispatch(
-    mut rx: mpsc::Receiver<(AnonView, Reply)>,
-    redis: ConnectionManager,
-    fixed: Arc<Fixed>,
-) {
+async fn dispatch(mut rx: mpsc::Receiver<(AnonView, Reply)>, redis: RedisConn, fixed: Arc<Fixed>) {
     // The batches in Redis are polled here, not spawned: no task to schedule per batch.
     let mut running = FuturesUnordered::new();
     loop {
@@ -198,7 +194,7 @@ async fn dispatch(
 }
 
 /// One script run: every view of the batch gets its own answer.
-async fn run(mut redis: ConnectionManager, fixed: Arc<Fixed>, batch: Vec<(AnonView, Reply)>) {
+async fn run(mut redis: RedisConn, fixed: Arc<Fixed>, batch: Vec<(AnonView, Reply)>) {
     let mut inv = scripts::VIEWS.prepare_invoke();
     for key in &fixed.keys {
         inv.key(key);

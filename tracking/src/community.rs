@@ -55,6 +55,34 @@ pub(crate) fn visitor_doc(
     .unwrap_or_default()
 }
 
+/// One visit to the community whose keys are `k` (the script `community.lua`); with `footprint`,
+/// the visitor's footprint in the same run (one server only: on a cluster it is another slot).
+pub(crate) async fn visit_keys(
+    t: &Tracker,
+    k: &keys::CommunityKeys,
+    footprint: Option<&str>,
+    visitor: &str,
+    doc: &str,
+    authenticated: bool,
+) -> Result<i64, TrackError> {
+    let mut inv = scripts::COMMUNITY.prepare_invoke();
+    inv.key(&k.visitors)
+        .key(&k.authenticated)
+        .key(&k.anonymous)
+        .key(&k.seen)
+        .key(&k.seen_authenticated);
+    if let Some(f) = footprint {
+        inv.key(f);
+    }
+    inv.arg(visitor)
+        .arg(doc)
+        .arg(Utc::now().timestamp_millis())
+        .arg(t.config.visitor_window.as_secs())
+        .arg(if authenticated { "1" } else { "0" })
+        .arg(t.config.counters_ttl.as_secs());
+    Ok(inv.invoke_async(&mut t.redis.clone()).await?)
+}
+
 /// Record a visit to community `id` by a signed-in visitor (an anonymous visitor's is part of
 /// its page view's batched script run).
 pub(crate) async fn visit(
@@ -82,26 +110,15 @@ pub(crate) async fn visit(
     };
     let now = Utc::now();
     let k = keys::community_keys(&id);
-    let _: i64 = scripts::COMMUNITY
-        .key(k.visitors)
-        .key(k.authenticated)
-        .key(k.anonymous)
-        .key(k.seen)
-        .key(keys::footprint(&visitor))
-        .key(k.seen_authenticated)
-        .arg(&visitor)
-        .arg(visitor_doc(
-            v.user_id,
-            v.fingerprint.as_str(),
-            division,
-            now,
-        ))
-        .arg(now.timestamp_millis())
-        .arg(t.config.visitor_window.as_secs())
-        .arg(if authenticated { "1" } else { "0" })
-        .arg(t.config.counters_ttl.as_secs())
-        .invoke_async(&mut t.redis.clone())
-        .await?;
+    let doc = visitor_doc(v.user_id, v.fingerprint.as_str(), division, now);
+    if keys::layout() == keys::Layout::Cluster {
+        // The footprint is another slot: recorded first (crate::split).
+        crate::split::note_footprint(t, &visitor, &[k.visitors.as_str()]).await?;
+        visit_keys(t, &k, None, &visitor, &doc, authenticated).await?;
+    } else {
+        let footprint = keys::footprint(&visitor);
+        visit_keys(t, &k, Some(&footprint), &visitor, &doc, authenticated).await?;
+    }
     let Some(user_id) = v.user_id else {
         return Ok(());
     };

@@ -79,7 +79,9 @@ static STAMP: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
 /// The day of a `pageviews:{date}:paths` key (None for any other key): footprints written by
 /// builds before 2026-12 named a day's path set rather than the visitor sets themselves.
 fn path_set_day(key: &str) -> Option<chrono::NaiveDate> {
-    let day = key.strip_prefix("pageviews:")?.strip_suffix(":paths")?;
+    let day = domain::keys::untagged(key)
+        .strip_prefix("pageviews:")?
+        .strip_suffix(":paths")?;
     let day = day.parse().ok()?;
     (domain::keys::pageview_paths_key(day) == key).then_some(day)
 }
@@ -98,7 +100,7 @@ impl Tracker {
         let mut redis = self.redis.clone();
         let taken: Vec<String> = TAKE
             .key(keys::anon_erased_key(&fp))
-            .key(keys::ANON_OPEN_KEY)
+            .key(keys::anon_open_key(&fp))
             .key(keys::anon_session_key(&fp))
             .key(keys::anon_views_key(&fp))
             .arg(fp.as_str())
@@ -178,9 +180,11 @@ impl Tracker {
         let mut redis = self.redis.clone();
         let footprint = keys::footprint(visitor);
         let places: Vec<String> = redis.smembers(&footprint).await?;
-        let mut pipe = redis::pipe();
+        // One pipeline per place: a place's keys share a slot on a cluster, places do not.
+        let mut removed = 0;
         for place in &places {
-            if place.starts_with("community:") {
+            let mut pipe = redis::pipe();
+            if keys::untagged(place).starts_with("community:") {
                 pipe.hdel(place, visitor)
                     .srem(format!("{place}:authenticated"), visitor)
                     .srem(format!("{place}:anonymous"), visitor)
@@ -194,10 +198,12 @@ impl Tracker {
             } else {
                 pipe.srem(place, visitor);
             }
+            let counts: Vec<u64> = pipe.query_async(&mut redis).await?;
+            removed += counts.iter().sum::<u64>();
         }
-        pipe.del(&footprint);
-        let counts: Vec<u64> = pipe.query_async(&mut redis).await?;
-        Ok(counts.iter().sum())
+        // The footprint goes last: an erasure cut short finds every place again when repeated.
+        let () = redis.del(&footprint).await?;
+        Ok(removed)
     }
 
     /// The finalize and persist jobs of the visitor's sessions: removed, or redacted while they

@@ -16,6 +16,7 @@ pub mod events;
 pub mod pageview;
 mod scripts;
 pub mod sessions;
+mod split;
 pub mod validate;
 mod view;
 
@@ -23,10 +24,10 @@ use std::time::Duration;
 
 use domain::args::JobArgs as _;
 use domain::config::Settings;
+use domain::conn::RedisConn;
 use domain::db::Db;
 use domain::jobs::{FinalizeAnonymousSession, PersistAnonymousSession};
 use domain::queues::Queues;
-use redis::aio::ConnectionManager;
 
 pub use validate::TrackError;
 
@@ -80,7 +81,7 @@ impl TrackingConfig {
 #[derive(Clone, Debug)]
 pub struct Tracker {
     /// Redis (hot data).
-    pub redis: ConnectionManager,
+    pub redis: RedisConn,
     /// The SQL database.
     pub db: Db,
     /// Queue handles (persist, finalize, enhance, link jobs).
@@ -97,7 +98,7 @@ impl Tracker {
     /// A tracker over these connections. Starts the page-view batcher on the current Tokio
     /// runtime (it stops when the last clone of the tracker is dropped).
     pub fn new(
-        redis: ConnectionManager,
+        redis: RedisConn,
         db: impl Into<Db>,
         queues: Queues,
         config: TrackingConfig,
@@ -118,7 +119,8 @@ impl Tracker {
                 finalize.jobs,
                 finalize.pending,
                 finalize.scheduled,
-                domain::keys::ANON_OPEN_KEY.to_owned(),
+                // One server: the one open-session list (views.lua runs only there).
+                domain::keys::anon_open_keys().swap_remove(0),
             ],
             args: batch::BatchArgs {
                 persist_notify: persist.notify,

@@ -82,6 +82,30 @@ fn check(t: &Tracker, v: &PageView) -> Result<Checked, TrackError> {
     })
 }
 
+/// The answer to an anonymous view, from what its script (or steps) returned.
+fn tracked_anonymous(
+    session_id: String,
+    pages: i64,
+    new_session: bool,
+    persisted: bool,
+    is_bot: bool,
+) -> Result<Tracked, TrackError> {
+    let session_id: Uuid = session_id.parse().map_err(|_| {
+        invalid(
+            "fingerprint",
+            "the live session document has a bad session_id",
+        )
+    })?;
+    Ok(Tracked {
+        visitor: Visitor::Anonymous,
+        session_id: Some(session_id),
+        pages_visited: pages,
+        new_session,
+        persist_enqueued: persisted,
+        is_bot,
+    })
+}
+
 impl Tracker {
     /// Track one page view.
     pub async fn track_pageview(&self, v: PageView) -> Result<Tracked, TrackError> {
@@ -172,6 +196,44 @@ impl Tracker {
             is_bot: d.is_bot,
             ip_address: c.ip.as_deref(),
         })?;
+        if keys::layout() == keys::Layout::Cluster {
+            drop(batch_keys);
+            let (page, other) = (
+                keys::pageview_keys(day, &c.path),
+                keys::pageview_keys(day, domain::keys::OVERFLOW_PATH),
+            );
+            let out = crate::split::track_anonymous(
+                self,
+                crate::split::AnonSteps {
+                    fingerprint: &v.fingerprint,
+                    new_session: &new_session,
+                    time: &now,
+                    url: &c.url,
+                    view: &view,
+                    count: (!d.is_bot).then_some(crate::split::Count {
+                        page: &page,
+                        other: &other,
+                        path: &c.path,
+                        page_type: &c.page_type,
+                        visitor: &visitor,
+                        kind: "anonymous",
+                    }),
+                    community: v
+                        .community_id
+                        .map(|id| (keys::community_keys(&id), community_visit.clone())),
+                    finalize_job: &finalize,
+                    persist_job: &persist,
+                },
+            )
+            .await?;
+            return tracked_anonymous(
+                out.session_id,
+                out.pages,
+                out.new_session,
+                out.persisted,
+                d.is_bot,
+            );
+        }
         let args = ViewArgs {
             new_session,
             time: now,
@@ -193,20 +255,13 @@ impl Tracker {
                 args,
             })
             .await?;
-        let session_id: Uuid = out.session_id.parse().map_err(|_| {
-            invalid(
-                "fingerprint",
-                "the live session document has a bad session_id",
-            )
-        })?;
-        Ok(Tracked {
-            visitor: Visitor::Anonymous,
-            session_id: Some(session_id),
-            pages_visited: out.pages,
-            new_session: out.new_session,
-            persist_enqueued: out.persisted,
-            is_bot: d.is_bot,
-        })
+        tracked_anonymous(
+            out.session_id,
+            out.pages,
+            out.new_session,
+            out.persisted,
+            d.is_bot,
+        )
     }
 
     async fn track_authenticated(
@@ -224,23 +279,53 @@ impl Tracker {
         let now = c.at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
         // The script counts the view only where it will be answered as tracked: with the live
         // document, or (second call) once the database has confirmed the session.
+        // On a cluster the script keeps to the session document (its one slot), as for a bot,
+        // and the view is counted in steps after it (crate::split).
+        let cluster = keys::layout() == keys::Layout::Cluster;
+        let session_key = keys::session_key(hashed_id);
+        let footprint = keys::footprint(&visitor);
+        let script_keys: [&str; 9] = if cluster {
+            [session_key.as_str(); 9]
+        } else {
+            [
+                &session_key,
+                &page.paths,
+                &page.counters,
+                &page.visitors,
+                &page.sketch,
+                &footprint,
+                &other.counters,
+                &other.visitors,
+                &other.sketch,
+            ]
+        };
+        let split_count = crate::split::Count {
+            page: &page,
+            other: &other,
+            path: &c.path,
+            page_type: &c.page_type,
+            visitor: &visitor,
+            kind: "authenticated",
+        };
+        let count_after = async |tracked: bool| -> Result<(), TrackError> {
+            if cluster && tracked && !d.is_bot {
+                let places = crate::split::places(Some(&split_count), None);
+                crate::split::note_footprint(self, &visitor, &places).await?;
+                crate::split::count(self, &split_count).await?;
+            }
+            Ok(())
+        };
         let auth_view = |count_without_doc: bool| {
             let mut inv = scripts::AUTH.prepare_invoke();
-            inv.key(keys::session_key(hashed_id))
-                .key(&page.paths)
-                .key(&page.counters)
-                .key(&page.visitors)
-                .key(&page.sketch)
-                .key(keys::footprint(&visitor))
-                .key(&other.counters)
-                .key(&other.visitors)
-                .key(&other.sketch)
-                .arg(&now)
+            for k in script_keys {
+                inv.key(k);
+            }
+            inv.arg(&now)
                 .arg(&c.path)
                 .arg(&c.page_type)
                 .arg(&visitor)
                 .arg(self.config.counters_ttl.as_secs())
-                .arg(if d.is_bot { "1" } else { "0" })
+                .arg(if d.is_bot || cluster { "1" } else { "0" })
                 .arg(user_id.to_string())
                 .arg(self.config.max_paths_per_day)
                 .arg(self.config.max_exact_visitors)
@@ -275,6 +360,7 @@ impl Tracker {
                 .invoke_async(&mut self.redis.clone())
                 .await?;
         }
+        count_after(true).await?;
         user_event::ActiveModel {
             user_id: Set(user_id),
             event_type: Set("page_view".into()),

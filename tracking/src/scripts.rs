@@ -33,3 +33,13 @@ pub(crate) static COMMUNITY: LazyLock<Script> = LazyLock::new(|| {
 });
 pub(crate) static COMMUNITY_STATS: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("../lua/community_stats.lua")));
+/// On a Redis Cluster, the visitor's own step of an anonymous page view ([`crate::split`]).
+pub(crate) static VISIT: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../lua/visit.lua")));
+/// On a Redis Cluster, the day's step of a page view ([`crate::split`]).
+pub(crate) static COUNT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("../lua/count.lua"),
+        include_str!("../lua/count_one.lua")
+    ))
+});

@@ -4,12 +4,12 @@
 //! `DELETE /v1/jobs/{name}/{id}` and `POST /v1/queues/{name}/{pause,resume}`.
 
 use anyhow::Context as _;
+use domain::conn::RedisConn;
 use domain::queues::Queues;
 use queue::{JobInfo, ListState, Queue};
-use redis::aio::ConnectionManager;
 
 /// The queue of job `name`.
-fn queue<'a>(queues: &'a Queues, name: &str) -> anyhow::Result<&'a Queue<ConnectionManager>> {
+fn queue<'a>(queues: &'a Queues, name: &str) -> anyhow::Result<&'a Queue<RedisConn>> {
     queues
         .get(name)
         .with_context(|| format!("no job is named {name:?}"))

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use domain::workers::{Outcome, Tally};
 
-use redis::aio::ConnectionManager;
+use domain::conn::RedisConn;
 use sea_orm::{DatabaseBackend, DbErr, Value};
 
 use crate::geo::GeoIp;
@@ -20,7 +20,7 @@ pub struct JobContext {
     /// The SQL database (PostgreSQL or SQLite).
     pub db: Db,
     /// Redis, for the hot session documents.
-    pub redis: ConnectionManager,
+    pub redis: RedisConn,
     /// Queue handles, for jobs that enqueue follow-ups.
     pub queues: Queues,
     /// Process settings.
@@ -95,7 +95,7 @@ impl JobContext {
     /// A context over these connections; starts the session writer (needs a tokio runtime).
     pub fn new(
         db: impl Into<Db>,
-        redis: ConnectionManager,
+        redis: RedisConn,
         settings: Settings,
         geo: Option<Arc<GeoIp>>,
     ) -> Self {

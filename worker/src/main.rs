@@ -242,12 +242,12 @@ async fn run(
 /// Connect to Redis and check its version, failing with one line.
 async fn connect_redis(
     settings: &domain::config::Settings,
-) -> anyhow::Result<redis::aio::ConnectionManager> {
+) -> anyhow::Result<domain::conn::RedisConn> {
     let at = domain::process::redact(&settings.redis_url);
     let mut conn = domain::queues::connect(&settings.redis_url)
         .await
         .map_err(|e| anyhow::anyhow!("Redis is unreachable at {at}: {e}"))?;
-    queue::require_redis_version(&mut conn)
+    conn.require_redis_version()
         .await
         .map_err(|e| anyhow::anyhow!("Redis at {at}: {e}"))?;
     Ok(conn)

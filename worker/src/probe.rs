@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use redis::aio::ConnectionManager;
+use domain::conn::RedisConn;
 
 /// What the probe found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,7 +30,7 @@ pub enum Verdict {
 /// Whether a `kind` process (`worker` or `scheduler`) on `host` heartbeated within `max_age`.
 /// Ages are read on this host's clock, the clock the process stamped its heartbeat with.
 pub async fn check(
-    conn: Option<&mut ConnectionManager>,
+    conn: Option<&mut RedisConn>,
     namespace: &str,
     kind: &str,
     host: &str,

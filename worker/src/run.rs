@@ -20,6 +20,7 @@ use tracing::Instrument;
 use crate::context::JobContext;
 use crate::jobs::{self, Job, JobError};
 use domain::config::Settings;
+use domain::conn::RedisConn;
 use domain::process::redact;
 use domain::queues;
 use domain::workers::Outcome;
@@ -29,7 +30,8 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<JobContext> {
     let mut redis = queues::connect(&settings.redis_url)
         .await
         .with_context(|| format!("Redis is unreachable at {}", redact(&settings.redis_url)))?;
-    queue::require_redis_version(&mut redis)
+    redis
+        .require_redis_version()
         .await
         .with_context(|| format!("Redis at {}", redact(&settings.redis_url)))?;
     let db = domain::db::Db::connect(
@@ -167,7 +169,7 @@ fn worker_for<T: Job>(
 fn celery_worker(
     ctx: &JobContext,
     redis_client: &redis::Client,
-    intake: queue::Queue<redis::aio::ConnectionManager>,
+    intake: queue::Queue<domain::conn::RedisConn>,
     bridge: crate::celery::Bridge,
     mut stop: watch::Receiver<bool>,
 ) -> (LocalBoxFuture<'static, ()>, Driver) {
@@ -204,7 +206,7 @@ fn celery_worker(
 
 /// Add what this process counted since the last call to the history and the fleet's totals;
 /// what cannot be written is kept for the next call.
-async fn flush_history(ctx: &JobContext, conn: &mut redis::aio::ConnectionManager, ns: &str) {
+async fn flush_history(ctx: &JobContext, conn: &mut domain::conn::RedisConn, ns: &str) {
     let counted = ctx.counters.take_tally();
     if let Err(e) = domain::workers::add_tally(conn, ns, &counted).await {
         tracing::debug!(error = %e, "history not written; kept for the next heartbeat");
@@ -244,7 +246,8 @@ async fn heartbeat_loop(ctx: JobContext, queues: Vec<String>, mut stop: watch::R
 /// `shutdown_timeout`; a job still running then stays leased and runs again elsewhere), record
 /// the last outcomes (every queue at once, at most `FINISH_GRACE`, 4 s), and return.
 pub async fn run(ctx: JobContext, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-    let redis_client = redis::Client::open(ctx.settings.redis_url.as_str())?;
+    // Wake-ups: a cluster sends every PUBLISH to every node, so one node serves.
+    let redis_client = redis::Client::open(domain::conn::first_url(&ctx.settings.redis_url))?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut workers = Vec::new();
     let mut drivers = Vec::new();
@@ -261,12 +264,14 @@ pub async fn run(ctx: JobContext, shutdown: impl Future<Output = ()>) -> anyhow:
     let mut intakes = Vec::new();
     if !ctx.settings.celery_queues.is_empty() {
         let results = match &ctx.settings.celery_result_backend {
-            Some(url) => Some(queues::connect(url).await.with_context(|| {
-                format!(
-                    "the Celery result backend is unreachable at {}",
-                    redact(url)
-                )
-            })?),
+            Some(url) => Some(RedisConn::Single(
+                domain::conn::connect_single(url).await.with_context(|| {
+                    format!(
+                        "the Celery result backend is unreachable at {}",
+                        redact(url)
+                    )
+                })?,
+            )),
             None => None,
         };
         let control = std::sync::Arc::new(crate::celery::control::Control::new(
@@ -285,11 +290,16 @@ pub async fn run(ctx: JobContext, shutdown: impl Future<Output = ()>) -> anyhow:
         let broker = match &ctx.settings.celery_broker_url {
             Some(url) => crate::celery::Broker {
                 url: url.clone(),
-                conn: queues::connect(url).await.with_context(|| {
-                    format!("the Celery broker is unreachable at {}", redact(url))
-                })?,
+                conn: RedisConn::Single(domain::conn::connect_single(url).await.with_context(
+                    || format!("the Celery broker is unreachable at {}", redact(url)),
+                )?),
                 separate: true,
             },
+            // Celery cannot use a cluster, and Celery's lists are no cluster's keys.
+            None if ctx.redis.is_cluster() => anyhow::bail!(
+                "REDIS_URL is a Redis Cluster, which Celery cannot use: set CELERY_BROKER_URL to the \
+                 plain Redis Django's Celery sends to, or CELERY_QUEUES= (empty) to turn the bridge off"
+            ),
             None => crate::celery::Broker::same(ctx.settings.redis_url.clone(), ctx.redis.clone()),
         };
         let db = broker.db()?;

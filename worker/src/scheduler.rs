@@ -9,8 +9,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use domain::conn::RedisConn;
 use queue::When;
-use redis::aio::ConnectionManager;
 
 use domain::config::ConfigError;
 use domain::queues::{EnqueueItem, Queues};
@@ -121,7 +121,7 @@ async fn enqueue_due(
 /// when this copy enqueued the tick, that it did. Best effort: a failure only delays what the
 /// console shows.
 async fn publish(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     namespace: &str,
     entry: &Entry,
     since: DateTime<Utc>,
@@ -149,7 +149,7 @@ async fn publish(
 /// Publish every entry, and forget the published entries of jobs this copy does not schedule
 /// (turned off).
 async fn publish_all(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     namespace: &str,
     schedule: &Schedule,
     since: &HashMap<&'static str, DateTime<Utc>>,
@@ -172,7 +172,7 @@ async fn publish_all(
 
 /// Run until `shutdown`: wake at each tick, enqueue it once across all copies.
 pub async fn run(
-    conn: ConnectionManager,
+    conn: RedisConn,
     queues: Queues,
     namespace: &str,
     schedule: Schedule,

@@ -368,7 +368,7 @@ fn job_queue<'s>(
 ) -> Result<
     (
         &'static domain::registry::JobSpec,
-        &'s queue::Queue<redis::aio::ConnectionManager>,
+        &'s queue::Queue<domain::conn::RedisConn>,
     ),
     ApiError,
 > {

@@ -419,7 +419,7 @@ pub async fn run_now(
 
 /// Run `ids` of `queue` now (see [`run_now`]).
 pub async fn run_now_ids(
-    queue: &queue::Queue<redis::aio::ConnectionManager>,
+    queue: &queue::Queue<domain::conn::RedisConn>,
     ids: Vec<String>,
 ) -> Result<RunNowOutcome, ApiError> {
     let mut outcome = RunNowOutcome {

@@ -85,7 +85,7 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let settings = domain::config::Settings::from_env()?;
     let client = redis::Client::open(settings.redis_url.as_str())?;
-    let conn = redis::aio::ConnectionManager::new(client).await?;
+    let conn = domain::conn::RedisConn::Single(redis::aio::ConnectionManager::new(client).await?);
     let queues = domain::queues::Queues::new(conn, &settings);
     let name = PersistAnonymousSession::NAME;
     let q = queues.get(name).context("the queue")?;

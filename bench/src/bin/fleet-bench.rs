@@ -18,11 +18,11 @@ use bench::{
 use chrono::{SecondsFormat, Utc};
 use clap::Parser;
 use domain::config::Settings;
+use domain::conn::RedisConn;
 use domain::queues::{EnqueueItem, Queues};
 use migration::{Migrator, MigratorTrait};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use redis::aio::ConnectionManager;
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement};
 use serde_json::json;
 use sha2::Digest;
@@ -166,11 +166,7 @@ fn doc_key(fp: &str) -> String {
 }
 
 /// N documents, like the peer's `seed()` (TTL 30 min); returns (first, middle, last) for checking.
-async fn seed(
-    conn: &mut ConnectionManager,
-    ns: &str,
-    n: usize,
-) -> anyhow::Result<Vec<serde_json::Value>> {
+async fn seed(conn: &mut RedisConn, ns: &str, n: usize) -> anyhow::Result<Vec<serde_json::Value>> {
     let mut rnd = StdRng::seed_from_u64(42);
     let now = Utc::now();
     let mut kept = Vec::new();
@@ -210,7 +206,7 @@ async fn seed(
     Ok(kept)
 }
 
-async fn delete_docs(conn: &mut ConnectionManager, ns: &str, n: usize) -> anyhow::Result<()> {
+async fn delete_docs(conn: &mut RedisConn, ns: &str, n: usize) -> anyhow::Result<()> {
     let keys: Vec<String> = (0..n).map(|i| doc_key(&fingerprint(ns, i))).collect();
     for chunk in keys.chunks(1000) {
         redis::cmd("DEL").arg(chunk).query_async::<()>(conn).await?;
@@ -287,7 +283,7 @@ async fn bench(
     db_url: &str,
     worker_bin: &std::path::Path,
     ns: &str,
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
 ) -> anyhow::Result<()> {
     let db = Database::connect(db_url).await?;
     Migrator::up(&db, None)

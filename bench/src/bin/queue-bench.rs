@@ -20,8 +20,8 @@ use bench::{
     sibling_exe, stop_child, wait_for_quiet,
 };
 use clap::Parser;
+use domain::conn::RedisConn;
 use queue::{NewJob, Queue, QueueConfig};
-use redis::aio::ConnectionManager;
 use tokio::io::AsyncBufReadExt;
 use tokio::task::JoinSet;
 
@@ -104,7 +104,7 @@ async fn main() -> anyhow::Result<()> {
     outcome
 }
 
-async fn run(args: &Args, url: &str, conn: &mut ConnectionManager, ns: &str) -> anyhow::Result<()> {
+async fn run(args: &Args, url: &str, conn: &mut RedisConn, ns: &str) -> anyhow::Result<()> {
     let wants = |m: &str| args.only.iter().any(|o| o == m);
     let redis_version = info_text(conn, "server", "redis_version").await?;
     let header = format!(
@@ -193,11 +193,7 @@ async fn run(args: &Args, url: &str, conn: &mut ConnectionManager, ns: &str) -> 
     Ok(())
 }
 
-async fn info_text(
-    conn: &mut ConnectionManager,
-    section: &str,
-    field: &str,
-) -> anyhow::Result<String> {
+async fn info_text(conn: &mut RedisConn, section: &str, field: &str) -> anyhow::Result<String> {
     let info: String = redis::cmd("INFO").arg(section).query_async(conn).await?;
     Ok(info
         .lines()
@@ -205,13 +201,13 @@ async fn info_text(
         .unwrap_or_default())
 }
 
-fn queue(conn: &ConnectionManager, ns: &str, name: &str) -> Queue<ConnectionManager> {
+fn queue(conn: &RedisConn, ns: &str, name: &str) -> Queue<RedisConn> {
     Queue::new(conn.clone(), QueueConfig::new(ns, name))
 }
 
 /// Push `jobs` from `tasks` concurrent tasks (contiguous shares, each `push_many`).
 async fn push_from_tasks(
-    q: &Queue<ConnectionManager>,
+    q: &Queue<RedisConn>,
     jobs: Vec<NewJob>,
     tasks: usize,
 ) -> anyhow::Result<()> {
@@ -243,7 +239,7 @@ fn jobs(n: usize) -> Vec<NewJob> {
 
 /// One timed push of `n` jobs into a fresh queue, with the memory it took; the queue is deleted after.
 async fn push_run(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     ns: &str,
     name: &str,
     n: usize,
@@ -307,7 +303,7 @@ fn drain_command(
 async fn drain_run(
     args: &Args,
     url: &str,
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     ns: &str,
     exe: &std::path::Path,
     name: &str,
@@ -377,7 +373,7 @@ async fn drain_run(
 async fn latency_run(
     args: &Args,
     url: &str,
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     ns: &str,
     exe: &std::path::Path,
 ) -> anyhow::Result<Latency> {
@@ -505,7 +501,7 @@ fn print_table(
         ),
         (
             format!(
-                "(a) bulk push, `push_many`, {} tasks pipelined on one ConnectionManager",
+                "(a) bulk push, `push_many`, {} tasks pipelined on one RedisConn",
                 args.push_tasks
             ),
             conc,

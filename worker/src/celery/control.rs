@@ -15,10 +15,10 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use base64::Engine as _;
+use domain::conn::RedisConn;
 use futures::StreamExt as _;
 use queue::backend::RevokeSignal;
 use redis::AsyncCommands as _;
-use redis::aio::ConnectionManager;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::watch;
@@ -28,7 +28,7 @@ pub const REVOKED_MAX: isize = 50_000;
 
 /// The Redis key of the revoked Celery task ids under `namespace`.
 pub fn revoked_key(namespace: &str) -> String {
-    format!("{namespace}:celery:revoked")
+    format!("{}:celery:revoked", domain::keys::fleet_prefix(namespace))
 }
 
 /// Kombu's broadcast channel for Celery's remote control on Redis database `db`.
@@ -130,7 +130,7 @@ impl Control {
 
     /// Read the revoked ids from Redis (at start, before any message is taken, and after each
     /// subscription: nothing revoked since is missed).
-    pub async fn load(&self, conn: &mut ConnectionManager) -> redis::RedisResult<usize> {
+    pub async fn load(&self, conn: &mut RedisConn) -> redis::RedisResult<usize> {
         let ids: Vec<String> = conn.zrange(&self.key, 0, -1).await?;
         let n = ids.len();
         *self.revoked.write().unwrap_or_else(|p| p.into_inner()) = ids.into_iter().collect();
@@ -140,7 +140,7 @@ impl Control {
     /// Record `ids` as revoked (Redis, then memory); with `terminate`, stop their runs here.
     pub async fn revoke(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut RedisConn,
         ids: &[String],
         terminate: bool,
     ) -> redis::RedisResult<()> {
@@ -298,7 +298,7 @@ fn task_ids(arguments: &Value) -> Vec<String> {
 
 /// Handle one pidbox message; what to reply, if the command asks for a reply.
 async fn handle(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     control: &Control,
     payload: &[u8],
 ) -> Result<Option<(Command, Value)>, ControlError> {
@@ -365,7 +365,7 @@ async fn handle(
 /// list bound with the reply's routing key (`_kombu.binding.<exchange>` members are
 /// `<routing key>\x06\x16<pattern>\x06\x16<list>`).
 async fn reply(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     control: &Control,
     command: &Command,
     answer: Value,
@@ -416,7 +416,7 @@ async fn reply(
 /// forever, and reads the revoked ids again at each subscription.
 pub async fn control_loop(
     broker: super::Broker,
-    mut conn: ConnectionManager,
+    mut conn: RedisConn,
     control: Arc<Control>,
     mut stop: watch::Receiver<bool>,
 ) {

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use base64::Engine as _;
-use redis::aio::ConnectionManager;
+use domain::conn::RedisConn;
 use serde_json::{Map, Value, json};
 use tokio::sync::{mpsc, watch};
 
@@ -43,7 +43,7 @@ impl Events {
 
     /// Events of node `node` on Redis database `db`, published over `conn` by a task that runs
     /// until every clone of the handle is dropped.
-    pub fn start(conn: ConnectionManager, db: i64, node: &str) -> Self {
+    pub fn start(conn: RedisConn, db: i64, node: &str) -> Self {
         let (tx, rx) = mpsc::channel(BACKLOG);
         tokio::spawn(publisher(conn, format!("/{db}.celeryev/"), rx));
         Self(Some(Arc::new(Sender {
@@ -143,11 +143,7 @@ fn loadavg() -> Vec<f64> {
 }
 
 /// Publishes queued events, a pipeline per batch, until every sender is gone.
-async fn publisher(
-    mut conn: ConnectionManager,
-    prefix: String,
-    mut rx: mpsc::Receiver<(String, String)>,
-) {
+async fn publisher(mut conn: RedisConn, prefix: String, mut rx: mpsc::Receiver<(String, String)>) {
     let mut batch = Vec::with_capacity(256);
     while rx.recv_many(&mut batch, 256).await > 0 {
         let mut pipe = redis::pipe();

@@ -29,9 +29,9 @@ use std::time::Duration;
 use apalis_core::error::{AbortError, BoxDynError};
 use apalis_core::task::data::Data;
 use chrono::{DateTime, Utc};
+use domain::conn::RedisConn;
 use queue::backend::{JobLease, Snooze};
 use queue::{Queue, QueueConfig};
-use redis::aio::ConnectionManager;
 use serde_json::{Value, json};
 use tokio::sync::watch;
 use tracing::Instrument;
@@ -48,11 +48,7 @@ const INTAKE_MAX_ATTEMPTS: u32 = 25;
 const RESULT_TTL_SECONDS: u64 = 86_400;
 
 /// The intake queue for Celery queue `celery_queue`.
-pub fn intake_queue(
-    conn: ConnectionManager,
-    settings: &Settings,
-    celery_queue: &str,
-) -> Queue<ConnectionManager> {
+pub fn intake_queue(conn: RedisConn, settings: &Settings, celery_queue: &str) -> Queue<RedisConn> {
     let mut cfg = QueueConfig::new(settings.namespace.clone(), format!("celery.{celery_queue}"));
     cfg.max_attempts = INTAKE_MAX_ATTEMPTS;
     cfg.lease = settings.job_lease;
@@ -88,7 +84,7 @@ pub struct Broker {
     /// The broker's URL (for the blocking and pub/sub connections).
     pub url: String,
     /// A connection to it (the fleet's own when it is the same Redis).
-    pub conn: ConnectionManager,
+    pub conn: RedisConn,
     /// Whether it is another server than `REDIS_URL`: then a message cannot move into the intake
     /// queue in one atomic step, and takes two (see [`intake_loop`]).
     pub separate: bool,
@@ -96,7 +92,7 @@ pub struct Broker {
 
 impl Broker {
     /// The fleet's own Redis as the broker.
-    pub fn same(url: String, conn: ConnectionManager) -> Self {
+    pub fn same(url: String, conn: RedisConn) -> Self {
         Self {
             url,
             conn,
@@ -127,7 +123,7 @@ const INTAKE_BATCH: usize = 1000;
 /// staging, where [`recover`] finds them.
 async fn intake_step(
     broker: &mut Broker,
-    queue: &Queue<ConnectionManager>,
+    queue: &Queue<RedisConn>,
     lists: &[String],
 ) -> Result<u64, IntakeError> {
     let staging = &queue.keys().staging;
@@ -147,7 +143,7 @@ async fn intake_step(
 /// Adopt `messages` (in the broker's staging list) into `queue`, then drop them from staging.
 async fn adopt_and_drop(
     broker: &mut Broker,
-    queue: &Queue<ConnectionManager>,
+    queue: &Queue<RedisConn>,
     messages: &[Vec<u8>],
 ) -> Result<u64, IntakeError> {
     if messages.is_empty() {
@@ -165,10 +161,7 @@ async fn adopt_and_drop(
 /// Adopt what a separate broker's staging list holds: messages a worker took and then died (or
 /// lost the fleet's Redis) before dropping them. Another worker may be adopting the same message
 /// at this moment; adopting twice is one job.
-async fn recover(
-    broker: &mut Broker,
-    queue: &Queue<ConnectionManager>,
-) -> Result<u64, IntakeError> {
+async fn recover(broker: &mut Broker, queue: &Queue<RedisConn>) -> Result<u64, IntakeError> {
     let mut new = 0;
     loop {
         let stuck: Vec<Vec<u8>> = redis::cmd("LRANGE")
@@ -200,7 +193,7 @@ const RECOVER_EVERY: Duration = Duration::from_secs(30);
 /// While idle it holds one extra connection to the broker, for `BLMOVE`, and opens no other.
 pub async fn intake_loop(
     mut broker: Broker,
-    queue: Queue<ConnectionManager>,
+    queue: Queue<RedisConn>,
     celery_queue: String,
     counters: std::sync::Arc<crate::context::Counters>,
     mut stop: watch::Receiver<bool>,
@@ -307,7 +300,7 @@ pub async fn intake_loop(
 #[derive(Clone)]
 pub struct Bridge {
     /// Where result documents go, if anywhere.
-    pub results: Option<ConnectionManager>,
+    pub results: Option<RedisConn>,
     /// Celery's remote control: revoked ids, and the tasks running here.
     pub control: std::sync::Arc<control::Control>,
     /// Celery's events (off unless `CELERY_EVENTS=1`).

@@ -11,7 +11,7 @@ use crate::store;
 use domain::args::JobArgs as _;
 use domain::documents::BufferedView;
 use domain::jobs::FinalizeIdleSessions;
-use domain::keys::{ANON_OPEN_KEY, Fingerprint, anon_session_key, anon_views_key};
+use domain::keys::{Fingerprint, anon_open_keys, anon_session_key, anon_views_key};
 use entity::anonymous_session;
 
 /// Rows or fingerprints examined per step.
@@ -36,7 +36,7 @@ static CHECK_OPEN: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new
 
 /// The sessions named in `fingerprint`'s buffered views, read a page at a time.
 async fn buffered_sessions(
-    redis: &mut redis::aio::ConnectionManager,
+    redis: &mut domain::conn::RedisConn,
     fingerprint: &Fingerprint,
     len: isize,
 ) -> Result<Vec<Uuid>, JobError> {
@@ -145,27 +145,50 @@ async fn sweep_rows(ctx: &JobContext) -> Result<usize, JobError> {
     Ok(queued)
 }
 
+/// `KEYS[1]` an anon_sessions:open; `ARGV[1]` the session timeout ms, `ARGV[2]` how many: the
+/// fingerprints whose latest session started more than a timeout ago, on the clock of the node
+/// that holds the list (the clock its scores were written on, also on a cluster).
+static OLDEST_OPEN: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+    redis::Script::new(
+        "local t = redis.call('TIME') \
+         local cutoff = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - tonumber(ARGV[1]) \
+         return redis.call('ZRANGE', KEYS[1], '-inf', cutoff, 'BYSCORE', 'LIMIT', 0, ARGV[2])",
+    )
+});
+
 /// Fingerprints whose latest session started more than a timeout ago: each session with
-/// buffered views that is not the live one gets its finalize again (persisted or not).
+/// buffered views that is not the live one gets its finalize again (persisted or not). Every
+/// open-session list is swept (one on one server, one per visitor shard on a cluster).
 async fn sweep_open(ctx: &JobContext) -> Result<usize, JobError> {
-    let mut redis = ctx.redis.clone();
-    let snap_now: i64 = {
-        let (secs, micros): (i64, i64) = redis::cmd("TIME").query_async(&mut redis).await?;
-        secs * 1000 + micros / 1000
-    };
-    let cutoff = snap_now - ctx.settings.anon_session_timeout.as_millis() as i64;
     let mut queued = 0;
     let mut examined = 0;
-    while examined < OPEN_PER_RUN {
-        let fps: Vec<String> = redis::cmd("ZRANGE")
-            .arg(ANON_OPEN_KEY)
-            .arg("-inf")
-            .arg(cutoff)
-            .arg("BYSCORE")
-            .arg("LIMIT")
-            .arg(0)
+    for open in anon_open_keys() {
+        if examined >= OPEN_PER_RUN {
+            break;
+        }
+        let (q, e) = sweep_open_list(ctx, &open, OPEN_PER_RUN - examined).await?;
+        queued += q;
+        examined += e;
+    }
+    Ok(queued)
+}
+
+/// [`sweep_open`] over one list, examining at most `budget` fingerprints; (queued, examined).
+async fn sweep_open_list(
+    ctx: &JobContext,
+    open: &str,
+    budget: usize,
+) -> Result<(usize, usize), JobError> {
+    let mut redis = ctx.redis.clone();
+    let timeout_ms = ctx.settings.anon_session_timeout.as_millis() as i64;
+    let mut queued = 0;
+    let mut examined = 0;
+    while examined < budget {
+        let fps: Vec<String> = OLDEST_OPEN
+            .key(open)
+            .arg(timeout_ms)
             .arg(BATCH)
-            .query_async(&mut redis)
+            .invoke_async(&mut redis)
             .await?;
         if fps.is_empty() {
             break;
@@ -175,14 +198,14 @@ async fn sweep_open(ctx: &JobContext) -> Result<usize, JobError> {
         for raw in &fps {
             let Ok(fp) = Fingerprint::parse(raw) else {
                 let _: i64 = redis::cmd("ZREM")
-                    .arg(ANON_OPEN_KEY)
+                    .arg(open)
                     .arg(raw)
                     .query_async(&mut redis)
                     .await?;
                 continue;
             };
             let (doc, len): (String, isize) = CHECK_OPEN
-                .key(ANON_OPEN_KEY)
+                .key(open)
                 .key(anon_session_key(&fp))
                 .key(anon_views_key(&fp))
                 .arg(fp.as_str())
@@ -200,5 +223,5 @@ async fn sweep_open(ctx: &JobContext) -> Result<usize, JobError> {
             break;
         }
     }
-    Ok(queued)
+    Ok((queued, examined))
 }

@@ -1,10 +1,10 @@
 //! Erasure's other half on the job side: a job that read a visitor's data before the visitor was
 //! erased removes what it wrote.
 
+use domain::conn::RedisConn;
 use domain::db::Db;
 use domain::keys::{Fingerprint, anon_erased_key};
 use redis::AsyncCommands;
-use redis::aio::ConnectionManager;
 
 use super::StoreError;
 
@@ -14,7 +14,7 @@ use super::StoreError;
 /// the mark here, after its own commit, and removes what it wrote. Returns whether it did.
 pub async fn undo_if_erased(
     db: &Db,
-    redis: &ConnectionManager,
+    redis: &RedisConn,
     fingerprint: &Fingerprint,
     session_id: uuid::Uuid,
     read_ms: i64,

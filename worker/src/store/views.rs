@@ -1,11 +1,11 @@
 //! Buffered anonymous views into `analytics_anonymouspageview`: read a session's views from
 //! `anon_session:{fp}:views`, write them (one row per view number), drop them from the buffer.
 
+use domain::conn::RedisConn;
 use domain::db::Db;
 use domain::documents::{AnonSessionDoc, Beacon, BufferedView};
 use domain::keys::{Fingerprint, anon_views_key, beacon_key};
 use redis::AsyncCommands;
-use redis::aio::ConnectionManager;
 use sea_orm::{EntityTrait, Value};
 
 use super::session_row::reconcile_row;
@@ -36,7 +36,7 @@ const FLUSH_CHUNK: isize = 1000;
 /// left for their own finalize.
 pub async fn flush_page_views(
     db: &Db,
-    redis: &ConnectionManager,
+    redis: &RedisConn,
     sessions: &SessionWriter,
     fingerprint: &Fingerprint,
     session_id: uuid::Uuid,
@@ -129,7 +129,7 @@ pub async fn flush_page_views(
 
 /// Each view's beacon, if its page sent one (one MGET for the views that carry an id).
 async fn read_beacons(
-    redis: &ConnectionManager,
+    redis: &RedisConn,
     views: &[&BufferedView],
     keys: &[String],
 ) -> Result<Vec<Option<Beacon>>, StoreError> {

@@ -1,9 +1,9 @@
 //! A visitor's Redis state as the jobs see it: one atomic read of the live session document on
 //! Redis's clock, and leaving the idle sweep's list once nothing is left to finalize.
 
+use domain::conn::RedisConn;
 use domain::documents::AnonSessionDoc;
-use domain::keys::{ANON_OPEN_KEY, Fingerprint, anon_session_key, anon_views_key};
-use redis::aio::ConnectionManager;
+use domain::keys::{Fingerprint, anon_open_key, anon_session_key, anon_views_key};
 
 use super::StoreError;
 
@@ -30,7 +30,7 @@ static READ_SESSION: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::n
 
 /// The live document of `fingerprint` with its remaining lifetime and Redis's time.
 pub async fn read_anon_session(
-    redis: &ConnectionManager,
+    redis: &RedisConn,
     fingerprint: &Fingerprint,
 ) -> Result<Snapshot, StoreError> {
     let (raw, pttl_ms, now_ms): (Option<String>, i64, i64) = READ_SESSION
@@ -60,11 +60,11 @@ static FORGET_OPEN: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::ne
 
 /// Take `fingerprint` off the idle sweep's list when nothing of it is left to finalize.
 pub async fn forget_if_done(
-    redis: &ConnectionManager,
+    redis: &RedisConn,
     fingerprint: &Fingerprint,
 ) -> Result<(), StoreError> {
     let _: i64 = FORGET_OPEN
-        .key(ANON_OPEN_KEY)
+        .key(anon_open_key(fingerprint))
         .key(anon_session_key(fingerprint))
         .key(anon_views_key(fingerprint))
         .arg(fingerprint.as_str())

@@ -1,0 +1,267 @@
+//! The whole fleet on a Redis Cluster: three primaries, each with a replica, `REDIS_URL` naming
+//! the primaries. The Procfile's processes (release, web, worker, scheduler) run every flow
+//! (`tests::flow`), while one primary hands its slots to its replica under the page-view load
+//! (`CLUSTER FAILOVER`); Celery's messages arrive on a plain Redis of their own
+//! (`CELERY_BROKER_URL`). Checked by rows, by the keys' slots, and by what an erasure leaves.
+
+#![allow(clippy::unwrap_used)] // In tests a failed unwrap is a failed assertion.
+
+use std::collections::HashMap;
+use std::process::Stdio;
+use std::time::Duration;
+
+use domain::keys::{self, Fingerprint, Layout};
+use redis::AsyncCommands as _;
+use sea_orm::{ConnectionTrait, Statement};
+use serde_json::json;
+use testkit::{
+    PrivateRedis, RedisCluster, TestDb, bin_path, command, eventually, free_port, service_env,
+};
+use tests::TestRedis;
+use tokio::process::Child;
+
+const TOKEN: &str = "cluster-secret";
+
+fn start(bin: &str, args: &[&str], env: &HashMap<String, String>) -> Child {
+    command(bin_path(bin))
+        .args(args)
+        .envs(env)
+        .env("RUST_LOG", "warn")
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn")
+}
+
+/// A Celery protocol-2 message as `.delay(fingerprint)` writes it.
+fn celery_message(fingerprint: &str) -> String {
+    use base64::Engine as _;
+    let body = json!([[fingerprint], {}, {"callbacks": null, "errbacks": null, "chain": null, "chord": null}]);
+    let id = uuid::Uuid::new_v4().to_string();
+    json!({
+        "body": base64::engine::general_purpose::STANDARD.encode(body.to_string()),
+        "content-encoding": "utf-8", "content-type": "application/json",
+        "headers": {"lang": "py", "task": "analytics.tasks.persist_anonymous_session", "id": id,
+                    "eta": null, "expires": null, "retries": 0, "root_id": id, "parent_id": null},
+        "properties": {"correlation_id": id, "delivery_mode": 2, "priority": 0, "body_encoding": "base64",
+                       "delivery_info": {"exchange": "", "routing_key": "celery"},
+                       "delivery_tag": uuid::Uuid::new_v4().to_string()}
+    })
+    .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fleet_runs_every_flow_on_a_redis_cluster_through_a_failover() {
+    let cluster = tokio::task::block_in_place(|| RedisCluster::start(3, 1));
+    // This test reads the fleet's keys as the fleet names them on a cluster.
+    keys::use_layout(Layout::Cluster);
+    let primaries: Vec<String> = cluster
+        .nodes
+        .iter()
+        .filter(|n| {
+            n.cli(&["role"])
+                .is_some_and(|r| r.lines().next() == Some("master"))
+        })
+        .map(|n| n.url())
+        .collect();
+    assert_eq!(primaries.len(), 3);
+    let broker = PrivateRedis::start(false);
+    let (db, redis) = (TestDb::empty_postgres().await, TestRedis::new().await);
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut env = service_env(&db, &redis);
+    env.extend([
+        ("REDIS_URL".into(), primaries.join(",")),
+        ("CELERY_BROKER_URL".into(), broker.url()),
+        ("CELERY_QUEUES".into(), "celery".into()),
+        ("API_ADDR".into(), addr.clone()),
+        ("API_TOKEN".into(), TOKEN.into()),
+        ("ANON_SESSION_TIMEOUT_SECONDS".into(), "2".into()),
+        (
+            "SCHEDULE_FINALIZE_IDLE_SESSIONS".into(),
+            "* * * * * *".into(),
+        ),
+        ("SCHEDULE_END_EXPIRED_SESSIONS".into(), "* * * * * *".into()),
+        ("SHUTDOWN_TIMEOUT_SECONDS".into(), "10".into()),
+    ]);
+    let release = start("migration", &["up"], &env)
+        .wait_with_output()
+        .await
+        .unwrap();
+    assert!(release.status.success(), "migration up");
+    let web = start("api", &[], &env);
+    let worker = start("worker", &["run"], &env);
+    let scheduler = start("worker", &["scheduler"], &env);
+    testkit::api_ready(&addr).await;
+
+    // The primary of the persist queue's slot hands it to its replica (CLUSTER FAILOVER: the
+    // replica catches up, then takes over) while the views run, and while jobs keep arriving on
+    // that queue: every request must still succeed and every job run.
+    let persist_slot = cluster.slot(&format!(
+        "{}:{{persist_anonymous_session}}:pending",
+        redis.namespace
+    ));
+    let old_primary = cluster.primary_of(persist_slot).port;
+    let replica = cluster.replica_of(cluster.primary_of(persist_slot)).port;
+    let extra_jobs = std::sync::atomic::AtomicUsize::new(0);
+    let failover = async {
+        let node = cluster.nodes.iter().find(|n| n.port == replica).unwrap();
+        let said = node.cli(&["cluster", "failover"]).unwrap_or_default();
+        assert_eq!(said.trim(), "OK", "CLUSTER FAILOVER: {said}");
+        let started = std::time::Instant::now();
+        // Jobs for visitors with no session (each runs and writes nothing) until the replica
+        // has taken over, and a little longer.
+        let mut after = 0;
+        let mut took_over = None;
+        while after < 5 {
+            if node
+                .cli(&["role"])
+                .is_some_and(|r| r.lines().next() == Some("master"))
+            {
+                took_over.get_or_insert(started.elapsed());
+                after += 1;
+            }
+            let batch: Vec<_> = (0..50)
+                .map(|_| json!({"fingerprint": redis.token("nobody")}))
+                .collect();
+            tests::flow::post(
+                &addr,
+                TOKEN,
+                "/v1/jobs/persist_anonymous_session",
+                json!(batch),
+            )
+            .await;
+            extra_jobs.fetch_add(50, std::sync::atomic::Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        println!(
+            "failover: replica {replica} took over from {old_primary} after {took_over:?}; \
+             {} jobs pushed meanwhile",
+            extra_jobs.load(std::sync::atomic::Ordering::SeqCst)
+        );
+    };
+    let flowed = tests::flow::every_flow(&addr, TOKEN, &db, &redis, failover).await;
+    assert_eq!(
+        cluster.primary_of(persist_slot).port,
+        replica,
+        "the replica took over (from port {old_primary})"
+    );
+    // Every job pushed during the failover ran (the flow saw every queue idle, none dead).
+    let (_, queues) = testkit::http(&addr, "GET", "/v1/queues", Some(TOKEN), None)
+        .await
+        .unwrap();
+    let persist = queues["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["name"] == "persist_anonymous_session")
+        .unwrap()
+        .clone();
+    let extra = extra_jobs.load(std::sync::atomic::Ordering::SeqCst) as u64;
+    // 12 from the views (every 5th page of 12 visitors), less the erased visitor's, which the
+    // erasure removed.
+    assert_eq!(
+        persist["done"].as_u64().unwrap(),
+        extra + 11,
+        "{extra} extra jobs and 11 from the views: {persist}"
+    );
+
+    // The keys went where the layout says: a visitor's keys share its shard's slot, with the
+    // shard's open-session list; the community's keys one slot; the day's one slot.
+    let fp = Fingerprint::parse(&flowed.fingerprints[0]).unwrap();
+    let visitor_slot = cluster.slot(&keys::anon_session_key(&fp));
+    for k in [
+        keys::anon_views_key(&fp),
+        keys::anon_open_key(&fp),
+        keys::anon_erased_key(&fp),
+        keys::footprint(&keys::anon_visitor(&fp)),
+    ] {
+        assert_eq!(cluster.slot(&k), visitor_slot, "{k}");
+    }
+    let c = keys::community_keys(&flowed.community);
+    assert_eq!(
+        cluster.slot(&c.visitors),
+        cluster.slot(&c.seen_authenticated)
+    );
+    let today = chrono::Utc::now().date_naive();
+    assert_eq!(
+        cluster.slot(&keys::pageview_paths_key(today)),
+        cluster.slot(&keys::pageview_sketch_key(today, "/{any}/path"))
+    );
+
+    let mut conn = domain::conn::connect(&primaries.join(",")).await.unwrap();
+    assert!(conn.is_cluster());
+    // The erased visitor left nothing behind on the cluster.
+    let gone = Fingerprint::parse(&flowed.erased).unwrap();
+    for k in [
+        keys::anon_session_key(&gone),
+        keys::anon_views_key(&gone),
+        keys::footprint(&keys::anon_visitor(&gone)),
+    ] {
+        let exists: bool = conn.exists(&k).await.unwrap();
+        assert!(!exists, "{k} survived the erasure");
+    }
+    let in_community: bool = conn
+        .hexists(&c.visitors, keys::anon_visitor(&gone))
+        .await
+        .unwrap();
+    assert!(
+        !in_community,
+        "the erased visitor is still a community visitor"
+    );
+    // A visitor who was not erased is counted in the day's visitors.
+    let page_visitors: Vec<String> = {
+        let paths: Vec<String> = conn
+            .smembers(keys::pageview_paths_key(today))
+            .await
+            .unwrap();
+        let mut all = Vec::new();
+        for p in paths {
+            let v: Vec<String> = conn
+                .smembers(keys::pageview_visitors_key(today, &p))
+                .await
+                .unwrap();
+            all.extend(v);
+        }
+        all
+    };
+    assert!(page_visitors.contains(&keys::anon_visitor(&fp)));
+    assert!(!page_visitors.contains(&keys::anon_visitor(&gone)));
+
+    // Celery's `.delay()` through the broker beside the cluster: the job runs on the cluster.
+    let celery_fp = redis.token("celery");
+    let doc = json!({"session_id": uuid::Uuid::new_v4(), "device_fingerprint": celery_fp,
+        "started_at": "2026-11-26T10:00:00Z", "last_activity": "2026-11-26T10:20:00Z",
+        "pages_visited": 3, "landing_page": "/", "referrer": "", "is_active": true});
+    let celery_key = keys::anon_session_key(&Fingerprint::parse(&celery_fp).unwrap());
+    let () = conn
+        .set_ex(&celery_key, doc.to_string(), 600)
+        .await
+        .unwrap();
+    let mut bconn = domain::conn::connect_single(&broker.url()).await.unwrap();
+    let () = bconn
+        .lpush("celery", celery_message(&celery_fp))
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(30), "the Celery task's row", || {
+        let (sql, fp) = (db.conn.clone(), celery_fp.clone());
+        async move {
+            let row = sql
+                .query_one_raw(Statement::from_sql_and_values(
+                    sql.get_database_backend(),
+                    "SELECT pages_visited FROM analytics_anonymoussession WHERE device_fingerprint = $1",
+                    [fp.into()],
+                ))
+                .await
+                .ok()??;
+            (row.try_get::<i32>("", "pages_visited").ok()? == 3).then_some(())
+        }
+    })
+    .await;
+    let on_broker: Vec<String> = bconn.keys("*").await.unwrap();
+    assert!(on_broker.is_empty(), "left on the broker: {on_broker:?}");
+
+    for (child, what) in [(scheduler, "scheduler"), (worker, "worker"), (web, "web")] {
+        let mut child = child;
+        let exit = testkit::sigterm(&mut child, Duration::from_secs(20)).await;
+        assert!(exit.success(), "{what} exited with {exit}");
+    }
+}

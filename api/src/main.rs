@@ -104,6 +104,14 @@ async fn start_serving(
         .require_redis_version()
         .await
         .with_context(|| format!("Redis at {redis_at}"))?;
+    // Every script into every node now (on a cluster, replicas too): a failover later finds
+    // them on the promoted replica.
+    queue::load_scripts(&mut redis)
+        .await
+        .with_context(|| format!("Redis at {redis_at} refused the scripts"))?;
+    tracking::load_scripts(&mut redis)
+        .await
+        .with_context(|| format!("Redis at {redis_at} refused the scripts"))?;
 
     let mut options = ConnectOptions::new(settings.database_url.clone());
     options

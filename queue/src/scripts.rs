@@ -50,6 +50,33 @@ script!(RUN_NOW, "runnow.lua");
 script!(REVOKE, "revoke.lua");
 bucket_script!(RATE, "rate.lua");
 
+/// Load every script of the queue into the Redis behind `conn` (on a cluster, into every node,
+/// replicas included), so that a replica promoted by a failover already knows them: the first
+/// `EVALSHA` after a failover would otherwise find no script there while the cluster's map is
+/// still moving. Every process calls it at start.
+pub async fn load_scripts<C: redis::aio::ConnectionLike>(conn: &mut C) -> redis::RedisResult<()> {
+    for script in [
+        &*PUSH,
+        &*FETCH,
+        &*ACK,
+        &*RENEW,
+        &*STATS,
+        &*INFO,
+        &*REQUEUE,
+        &*DISCARD,
+        &*CLEANUP,
+        &*ADOPT,
+        &*LIST,
+        &*RUN_NOW,
+        &*REVOKE,
+        &*RATE,
+        &*crate::client::ERASE,
+    ] {
+        script.load_async(conn).await?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

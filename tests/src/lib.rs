@@ -416,3 +416,35 @@ pub async fn python_json(
     );
     serde_json::from_slice(&out.stdout).expect("one JSON line")
 }
+
+/// A Celery protocol-2 message as `.delay(fingerprint)` writes it for
+/// `analytics.tasks.persist_anonymous_session` on queue `celery`.
+pub fn celery_message(fingerprint: &str) -> String {
+    use base64::Engine as _;
+    let body = serde_json::json!([[fingerprint], {}, {"callbacks": null, "errbacks": null, "chain": null, "chord": null}]);
+    let id = uuid::Uuid::new_v4().to_string();
+    serde_json::json!({
+        "body": base64::engine::general_purpose::STANDARD.encode(body.to_string()),
+        "content-encoding": "utf-8", "content-type": "application/json",
+        "headers": {"lang": "py", "task": "analytics.tasks.persist_anonymous_session", "id": id,
+                    "eta": null, "expires": null, "retries": 0, "root_id": id, "parent_id": null},
+        "properties": {"correlation_id": id, "delivery_mode": 2, "priority": 0, "body_encoding": "base64",
+                       "delivery_info": {"exchange": "", "routing_key": "celery"},
+                       "delivery_tag": uuid::Uuid::new_v4().to_string()}
+    })
+    .to_string()
+}
+
+/// How many `analytics_anonymoussession` rows `db` holds (`None` while it cannot answer).
+pub async fn anonymous_session_rows(db: &impl sea_orm::ConnectionTrait) -> Option<usize> {
+    let n = db
+        .query_one_raw(sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            "SELECT COUNT(*) AS n FROM analytics_anonymoussession",
+        ))
+        .await
+        .ok()??
+        .try_get::<i64>("", "n")
+        .ok()?;
+    usize::try_from(n).ok()
+}

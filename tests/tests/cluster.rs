@@ -6,48 +6,16 @@
 
 #![allow(clippy::unwrap_used)] // In tests a failed unwrap is a failed assertion.
 
-use std::collections::HashMap;
-use std::process::Stdio;
 use std::time::Duration;
 
 use domain::keys::{self, Fingerprint, Layout};
 use redis::AsyncCommands as _;
 use sea_orm::{ConnectionTrait, Statement};
 use serde_json::json;
-use testkit::{
-    PrivateRedis, RedisCluster, TestDb, bin_path, command, eventually, free_port, service_env,
-};
+use testkit::{PrivateRedis, RedisCluster, TestDb, eventually, service_env};
 use tests::TestRedis;
-use tokio::process::Child;
 
 const TOKEN: &str = "cluster-secret";
-
-fn start(bin: &str, args: &[&str], env: &HashMap<String, String>) -> Child {
-    command(bin_path(bin))
-        .args(args)
-        .envs(env)
-        .env("RUST_LOG", "warn")
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn")
-}
-
-/// A Celery protocol-2 message as `.delay(fingerprint)` writes it.
-fn celery_message(fingerprint: &str) -> String {
-    use base64::Engine as _;
-    let body = json!([[fingerprint], {}, {"callbacks": null, "errbacks": null, "chain": null, "chord": null}]);
-    let id = uuid::Uuid::new_v4().to_string();
-    json!({
-        "body": base64::engine::general_purpose::STANDARD.encode(body.to_string()),
-        "content-encoding": "utf-8", "content-type": "application/json",
-        "headers": {"lang": "py", "task": "analytics.tasks.persist_anonymous_session", "id": id,
-                    "eta": null, "expires": null, "retries": 0, "root_id": id, "parent_id": null},
-        "properties": {"correlation_id": id, "delivery_mode": 2, "priority": 0, "body_encoding": "base64",
-                       "delivery_info": {"exchange": "", "routing_key": "celery"},
-                       "delivery_tag": uuid::Uuid::new_v4().to_string()}
-    })
-    .to_string()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_fleet_runs_every_flow_on_a_redis_cluster_through_a_failover() {
@@ -66,31 +34,14 @@ async fn the_fleet_runs_every_flow_on_a_redis_cluster_through_a_failover() {
     assert_eq!(primaries.len(), 3);
     let broker = PrivateRedis::start(false);
     let (db, redis) = (TestDb::empty_postgres().await, TestRedis::new().await);
-    let addr = format!("127.0.0.1:{}", free_port());
     let mut env = service_env(&db, &redis);
     env.extend([
         ("REDIS_URL".into(), primaries.join(",")),
         ("CELERY_BROKER_URL".into(), broker.url()),
         ("CELERY_QUEUES".into(), "celery".into()),
-        ("API_ADDR".into(), addr.clone()),
-        ("API_TOKEN".into(), TOKEN.into()),
-        ("ANON_SESSION_TIMEOUT_SECONDS".into(), "2".into()),
-        (
-            "SCHEDULE_FINALIZE_IDLE_SESSIONS".into(),
-            "* * * * * *".into(),
-        ),
-        ("SCHEDULE_END_EXPIRED_SESSIONS".into(), "* * * * * *".into()),
-        ("SHUTDOWN_TIMEOUT_SECONDS".into(), "10".into()),
     ]);
-    let release = start("migration", &["up"], &env)
-        .wait_with_output()
-        .await
-        .unwrap();
-    assert!(release.status.success(), "migration up");
-    let web = start("api", &[], &env);
-    let worker = start("worker", &["run"], &env);
-    let scheduler = start("worker", &["scheduler"], &env);
-    testkit::api_ready(&addr).await;
+    let fleet = tests::flow::Fleet::start(env, TOKEN).await;
+    let addr = fleet.addr.clone();
 
     // The primary of the persist queue's slot hands it to its replica (CLUSTER FAILOVER: the
     // replica catches up, then takes over) while the views run, and while jobs keep arriving on
@@ -238,7 +189,7 @@ async fn the_fleet_runs_every_flow_on_a_redis_cluster_through_a_failover() {
         .unwrap();
     let mut bconn = domain::conn::connect_single(&broker.url()).await.unwrap();
     let () = bconn
-        .lpush("celery", celery_message(&celery_fp))
+        .lpush("celery", tests::celery_message(&celery_fp))
         .await
         .unwrap();
     eventually(Duration::from_secs(30), "the Celery task's row", || {
@@ -259,9 +210,76 @@ async fn the_fleet_runs_every_flow_on_a_redis_cluster_through_a_failover() {
     let on_broker: Vec<String> = bconn.keys("*").await.unwrap();
     assert!(on_broker.is_empty(), "left on the broker: {on_broker:?}");
 
-    for (child, what) in [(scheduler, "scheduler"), (worker, "worker"), (web, "web")] {
-        let mut child = child;
-        let exit = testkit::sigterm(&mut child, Duration::from_secs(20)).await;
-        assert!(exit.success(), "{what} exited with {exit}");
-    }
+    // An erasure that ran while a view was between its first step and the rest (here: marked as
+    // in progress before the view): the view's later steps are taken back, so neither the day's
+    // visitors, nor the community, nor a queued job keeps the visitor.
+    let late = Fingerprint::parse(&redis.token("late")).unwrap();
+    let () = conn
+        .set_ex(keys::anon_erased_key(&late), i64::MAX, 600)
+        .await
+        .unwrap();
+    let path = format!("/late/{}", redis.token("page"));
+    let viewed = tests::flow::post(
+        &addr,
+        TOKEN,
+        "/v1/track/pageview",
+        json!({"fingerprint": late.as_str(), "url": path, "community_id": flowed.community}),
+    )
+    .await;
+    let late_visitor = keys::anon_visitor(&late);
+    let in_day: bool = conn
+        .sismember(keys::pageview_visitors_key(today, &path), &late_visitor)
+        .await
+        .unwrap();
+    let in_community: bool = conn.hexists(&c.visitors, &late_visitor).await.unwrap();
+    let finalize_jobs = format!("{}:{{finalize_anonymous_session}}:jobs", redis.namespace);
+    let job_kept: Option<String> = conn
+        .hget(&finalize_jobs, viewed["session_id"].as_str().unwrap())
+        .await
+        .unwrap();
+    assert!(
+        !in_day && !in_community,
+        "taken back: day {in_day}, community {in_community}"
+    );
+    assert!(
+        job_kept.as_ref().is_none_or(|j| !j.contains(late.as_str())),
+        "the view's finalize job still names the visitor: {job_kept:?}"
+    );
+
+    // The visitor's step is idempotent: run twice with one token (as the cluster client re-sends
+    // a request whose connection dropped), it records the view once and answers the same.
+    let again = Fingerprint::parse(&redis.token("again")).unwrap();
+    let visit = redis::Script::new(include_str!("../../tracking/lua/visit.lua"));
+    let new_doc = json!({"session_id": uuid::Uuid::new_v4(), "device_fingerprint": again.as_str(),
+        "pages_visited": 0, "is_active": true})
+    .to_string();
+    let run = || {
+        let mut inv = visit.prepare_invoke();
+        inv.key(keys::anon_session_key(&again))
+            .key(keys::anon_views_key(&again))
+            .key(keys::footprint(&keys::anon_visitor(&again)))
+            .key(keys::anon_open_key(&again))
+            .arg(600)
+            .arg(600)
+            .arg(600)
+            .arg(&new_doc)
+            .arg("2026-12-03T10:00:00Z")
+            .arg("/again")
+            .arg(r#"{"url":"/again"}"#)
+            .arg(again.as_str())
+            .arg(5)
+            .arg("token-1");
+        inv
+    };
+    let first: (String, i64, i64, i64) = run().invoke_async(&mut conn).await.unwrap();
+    let second: (String, i64, i64, i64) = run().invoke_async(&mut conn).await.unwrap();
+    assert_eq!(
+        (first.0.clone(), first.1, first.2),
+        (second.0, second.1, second.2)
+    );
+    assert_eq!((first.1, first.2), (1, 1), "a new session's first view");
+    let buffered: i64 = conn.llen(keys::anon_views_key(&again)).await.unwrap();
+    assert_eq!(buffered, 1, "the view is buffered once");
+
+    fleet.stop().await;
 }

@@ -13,7 +13,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
 use queue::{Queue, QueueConfig};
 use redis::AsyncCommands;
 use sea_orm::{ConnectionTrait, Database, FromQueryResult, Statement};
@@ -38,22 +37,6 @@ fn spawn(bin: &str, args: &[&str], env: &HashMap<String, String>) -> Child {
 
 async fn sigterm(child: &mut Child) -> std::process::ExitStatus {
     testkit::sigterm(child, Duration::from_secs(30)).await
-}
-
-/// A Celery protocol-2 message as `.delay(fingerprint)` writes it.
-fn celery_message(fingerprint: &str) -> String {
-    let body = json!([[fingerprint], {}, {"callbacks": null, "errbacks": null, "chain": null, "chord": null}]);
-    let id = Uuid::new_v4().to_string();
-    json!({
-        "body": base64::engine::general_purpose::STANDARD.encode(body.to_string()),
-        "content-encoding": "utf-8", "content-type": "application/json",
-        "headers": {"lang": "py", "task": "analytics.tasks.persist_anonymous_session", "id": id,
-                    "eta": null, "expires": null, "retries": 0, "root_id": id, "parent_id": null},
-        "properties": {"correlation_id": id, "delivery_mode": 2, "priority": 0, "body_encoding": "base64",
-                       "delivery_info": {"exchange": "", "routing_key": "celery"},
-                       "delivery_tag": Uuid::new_v4().to_string()}
-    })
-    .to_string()
 }
 
 /// `CLIENT KILL TYPE normal`: every client connection but the one asking is cut.
@@ -207,7 +190,7 @@ async fn jobs_survive_worker_kills_a_postgres_outage_and_cut_redis_connections()
     for chunk in (half..n).collect::<Vec<_>>().chunks(1000) {
         let msgs: Vec<String> = chunk
             .iter()
-            .map(|i| celery_message(&format!("fault-{i:06}")))
+            .map(|i| tests::celery_message(&format!("fault-{i:06}")))
             .collect();
         let _: () = conn.lpush("celery", msgs).await.unwrap();
     }
@@ -248,16 +231,7 @@ async fn jobs_survive_worker_kills_a_postgres_outage_and_cut_redis_connections()
             if !(idle(&p) && idle(&i)) {
                 return None;
             }
-            let rows = db
-                .query_one_raw(Statement::from_string(
-                    db.get_database_backend(),
-                    "SELECT COUNT(*) AS n FROM analytics_anonymoussession",
-                ))
-                .await
-                .ok()??
-                .try_get::<i64>("", "n")
-                .ok()?;
-            (rows as usize == n).then_some(())
+            (tests::anonymous_session_rows(&db).await? == n).then_some(())
         }
     })
     .await;
@@ -553,7 +527,7 @@ async fn sigterm_with_jobs_running_past_the_timeout_exits_in_time_and_hands_back
         .await
         .unwrap();
     let msgs: Vec<String> = (JOBS..2 * JOBS)
-        .map(|i| celery_message(&format!("{tag}-{i}")))
+        .map(|i| tests::celery_message(&format!("{tag}-{i}")))
         .collect();
     let _: () = conn.lpush(&celery_queue, msgs).await.unwrap();
 

@@ -5,15 +5,12 @@
 
 #![allow(clippy::unwrap_used)] // In tests a failed unwrap is a failed assertion.
 
-use std::collections::HashMap;
-use std::process::Stdio;
 use std::time::Duration;
 
 use domain::db::{Db, PoolMode};
 use sea_orm::{ConnectOptions, ConnectionTrait, Statement};
-use testkit::{PgBouncer, TestDb, bin_path, command, free_port, service_env};
+use testkit::{PgBouncer, TestDb, service_env};
 use tests::TestRedis;
-use tokio::process::Child;
 
 async fn client(url: &str, mode: PoolMode, connections: u32) -> Db {
     let mut options = ConnectOptions::new(url.to_owned());
@@ -90,16 +87,6 @@ async fn session_mode_breaks_behind_a_transaction_pooler_and_transaction_mode_do
     }
 }
 
-fn start(bin: &str, args: &[&str], env: &HashMap<String, String>) -> Child {
-    command(bin_path(bin))
-        .args(args)
-        .envs(env)
-        .env("RUST_LOG", "warn")
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn")
-}
-
 const TOKEN: &str = "pgbouncer-secret";
 
 /// Every job and every route that reads or writes SQL, through PgBouncer in transaction mode
@@ -108,39 +95,16 @@ const TOKEN: &str = "pgbouncer-secret";
 async fn the_procfile_fleet_runs_every_job_through_pgbouncer_in_transaction_mode() {
     let (db, redis) = (TestDb::empty_postgres().await, TestRedis::new().await);
     let bouncer = PgBouncer::start(&db.url, 2);
-    let addr = format!("127.0.0.1:{}", free_port());
     let mut env = service_env(&db, &redis);
     env.extend([
         ("DATABASE_URL".into(), bouncer.url_for(&db.url)),
         ("DATABASE_POOL_MODE".into(), "transaction".into()),
-        ("API_ADDR".into(), addr.clone()),
-        ("API_TOKEN".into(), TOKEN.into()),
-        ("ANON_SESSION_TIMEOUT_SECONDS".into(), "2".into()),
-        (
-            "SCHEDULE_FINALIZE_IDLE_SESSIONS".into(),
-            "* * * * * *".into(),
-        ),
-        ("SCHEDULE_END_EXPIRED_SESSIONS".into(), "* * * * * *".into()),
-        ("SHUTDOWN_TIMEOUT_SECONDS".into(), "10".into()),
     ]);
+    let fleet = tests::flow::Fleet::start(env, TOKEN).await;
 
-    let release = start("migration", &["up"], &env)
-        .wait_with_output()
-        .await
-        .unwrap();
-    assert!(release.status.success(), "migration up through PgBouncer");
-    let web = start("api", &[], &env);
-    let worker = start("worker", &["run"], &env);
-    let scheduler = start("worker", &["scheduler"], &env);
-    testkit::api_ready(&addr).await;
+    tests::flow::every_flow(&fleet.addr, TOKEN, &db, &redis, async {}).await;
 
-    tests::flow::every_flow(&addr, TOKEN, &db, &redis, async {}).await;
-
-    for (child, what) in [(scheduler, "scheduler"), (worker, "worker"), (web, "web")] {
-        let mut child = child;
-        let exit = testkit::sigterm(&mut child, Duration::from_secs(20)).await;
-        assert!(exit.success(), "{what} exited with {exit}");
-    }
+    fleet.stop().await;
 }
 
 /// A statement whose caller gave up before its transaction began (here, while it waited for the

@@ -180,30 +180,66 @@ impl Tracker {
         let mut redis = self.redis.clone();
         let footprint = keys::footprint(visitor);
         let places: Vec<String> = redis.smembers(&footprint).await?;
-        // One pipeline per place: a place's keys share a slot on a cluster, places do not.
         let mut removed = 0;
         for place in &places {
-            let mut pipe = redis::pipe();
-            if keys::untagged(place).starts_with("community:") {
-                pipe.hdel(place, visitor)
-                    .srem(format!("{place}:authenticated"), visitor)
-                    .srem(format!("{place}:anonymous"), visitor)
-                    .zrem(format!("{place}:seen"), visitor)
-                    .zrem(format!("{place}:seen:authenticated"), visitor);
-            } else if let Some(day) = path_set_day(place) {
-                let paths: Vec<String> = redis.smembers(place).await?;
-                for path in paths {
-                    pipe.srem(domain::keys::pageview_visitors_key(day, &path), visitor);
-                }
-            } else {
-                pipe.srem(place, visitor);
-            }
-            let counts: Vec<u64> = pipe.query_async(&mut redis).await?;
-            removed += counts.iter().sum::<u64>();
+            removed += self.take_out_of(place, visitor).await?;
         }
         // The footprint goes last: an erasure cut short finds every place again when repeated.
         let () = redis.del(&footprint).await?;
         Ok(removed)
+    }
+
+    /// Take `visitor` out of one footprint place (a community's visitor hash and its sets, a
+    /// day's visitor set, or an older build's day path set): one pipeline, one slot on a cluster.
+    async fn take_out_of(&self, place: &str, visitor: &str) -> Result<u64, TrackError> {
+        let mut redis = self.redis.clone();
+        let mut pipe = redis::pipe();
+        if keys::untagged(place).starts_with("community:") {
+            pipe.hdel(place, visitor)
+                .srem(format!("{place}:authenticated"), visitor)
+                .srem(format!("{place}:anonymous"), visitor)
+                .zrem(format!("{place}:seen"), visitor)
+                .zrem(format!("{place}:seen:authenticated"), visitor);
+        } else if let Some(day) = path_set_day(place) {
+            let paths: Vec<String> = redis.smembers(place).await?;
+            for path in paths {
+                pipe.srem(domain::keys::pageview_visitors_key(day, &path), visitor);
+            }
+        } else {
+            pipe.srem(place, visitor);
+        }
+        if pipe.is_empty() {
+            // A day whose path set has expired: nothing of it is left to take the visitor out of.
+            return Ok(0);
+        }
+        let counts: Vec<u64> = pipe.query_async(&mut redis).await?;
+        Ok(counts.iter().sum())
+    }
+
+    /// On a Redis Cluster, after a view's later steps ([`crate::split`]): when the visitor was
+    /// erased (or is being erased) since the view's first step, at `since_ms` on the visitor's own
+    /// node, the erasure may have run before those steps, which then put the visitor back. Take
+    /// it out of `places` again and erase the jobs of `session` (`pages` views). Returns whether
+    /// there was anything to take back.
+    pub(crate) async fn take_back_if_erased(
+        &self,
+        fp: &Fingerprint,
+        since_ms: i64,
+        places: &[&str],
+        session: Uuid,
+        pages: i32,
+    ) -> Result<bool, TrackError> {
+        let mark: Option<i64> = self.redis.clone().get(keys::anon_erased_key(fp)).await?;
+        if mark.is_none_or(|at| at < since_ms) {
+            return Ok(false);
+        }
+        let visitor = keys::anon_visitor(fp);
+        for place in places {
+            self.take_out_of(place, &visitor).await?;
+        }
+        self.erase_jobs(fp, &BTreeMap::from([(session, pages)]))
+            .await?;
+        Ok(true)
     }
 
     /// The finalize and persist jobs of the visitor's sessions: removed, or redacted while they

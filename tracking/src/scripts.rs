@@ -43,3 +43,19 @@ pub(crate) static COUNT: LazyLock<Script> = LazyLock::new(|| {
         include_str!("../lua/count_one.lua")
     ))
 });
+
+/// Load the tracking scripts into the Redis behind `conn` (on a cluster, every node), as
+/// [`queue::load_scripts`] does for the queue's.
+pub async fn load_scripts(conn: &mut domain::conn::RedisConn) -> redis::RedisResult<()> {
+    for script in [
+        &*VIEWS,
+        &*AUTH,
+        &*COMMUNITY,
+        &*COMMUNITY_STATS,
+        &*VISIT,
+        &*COUNT,
+    ] {
+        script.load_async(conn).await?;
+    }
+    Ok(())
+}

@@ -135,43 +135,71 @@ pub(crate) async fn track_anonymous(t: &Tracker, s: AnonSteps<'_>) -> Result<Vis
         .arg(s.view)
         .arg(s.fingerprint.as_str())
         .arg(t.config.persist_every);
-    for place in places(
+    // The view's token: fresh for every request, so a re-sent run is recognised.
+    let token = uuid::Uuid::new_v4();
+    visit.arg(token.to_string());
+    let places = places(
         s.count.as_ref(),
         s.community.as_ref().map(|c| c.0.visitors.as_str()),
-    ) {
-        visit.arg(place);
+    );
+    for place in &places {
+        visit.arg(*place);
     }
-    let (session_id, pages, flags): (String, i64, i64) =
+    let (session_id, pages, flags, at_ms): (String, i64, i64, i64) =
         visit.invoke_async(&mut t.redis.clone()).await?;
-    if let Some(c) = &s.count {
-        count(t, c).await?;
-    }
-    if let Some((k, doc)) = &s.community {
-        crate::community::visit_keys(t, k, None, &visitor, doc, false).await?;
-    }
     let new_session = flags & 1 == 1;
     let persisted = flags & 2 == 2;
-    if new_session {
-        // Due on the finalize queue's own clock: one timeout and a second after this view.
-        let due = t.config.anon_timeout + Duration::from_secs(1);
-        push(
-            t,
-            FinalizeAnonymousSession::NAME,
-            session_id.clone(),
-            s.finalize_job,
-            When::After(due),
-        )
-        .await?;
+    // The view is recorded: from here on a failure is logged, not answered, so a client that
+    // retries a 5xx never records the view twice.
+    let later = async {
+        if let Some(c) = &s.count {
+            count(t, c).await?;
+        }
+        if let Some((k, doc)) = &s.community {
+            crate::community::visit_keys(t, k, None, &visitor, doc, false).await?;
+        }
+        if new_session {
+            // Due on the finalize queue's own clock: one timeout and a second after this view.
+            let due = t.config.anon_timeout + Duration::from_secs(1);
+            push(
+                t,
+                FinalizeAnonymousSession::NAME,
+                session_id.clone(),
+                s.finalize_job,
+                When::After(due),
+            )
+            .await?;
+        }
+        if persisted {
+            push(
+                t,
+                PersistAnonymousSession::NAME,
+                format!("{session_id}-{pages}"),
+                s.persist_job,
+                When::Now,
+            )
+            .await?;
+        }
+        Ok::<_, TrackError>(())
+    };
+    if let Err(e) = later.await {
+        tracing::warn!(error = %e, "a page view's later steps failed; the view is recorded and its session is on the idle sweep's list");
     }
-    if persisted {
-        push(
-            t,
-            PersistAnonymousSession::NAME,
-            format!("{session_id}-{pages}"),
-            s.persist_job,
-            When::Now,
-        )
-        .await?;
+    // An erasure that ran between the first step and now: take back what the later steps wrote.
+    if let Ok(session) = session_id.parse::<uuid::Uuid>() {
+        let pages = i32::try_from(pages).unwrap_or(i32::MAX);
+        match t
+            .take_back_if_erased(s.fingerprint, at_ms, &places, session, pages)
+            .await
+        {
+            Ok(true) => tracing::info!(
+                "the visitor was erased during its page view; its later steps were taken back"
+            ),
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "could not check the page view against an erasure")
+            }
+        }
     }
     Ok(Visited {
         session_id,
@@ -193,6 +221,10 @@ async fn push(
         .get(job)
         .ok_or_else(|| EnqueueError::UnknownJob(job.to_owned()))?;
     let mut new = NewJob::new(payload);
+    // Unique while the job lives: a push the cluster client re-sends after a dropped
+    // connection finds it and adds nothing.
+    new.unique = Some((format!("view:{id}"), Duration::from_secs(86_400)));
+    new.unique_until_end = true;
     new.id = id;
     new.when = when;
     queue.push(new).await.map_err(EnqueueError::Queue)?;

@@ -34,6 +34,14 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<JobContext> {
         .require_redis_version()
         .await
         .with_context(|| format!("Redis at {}", redact(&settings.redis_url)))?;
+    // Every queue script into every node now (on a cluster, replicas too): a failover later
+    // finds them on the promoted replica.
+    queue::load_scripts(&mut redis).await.with_context(|| {
+        format!(
+            "Redis at {} refused the scripts",
+            redact(&settings.redis_url)
+        )
+    })?;
     let db = domain::db::Db::connect(
         db_options(&settings.database_url),
         settings.database_pool_mode,
@@ -302,6 +310,15 @@ pub async fn run(ctx: JobContext, shutdown: impl Future<Output = ()>) -> anyhow:
             ),
             None => crate::celery::Broker::same(ctx.settings.redis_url.clone(), ctx.redis.clone()),
         };
+        if broker.separate {
+            // The intake's script and BLMOVE need what every Redis of the fleet needs.
+            broker
+                .conn
+                .clone()
+                .require_redis_version()
+                .await
+                .context("the Celery broker (CELERY_BROKER_URL)")?;
+        }
         let db = broker.db()?;
         intakes.push(tokio::spawn(crate::celery::control::control_loop(
             broker.clone(),

@@ -108,9 +108,10 @@ struct Args {
     /// The API processes, for their CPU (comma-separated; their sum is reported).
     #[arg(long, value_delimiter = ',')]
     api_pid: Vec<u32>,
-    /// The Redis server process, for its CPU.
-    #[arg(long)]
-    redis_pid: Option<u32>,
+    /// The Redis server processes, for their CPU (comma-separated, a cluster's nodes; their sum
+    /// is reported).
+    #[arg(long, value_delimiter = ',')]
+    redis_pid: Vec<u32>,
     /// The row's label (default: mode and rate).
     #[arg(long)]
     label: Option<String>,
@@ -325,7 +326,7 @@ fn cpu_sample(args: &Args) -> CpuSample {
     CpuSample {
         at: Instant::now(),
         api: args.api_pid.iter().map(|pid| process_cpu(*pid)).sum(),
-        redis: args.redis_pid.map_or(0.0, process_cpu),
+        redis: args.redis_pid.iter().map(|pid| process_cpu(*pid)).sum(),
         me: process_cpu(std::process::id()),
         machine: machine_jiffies(),
     }

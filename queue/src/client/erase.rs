@@ -7,7 +7,8 @@ use redis::aio::ConnectionLike;
 
 use crate::{Queue, QueueError};
 
-static ERASE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../../lua/erase.lua")));
+pub(crate) static ERASE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../../lua/erase.lua")));
 
 impl<C> Queue<C>
 where

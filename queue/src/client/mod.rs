@@ -5,6 +5,7 @@
 mod ack;
 mod dead;
 mod erase;
+pub(crate) use erase::ERASE;
 mod fetch;
 mod inspect;
 mod list;

@@ -162,7 +162,12 @@ static OLDEST_OPEN: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::ne
 async fn sweep_open(ctx: &JobContext) -> Result<usize, JobError> {
     let mut queued = 0;
     let mut examined = 0;
-    for open in anon_open_keys() {
+    // Each run starts at another list (by the minute), so a run that spends its budget early
+    // never leaves the same shards unswept run after run.
+    let mut lists = anon_open_keys();
+    let start = usize::try_from(chrono::Utc::now().timestamp() / 60).unwrap_or(0) % lists.len();
+    lists.rotate_left(start);
+    for open in lists {
         if examined >= OPEN_PER_RUN {
             break;
         }

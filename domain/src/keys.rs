@@ -10,6 +10,8 @@
 //! | `community:{id}:visitors:seen` | ZSET | visitor key → last view (ms): each visitor's own 5-min clock | 5 min |
 //! | `community:{id}:visitors:seen:authenticated` | ZSET | the same, signed-in visitors only (stats count both with ZCOUNT) | 5 min |
 //! | `beacon:{view_id}` | STRING | `"{scroll} {seconds}"` a page's beacon reported for an anonymous view (the id a parsed UUID), until the view's row is written | 1 day |
+//! | `erasing:anon:{sha256(fingerprint)}` | STRING (JSON) | what a running erasure took (document, buffered views), so a repeated run finds the sessions again | 1 h, deleted when the erasure ends |
+//! | `anon_view:{fingerprint}:{view id}` | STRING | cluster layout only: a view's answer (`<session> <pages> <flags>`), so the view sent again is not recorded twice | 10 min |
 //! | `erased:anon:{sha256(fingerprint)}` | STRING | Redis ms of the visitor's last erasure (jobs that read before it undo their writes) | 1 day |
 //! | `anon_sessions:open` | ZSET | fingerprint → Redis ms its latest session started (the idle sweep's work list) | none: the sweep removes a fingerprint once it has no session and no buffered view |
 //! | `pageviews:{date}:paths` | SET | paths viewed that UTC day (at most `PAGEVIEW_MAX_PATHS_PER_DAY`; later new paths count as `(other)`) | 4 d from the last path added (a day past what it lists) |
@@ -173,6 +175,31 @@ pub fn anon_session_key(fingerprint: &Fingerprint) -> String {
     tagged(
         || visitor_tag(&anon_visitor(fingerprint)),
         format!("anon_session:{fingerprint}"),
+    )
+}
+
+/// `anon_view:{fingerprint}:{view id}`, cluster layout only: the answer a page view's first step
+/// gave (`"<session id> <pages> <flags>"`), for a few minutes, so the same view sent again (by
+/// the cluster client after a dropped connection, or by a client that got no answer) is not
+/// recorded twice. The id is a UUID (the page's view id, or one drawn per request).
+pub fn anon_view_key(fingerprint: &Fingerprint, view: &uuid::Uuid) -> String {
+    tagged(
+        || visitor_tag(&anon_visitor(fingerprint)),
+        format!("anon_view:{fingerprint}:{view}"),
+    )
+}
+
+/// `erasing:anon:{sha256 of the fingerprint}`: what an erasure took from Redis (the document and
+/// buffered views), kept until the erasure ends (at most an hour), so a re-sent or repeated
+/// erasure still knows the sessions whose jobs it must erase.
+pub fn anon_erasing_key(fingerprint: &Fingerprint) -> String {
+    use sha2::Digest;
+    tagged(
+        || visitor_tag(&anon_visitor(fingerprint)),
+        format!(
+            "erasing:anon:{}",
+            hex::encode(sha2::Sha256::digest(fingerprint.as_str().as_bytes()))
+        ),
     )
 }
 

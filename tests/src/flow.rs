@@ -29,22 +29,49 @@ pub async fn post(addr: &str, token: &str, path: &str, body: Value) -> Value {
 }
 
 /// The Procfile's processes, started as a deployment would: `migration up`, then web, worker
-/// and scheduler, with what [`every_flow`] needs (a token, a 2 s session timeout, the idle
-/// sweeps every second).
+/// and scheduler, with what [`every_flow`] needs (a token, a 2 s session timeout unless `env`
+/// sets one, the idle sweeps every second).
 pub struct Fleet {
     /// The web process's address.
     pub addr: String,
     processes: Vec<(Child, &'static str)>,
+    /// Each process's stderr, printed if the test fails while the fleet runs.
+    logs: testkit::TempDir,
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        for what in ["release", "scheduler", "worker", "web"] {
+            let said = std::fs::read_to_string(self.logs.path().join(format!("{what}.log")))
+                .unwrap_or_default();
+            let tail: Vec<&str> = said
+                .lines()
+                .filter(|l| !l.contains("end_expired_sessions"))
+                .rev()
+                .take(80)
+                .collect();
+            eprintln!("--- {what}, last lines ---");
+            for line in tail.iter().rev() {
+                eprintln!("{line}");
+            }
+        }
+    }
 }
 
 impl Fleet {
     /// Start the fleet with `env` (the caller's database, Redis and namespace) and bearer `token`.
     pub async fn start(mut env: HashMap<String, String>, token: &str) -> Self {
         let addr = format!("127.0.0.1:{}", free_port());
+        // A 2 s session timeout unless the caller set one (a test whose faults can hold a view
+        // longer than that sets more, or a visitor's views would split into two sessions).
+        env.entry("ANON_SESSION_TIMEOUT_SECONDS".into())
+            .or_insert_with(|| "2".into());
         env.extend([
             ("API_ADDR".into(), addr.clone()),
             ("API_TOKEN".into(), token.into()),
-            ("ANON_SESSION_TIMEOUT_SECONDS".into(), "2".into()),
             (
                 "SCHEDULE_FINALIZE_IDLE_SESSIONS".into(),
                 "* * * * * *".into(),
@@ -52,32 +79,39 @@ impl Fleet {
             ("SCHEDULE_END_EXPIRED_SESSIONS".into(), "* * * * * *".into()),
             ("SHUTDOWN_TIMEOUT_SECONDS".into(), "10".into()),
         ]);
-        let start = |bin: &str, args: &[&str]| {
+        let logs = testkit::TempDir::new("fleet-logs");
+        let start = |bin: &str, args: &[&str], what: &str| {
+            let log = std::fs::File::create(logs.path().join(format!("{what}.log"))).unwrap();
             command(bin_path(bin))
                 .args(args)
                 .envs(&env)
-                .env("RUST_LOG", "warn")
-                .stderr(Stdio::inherit())
+                .env("RUST_LOG", "info")
+                .stdout(Stdio::from(log.try_clone().unwrap()))
+                .stderr(Stdio::from(log))
                 .spawn()
                 .expect("spawn")
         };
-        let release = start("migration", &["up"])
+        let release = start("migration", &["up"], "release")
             .wait_with_output()
             .await
             .unwrap();
         assert!(release.status.success(), "migration up");
         let processes = vec![
-            (start("worker", &["scheduler"]), "scheduler"),
-            (start("worker", &["run"]), "worker"),
-            (start("api", &[]), "web"),
+            (start("worker", &["scheduler"], "scheduler"), "scheduler"),
+            (start("worker", &["run"], "worker"), "worker"),
+            (start("api", &[], "web"), "web"),
         ];
         testkit::api_ready(&addr).await;
-        Self { addr, processes }
+        Self {
+            addr,
+            processes,
+            logs,
+        }
     }
 
     /// SIGTERM each process (scheduler, worker, web); each must exit 0 within 20 s.
-    pub async fn stop(self) {
-        for (mut child, what) in self.processes {
+    pub async fn stop(mut self) {
+        for (mut child, what) in std::mem::take(&mut self.processes) {
             let exit = testkit::sigterm(&mut child, Duration::from_secs(20)).await;
             assert!(exit.success(), "{what} exited with {exit}");
         }
@@ -95,7 +129,7 @@ pub struct Flowed {
 }
 
 /// Run every flow against the fleet serving `addr` (bearer `token`), whose database is `db`,
-/// with `ANON_SESSION_TIMEOUT_SECONDS=2` and the idle sweeps scheduled every second;
+/// with a short `ANON_SESSION_TIMEOUT_SECONDS` ([`Fleet`]) and the idle sweeps every second;
 /// `during_views` runs alongside the anonymous views (a fault to inject under load). Names come
 /// from `redis` (tokens, so parallel tests never share a key).
 pub async fn every_flow(
@@ -106,7 +140,7 @@ pub async fn every_flow(
     during_views: impl Future<Output = ()>,
 ) -> Flowed {
     let community = Uuid::new_v4();
-    // Anonymous visitors, 6 views each: persist (5th view), finalize (after 2 s idle), the
+    // Anonymous visitors, 6 views each: persist (5th view), finalize (after the timeout), the
     // buffered views flushed; a community page on each.
     let page = format!("/p/{}", redis.token("page"));
     let fps: Vec<String> = (0..12).map(|i| redis.token(&format!("fp{i}"))).collect();

@@ -1516,3 +1516,58 @@ async fn a_pages_beacon_gives_its_view_scroll_depth_and_time_on_page() {
         ]
     );
 }
+
+/// An erasure cut after it took the visitor's document (a dropped connection, a crash): the one
+/// run again still erases the jobs of the session it took, from what the first run kept, and
+/// forgets that when it ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_erasure_repeated_after_a_cut_one_still_erases_the_sessions_jobs() {
+    let (db, redis) = (TestDb::postgres().await, TestRedis::new().await);
+    let api = TestApi::start(&db, &redis, &[]).await;
+    let fp = redis.token("fp");
+    let (s, b) = api
+        .call(
+            "POST",
+            "/v1/track/pageview",
+            Some(&json!({"fingerprint": fp, "url": "/cut"})),
+        )
+        .await;
+    assert_eq!(s, 202, "{b}");
+    // The first run took the document and the views out of Redis, then was cut: only what it
+    // kept names the session now (no row: the session was never persisted).
+    let parsed = domain::keys::Fingerprint::parse(&fp).unwrap();
+    let mut conn = redis.conn.clone();
+    let doc: String = conn
+        .get(domain::keys::anon_session_key(&parsed))
+        .await
+        .unwrap();
+    let views: Vec<String> = conn
+        .lrange(domain::keys::anon_views_key(&parsed), 0, -1)
+        .await
+        .unwrap();
+    let mut taken = vec![doc];
+    taken.extend(views);
+    let erasing = domain::keys::anon_erasing_key(&parsed);
+    redis.track(&erasing);
+    let () = conn
+        .set_ex(&erasing, json!(taken).to_string(), 600)
+        .await
+        .unwrap();
+    let _: i64 = conn
+        .del(&[
+            domain::keys::anon_session_key(&parsed),
+            domain::keys::anon_views_key(&parsed),
+        ])
+        .await
+        .unwrap();
+    let (s, b) = api
+        .call("DELETE", &format!("/v1/anonymous/{fp}"), None)
+        .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(
+        b["jobs"], 1,
+        "the session's finalize job, found from what was kept: {b}"
+    );
+    let kept: bool = conn.exists(&erasing).await.unwrap();
+    assert!(!kept, "what the erasure took is forgotten when it ends");
+}

@@ -5,13 +5,14 @@
 -- gets the names of every set the later steps may add the visitor to (the day's visitor sets,
 -- the community's hash), before those steps run, so an erasure always finds them.
 -- KEYS: 1 anon_session:{fp}, 2 its views list, 3 the visitor's footprint, 4 the shard's
---   anon_sessions:open.
+--   anon_sessions:open, 5 the view's own key (anon_view:{fp}:{token}).
 -- ARGV: 1 session ttl s, 2 buffer ttl s, 3 footprint ttl s, 4 the new session's document, 5 time
 --   (RFC 3339), 6 url, 7 the view (JSON object), 8 fingerprint, 9 persist every n-th page (0:
---   never), 10 the view's token (unique per request), 11.. footprint entries.
--- Idempotent: the document keeps the last view's token and flags (`_view`), so a run repeated
--- with the same token (a cluster client re-sends a request whose connection dropped) applies
--- nothing and answers as the first run did.
+--   never), 10 how long the view's key lives (s), 11.. footprint entries.
+-- Idempotent: the view's key (named by the page's view id, or a token per request) keeps the
+-- answer, so a run repeated with the same key (the cluster client re-sends a request whose
+-- connection dropped; a client retries a view it got no answer for) applies nothing and answers
+-- as the first run did, whatever other views of the visitor ran in between.
 -- Returns {session id, pages visited, flags (1 new session, 2 persist due), Redis ms}.
 for i, want in ipairs({'list', 'set', 'zset'}) do
   local got = redis.call('TYPE', KEYS[i + 1])['ok']
@@ -27,9 +28,10 @@ if raw then
 end
 local t = redis.call('TIME')
 local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-if doc and type(doc._view) == 'string' then
-  local token, done = string.match(doc._view, '^(%S+) (%d+)$')
-  if token == ARGV[10] then return {doc.session_id, doc.pages_visited, tonumber(done), now_ms} end
+local seen = redis.call('GET', KEYS[5])
+if seen then
+  local sid, pages, done = string.match(seen, '^(%S+) (%d+) (%d+)$')
+  if sid then return {sid, tonumber(pages), tonumber(done), now_ms} end
 end
 local flags = 0
 if not doc then
@@ -41,8 +43,8 @@ doc.last_activity = ARGV[5]
 doc.current_page = ARGV[6]
 local every = tonumber(ARGV[9])
 if every > 0 and doc.pages_visited % every == 0 then flags = flags + 2 end
-doc._view = ARGV[10] .. ' ' .. flags
 local encoded = cjson.encode(doc)
+redis.call('SET', KEYS[5], doc.session_id .. ' ' .. doc.pages_visited .. ' ' .. flags, 'EX', ARGV[10])
 if #ARGV >= 11 then
   redis.call('SADD', KEYS[3], unpack(ARGV, 11))
   redis.call('EXPIRE', KEYS[3], ARGV[3])

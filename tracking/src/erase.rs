@@ -49,11 +49,17 @@ const MARK_TTL_SECS: u64 = 86_400;
 /// The mark while an erasure runs: later than any read a job can make.
 const IN_PROGRESS: i64 = i64::MAX;
 
+/// How long what an erasure took waits for the erasure to end (`keys::anon_erasing_key`).
+const TAKEN_TTL_SECS: u64 = 3_600;
+
 /// `KEYS[1]` the erasure mark, `KEYS[2]` anon_sessions:open, `KEYS[3]` anon_session:{fp},
-/// `KEYS[4]` its views; `ARGV[1]` the fingerprint, `ARGV[2]` the mark's TTL, `ARGV[3]` the
-/// in-progress value. Atomically: mark the visitor as being erased, take it off the sweep's list,
-/// and take its live document and buffered views out of Redis, returning them (the sessions they
-/// name are whose jobs to erase: no view can slip in between the read and the delete).
+/// `KEYS[4]` its views, `KEYS[5]` what an earlier run took; `ARGV[1]` the fingerprint, `ARGV[2]`
+/// the mark's TTL, `ARGV[3]` the in-progress value, `ARGV[4]` how long the taken is kept.
+/// Atomically: mark the visitor as being erased, take it off the sweep's list, and take its live
+/// document and buffered views out of Redis, returning them (the sessions they name are whose
+/// jobs to erase: no view can slip in between the read and the delete). What it took is kept
+/// until the erasure ends, so a run sent again (a dropped connection) or an erasure repeated after
+/// a cut one still gets the sessions the first run took.
 static TAKE: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
     redis::Script::new(
         "redis.call('SET', KEYS[1], ARGV[3], 'EX', ARGV[2]) \
@@ -62,16 +68,28 @@ static TAKE: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
          local views = redis.call('LRANGE', KEYS[4], 0, -1) \
          redis.call('DEL', KEYS[3], KEYS[4]) \
          table.insert(views, 1, doc or '') \
+         local earlier = redis.call('GET', KEYS[5]) \
+         if earlier then \
+           local ok, e = pcall(cjson.decode, earlier) \
+           if ok and type(e) == 'table' then \
+             for i, v in ipairs(e) do \
+               if i == 1 and views[1] == '' then views[1] = v elseif i > 1 then views[#views + 1] = v end \
+             end \
+           end \
+         end \
+         redis.call('SET', KEYS[5], cjson.encode(views), 'EX', ARGV[4]) \
          return views",
     )
 });
 
-/// `KEYS[1]` the erasure mark; `ARGV[1]` its TTL. Stamps the finished erasure with Redis's time.
+/// `KEYS[1]` the erasure mark, `KEYS[2]` what the erasure took; `ARGV[1]` the mark's TTL. Stamps
+/// the finished erasure with Redis's time and forgets what it took.
 static STAMP: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
     redis::Script::new(
         "local t = redis.call('TIME') \
          local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) \
          redis.call('SET', KEYS[1], now, 'EX', ARGV[1]) \
+         redis.call('DEL', KEYS[2]) \
          return now",
     )
 });
@@ -103,9 +121,11 @@ impl Tracker {
             .key(keys::anon_open_key(&fp))
             .key(keys::anon_session_key(&fp))
             .key(keys::anon_views_key(&fp))
+            .key(keys::anon_erasing_key(&fp))
             .arg(fp.as_str())
             .arg(MARK_TTL_SECS)
             .arg(IN_PROGRESS)
+            .arg(TAKEN_TTL_SECS)
             .invoke_async(&mut redis)
             .await?;
         let mut removed = taken.len().saturating_sub(1) as u64;
@@ -159,6 +179,7 @@ impl Tracker {
         let jobs = self.erase_jobs(&fp, &sessions).await?;
         let _: i64 = STAMP
             .key(keys::anon_erased_key(&fp))
+            .key(keys::anon_erasing_key(&fp))
             .arg(MARK_TTL_SECS)
             .invoke_async(&mut redis)
             .await?;

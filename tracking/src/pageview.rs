@@ -206,6 +206,7 @@ impl Tracker {
                 self,
                 crate::split::AnonSteps {
                     fingerprint: &v.fingerprint,
+                    view_id: v.view_id,
                     new_session: &new_session,
                     time: &now,
                     url: &c.url,

@@ -93,9 +93,14 @@ pub(crate) fn places<'a>(c: Option<&'a Count<'a>>, community: Option<&'a str>) -
     out
 }
 
+/// How long a view's own key (`keys::anon_view_key`) lives: longer than any client retries a view.
+const VIEW_KEY_SECONDS: u64 = 600;
+
 /// Everything an anonymous view's steps need besides the tracker.
 pub(crate) struct AnonSteps<'a> {
     pub(crate) fingerprint: &'a Fingerprint,
+    /// The page's own id for the view, if it sent one.
+    pub(crate) view_id: Option<uuid::Uuid>,
     pub(crate) new_session: &'a str,
     pub(crate) time: &'a str,
     pub(crate) url: &'a str,
@@ -121,11 +126,16 @@ pub(crate) async fn track_anonymous(t: &Tracker, s: AnonSteps<'_>) -> Result<Vis
     let visitor = keys::anon_visitor(s.fingerprint);
     let buffer_ttl = t.config.buffer_ttl.max(t.config.anon_timeout * 2);
     let mut visit = scripts::VISIT.prepare_invoke();
+    // The view's own key: named by the page's view id when it sent one (a client's retry of the
+    // same view finds it), else by an id drawn for this request (the cluster client's re-send
+    // finds it).
+    let view_id = s.view_id.unwrap_or_else(uuid::Uuid::new_v4);
     visit
         .key(keys::anon_session_key(s.fingerprint))
         .key(keys::anon_views_key(s.fingerprint))
         .key(keys::footprint(&visitor))
         .key(keys::anon_open_key(s.fingerprint))
+        .key(keys::anon_view_key(s.fingerprint, &view_id))
         .arg(t.config.anon_timeout.as_secs().max(1))
         .arg(buffer_ttl.as_secs())
         .arg(t.config.counters_ttl.as_secs() + 86_400)
@@ -135,9 +145,7 @@ pub(crate) async fn track_anonymous(t: &Tracker, s: AnonSteps<'_>) -> Result<Vis
         .arg(s.view)
         .arg(s.fingerprint.as_str())
         .arg(t.config.persist_every);
-    // The view's token: fresh for every request, so a re-sent run is recognised.
-    let token = uuid::Uuid::new_v4();
-    visit.arg(token.to_string());
+    visit.arg(VIEW_KEY_SECONDS);
     let places = places(
         s.count.as_ref(),
         s.community.as_ref().map(|c| c.0.visitors.as_str()),
@@ -150,40 +158,47 @@ pub(crate) async fn track_anonymous(t: &Tracker, s: AnonSteps<'_>) -> Result<Vis
     let new_session = flags & 1 == 1;
     let persisted = flags & 2 == 2;
     // The view is recorded: from here on a failure is logged, not answered, so a client that
-    // retries a 5xx never records the view twice.
-    let later = async {
-        if let Some(c) = &s.count {
-            count(t, c).await?;
+    // retries a 5xx never records the view twice. Each later step runs whatever the others did.
+    let mut failed = Vec::new();
+    if let Some(c) = &s.count
+        && let Err(e) = count(t, c).await
+    {
+        failed.push(("count", e));
+    }
+    if let Some((k, doc)) = &s.community
+        && let Err(e) = crate::community::visit_keys(t, k, None, &visitor, doc, false).await
+    {
+        failed.push(("community", e));
+    }
+    if new_session {
+        // Due on the finalize queue's own clock: one timeout and a second after this view.
+        let due = t.config.anon_timeout + Duration::from_secs(1);
+        if let Err(e) = push(
+            t,
+            FinalizeAnonymousSession::NAME,
+            session_id.clone(),
+            s.finalize_job,
+            When::After(due),
+        )
+        .await
+        {
+            failed.push(("finalize", e));
         }
-        if let Some((k, doc)) = &s.community {
-            crate::community::visit_keys(t, k, None, &visitor, doc, false).await?;
-        }
-        if new_session {
-            // Due on the finalize queue's own clock: one timeout and a second after this view.
-            let due = t.config.anon_timeout + Duration::from_secs(1);
-            push(
-                t,
-                FinalizeAnonymousSession::NAME,
-                session_id.clone(),
-                s.finalize_job,
-                When::After(due),
-            )
-            .await?;
-        }
-        if persisted {
-            push(
-                t,
-                PersistAnonymousSession::NAME,
-                format!("{session_id}-{pages}"),
-                s.persist_job,
-                When::Now,
-            )
-            .await?;
-        }
-        Ok::<_, TrackError>(())
-    };
-    if let Err(e) = later.await {
-        tracing::warn!(error = %e, "a page view's later steps failed; the view is recorded and its session is on the idle sweep's list");
+    }
+    if persisted
+        && let Err(e) = push(
+            t,
+            PersistAnonymousSession::NAME,
+            format!("{session_id}-{pages}"),
+            s.persist_job,
+            When::Now,
+        )
+        .await
+    {
+        failed.push(("persist", e));
+    }
+    for (step, e) in failed {
+        tracing::warn!(step, error = %e, "a page view's later step failed; the view is recorded and its session is on the idle sweep's list");
     }
     // An erasure that ran between the first step and now: take back what the later steps wrote.
     if let Ok(session) = session_id.parse::<uuid::Uuid>() {
@@ -223,7 +238,7 @@ async fn push(
     let mut new = NewJob::new(payload);
     // Unique while the job lives: a push the cluster client re-sends after a dropped
     // connection finds it and adds nothing.
-    new.unique = Some((format!("view:{id}"), Duration::from_secs(86_400)));
+    new.unique = Some((format!("view:{id}"), Duration::from_secs(VIEW_KEY_SECONDS)));
     new.unique_until_end = true;
     new.id = id;
     new.when = when;

@@ -311,13 +311,19 @@ pub async fn run(ctx: JobContext, shutdown: impl Future<Output = ()>) -> anyhow:
             None => crate::celery::Broker::same(ctx.settings.redis_url.clone(), ctx.redis.clone()),
         };
         if broker.separate {
-            // The intake's script and BLMOVE need what every Redis of the fleet needs.
-            broker
+            // The intake's script (RPOP with a count) and BLMOVE need Redis 6.2.
+            let info = broker
                 .conn
                 .clone()
-                .require_redis_version()
+                .info_server()
                 .await
                 .context("the Celery broker (CELERY_BROKER_URL)")?;
+            let found = queue::RedisVersion::field(&info).and_then(queue::RedisVersion::parse);
+            if found.is_none_or(|v| v < queue::RedisVersion(6, 2, 0)) {
+                anyhow::bail!(
+                    "the Celery broker (CELERY_BROKER_URL) runs Redis {found:?}; the intake needs 6.2 or newer"
+                );
+            }
         }
         let db = broker.db()?;
         intakes.push(tokio::spawn(crate::celery::control::control_loop(

@@ -106,10 +106,10 @@ async fn start_serving(
         .with_context(|| format!("Redis at {redis_at}"))?;
     // Every script into every node now (on a cluster, replicas too): a failover later finds
     // them on the promoted replica.
-    queue::load_scripts(&mut redis)
-        .await
-        .with_context(|| format!("Redis at {redis_at} refused the scripts"))?;
-    tracking::load_scripts(&mut redis)
+    let mut scripts = queue::all_scripts();
+    scripts.extend(tracking::all_scripts());
+    redis
+        .load_scripts(&settings.redis_url, &scripts)
         .await
         .with_context(|| format!("Redis at {redis_at} refused the scripts"))?;
 

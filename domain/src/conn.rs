@@ -100,6 +100,57 @@ impl RedisConn {
     }
 }
 
+impl RedisConn {
+    /// Load `scripts` into the Redis behind this connection: on a cluster into every node the
+    /// cluster lists (`CLUSTER NODES`), replicas included, each over a connection of its own, so
+    /// that a replica promoted by a failover already knows them (a replica sees a script's
+    /// effects, never the script, and redis-rs' own retry after `NOSCRIPT` can reach the new
+    /// primary before it learns of it). `seed_url` gives the scheme and credentials.
+    pub async fn load_scripts(
+        &mut self,
+        seed_url: &str,
+        scripts: &[&redis::Script],
+    ) -> RedisResult<()> {
+        let Self::Cluster(c) = self else {
+            for script in scripts {
+                script.load_async(self).await?;
+            }
+            return Ok(());
+        };
+        let nodes: String = redis::from_redis_value(
+            c.route_command(
+                redis::cmd("CLUSTER").arg("NODES").clone(),
+                RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random),
+            )
+            .await?,
+        )?;
+        let first = first_url(seed_url);
+        let host_port = redis::IntoConnectionInfo::into_connection_info(first)?
+            .addr()
+            .to_string();
+        for line in nodes.lines() {
+            // `<id> <ip:port@bus> <flags> …`; a node marked failed or without an address is skipped.
+            let mut fields = line.split_whitespace();
+            let (Some(_), Some(addr), Some(flags)) = (fields.next(), fields.next(), fields.next())
+            else {
+                continue;
+            };
+            let addr = addr.split('@').next().unwrap_or_default();
+            if addr.is_empty() || addr.starts_with(':') || flags.contains("fail") {
+                continue;
+            }
+            let url = first.replacen(&host_port, addr, 1);
+            let mut node = redis::Client::open(url.as_str())?
+                .get_multiplexed_async_connection()
+                .await?;
+            for script in scripts {
+                script.load_async(&mut node).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The nodes `url` names: one URL, or several separated by commas (a cluster's seed nodes).
 pub fn seed_urls(url: &str) -> Vec<&str> {
     url.split(',')

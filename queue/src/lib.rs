@@ -27,5 +27,5 @@ pub use error::QueueError;
 pub use keys::Keys;
 pub use preflight::{check_redis_info, require_redis_version};
 pub use rate::{RateLimit, RateLimitError};
-pub use scripts::{load_scripts, push_lib};
+pub use scripts::{all_scripts, push_lib};
 pub use version::{MIN_REDIS_VERSION, RedisVersion};

@@ -50,12 +50,11 @@ script!(RUN_NOW, "runnow.lua");
 script!(REVOKE, "revoke.lua");
 bucket_script!(RATE, "rate.lua");
 
-/// Load every script of the queue into the Redis behind `conn` (on a cluster, into every node,
-/// replicas included), so that a replica promoted by a failover already knows them: the first
-/// `EVALSHA` after a failover would otherwise find no script there while the cluster's map is
-/// still moving. Every process calls it at start.
-pub async fn load_scripts<C: redis::aio::ConnectionLike>(conn: &mut C) -> redis::RedisResult<()> {
-    for script in [
+/// Every script of the queue, for loading them into every node at start
+/// (`domain::conn::RedisConn::load_scripts`): a replica promoted by a failover then knows them
+/// (a replica sees a script's effects, never the script).
+pub fn all_scripts() -> Vec<&'static Script> {
+    vec![
         &*PUSH,
         &*FETCH,
         &*ACK,
@@ -71,10 +70,7 @@ pub async fn load_scripts<C: redis::aio::ConnectionLike>(conn: &mut C) -> redis:
         &*REVOKE,
         &*RATE,
         &*crate::client::ERASE,
-    ] {
-        script.load_async(conn).await?;
-    }
-    Ok(())
+    ]
 }
 
 #[cfg(test)]

@@ -29,7 +29,7 @@ use domain::db::Db;
 use domain::jobs::{FinalizeAnonymousSession, PersistAnonymousSession};
 use domain::queues::Queues;
 
-pub use scripts::load_scripts;
+pub use scripts::all_scripts;
 pub use validate::TrackError;
 
 /// Tunables of the tracking rules.

@@ -44,18 +44,15 @@ pub(crate) static COUNT: LazyLock<Script> = LazyLock::new(|| {
     ))
 });
 
-/// Load the tracking scripts into the Redis behind `conn` (on a cluster, every node), as
-/// [`queue::load_scripts`] does for the queue's.
-pub async fn load_scripts(conn: &mut domain::conn::RedisConn) -> redis::RedisResult<()> {
-    for script in [
+/// The tracking scripts, for loading them into every node at start (as
+/// [`queue::all_scripts`]).
+pub fn all_scripts() -> Vec<&'static Script> {
+    vec![
         &*VIEWS,
         &*AUTH,
         &*COMMUNITY,
         &*COMMUNITY_STATS,
         &*VISIT,
         &*COUNT,
-    ] {
-        script.load_async(conn).await?;
-    }
-    Ok(())
+    ]
 }

@@ -36,12 +36,15 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<JobContext> {
         .with_context(|| format!("Redis at {}", redact(&settings.redis_url)))?;
     // Every queue script into every node now (on a cluster, replicas too): a failover later
     // finds them on the promoted replica.
-    queue::load_scripts(&mut redis).await.with_context(|| {
-        format!(
-            "Redis at {} refused the scripts",
-            redact(&settings.redis_url)
-        )
-    })?;
+    redis
+        .load_scripts(&settings.redis_url, &queue::all_scripts())
+        .await
+        .with_context(|| {
+            format!(
+                "Redis at {} refused the scripts",
+                redact(&settings.redis_url)
+            )
+        })?;
     let db = domain::db::Db::connect(
         db_options(&settings.database_url),
         settings.database_pool_mode,

@@ -193,14 +193,16 @@ pub fn anon_view_key(fingerprint: &Fingerprint, view: &uuid::Uuid) -> String {
 /// buffered views), kept until the erasure ends (at most an hour), so a re-sent or repeated
 /// erasure still knows the sessions whose jobs it must erase.
 pub fn anon_erasing_key(fingerprint: &Fingerprint) -> String {
-    use sha2::Digest;
     tagged(
         || visitor_tag(&anon_visitor(fingerprint)),
-        format!(
-            "erasing:anon:{}",
-            hex::encode(sha2::Sha256::digest(fingerprint.as_str().as_bytes()))
-        ),
+        format!("erasing:anon:{}", fingerprint_hash(fingerprint)),
     )
+}
+
+/// Hex SHA-256 of a fingerprint: names a visitor's erasure keys without keeping the fingerprint.
+fn fingerprint_hash(fingerprint: &Fingerprint) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(fingerprint.as_str().as_bytes()))
 }
 
 /// `anon_session:{fingerprint}:views`: views not yet written to the database.
@@ -222,13 +224,9 @@ pub fn beacon_key(view_id: &uuid::Uuid) -> String {
 /// that read the visitor's data before then undoes what it wrote (see `tracking::erase`). Keyed
 /// by a hash so that the mark itself keeps nothing of the visitor.
 pub fn anon_erased_key(fingerprint: &Fingerprint) -> String {
-    use sha2::Digest;
     tagged(
         || visitor_tag(&anon_visitor(fingerprint)),
-        format!(
-            "erased:anon:{}",
-            hex::encode(sha2::Sha256::digest(fingerprint.as_str().as_bytes()))
-        ),
+        format!("erased:anon:{}", fingerprint_hash(fingerprint)),
     )
 }
 

@@ -12,10 +12,8 @@ use std::time::Duration;
 use queue::{Queue, QueueConfig};
 use redis::AsyncCommands;
 use sea_orm::{ConnectionTrait, Database, Statement};
-use serde_json::json;
 use testkit::{PrivateRedis, TestDb, bin_command, eventually};
 use tokio::process::Child;
-use uuid::Uuid;
 
 /// `CLIENT KILL TYPE normal` on the server at `url`: every client connection but ours is cut.
 async fn cut_connections(url: &str) {
@@ -55,18 +53,12 @@ async fn messages_on_a_separate_broker_each_become_one_job_through_kills_and_cut
     let mut conn = domain::queues::connect(&fleet.url()).await.unwrap();
     let mut bconn = domain::queues::connect(&broker.url()).await.unwrap();
     let mut expected = HashMap::with_capacity(N);
-    let mut pipe = redis::pipe();
     for i in 0..N {
         let fp = format!("broker-{i:05}");
-        let pages = (i % 31 + 1) as i32;
-        let doc = json!({"session_id": Uuid::new_v4(), "device_fingerprint": fp,
-                         "started_at": "2026-11-26T10:00:00Z", "last_activity": "2026-11-26T10:20:00Z",
-                         "pages_visited": pages, "landing_page": "/", "referrer": "", "is_active": true});
-        pipe.set_ex(format!("anon_session:{fp}"), doc.to_string(), 7200)
-            .ignore();
-        expected.insert(fp, pages);
+        let pages = (i % 31 + 1) as u32;
+        tests::put_anon_session(&conn, &fp, pages).await;
+        expected.insert(fp, pages as i32);
     }
-    let _: () = pipe.query_async(&mut conn).await.unwrap();
 
     let mut workers = [spawn_worker(&env), spawn_worker(&env)];
     // The messages arrive in bursts while the workers are killed and the connections cut; a

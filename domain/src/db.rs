@@ -48,6 +48,32 @@ impl FromStr for PoolMode {
     }
 }
 
+/// Whether the operator chose a TLS mode: `sslmode` in the URL's query, or `PGSSLMODE` set.
+fn tls_asked_for(url: &str, env_set: bool) -> bool {
+    env_set
+        || url.split_once('?').is_some_and(|(_, q)| {
+            q.split('&')
+                .any(|p| p.to_ascii_lowercase().starts_with("sslmode="))
+        })
+}
+
+/// A host on this machine: a loopback address, `localhost`, or a Unix socket directory.
+///
+/// To such a host a connection without an `sslmode` goes without TLS. sqlx's default
+/// (`prefer`) would negotiate TLS with a server that has a certificate (Debian's has one), which
+/// protects nothing on loopback and costs each new connection about 100 ms here: sqlx leaves
+/// Nagle's algorithm on, and the handshake's two small writes in a row wait out the server's
+/// delayed ACK twice (strace: 45 ms gaps). A worker opens its first connections before its first
+/// job, so that was most of its start-up time. `sslmode=require` (or `PGSSLMODE`) still asks.
+fn is_loopback(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host.starts_with('/')
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// The SQL database: PostgreSQL or SQLite, direct or behind a transaction pooler.
 #[derive(Debug, Clone)]
 pub struct Db {
@@ -84,6 +110,15 @@ impl Db {
         let pooled = mode == PoolMode::Transaction;
         if pooled {
             options.map_sqlx_postgres_opts(|o| o.statement_cache_capacity(0));
+        }
+        if !tls_asked_for(options.get_url(), std::env::var_os("PGSSLMODE").is_some()) {
+            options.map_sqlx_postgres_opts(|o| {
+                if is_loopback(o.get_host()) {
+                    o.ssl_mode(sea_orm::sqlx::postgres::PgSslMode::Disable)
+                } else {
+                    o
+                }
+            });
         }
         let at = crate::process::redact(options.get_url());
         let conn = Database::connect(options)
@@ -257,7 +292,52 @@ pub fn is_unavailable(e: &DbErr) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::PoolMode;
+    use super::{PoolMode, is_loopback, tls_asked_for};
+
+    #[test]
+    fn loopback_hosts_are_told_from_remote_ones() {
+        for h in [
+            "localhost",
+            "LOCALHOST",
+            "127.0.0.1",
+            "127.1.2.3",
+            "::1",
+            "[::1]",
+            "/run/postgresql",
+        ] {
+            assert!(is_loopback(h), "{h}");
+        }
+        for h in [
+            "db.example.com",
+            "10.0.0.5",
+            "192.168.1.1",
+            "::2",
+            "localhost.evil.com",
+            "",
+        ] {
+            assert!(!is_loopback(h), "{h}");
+        }
+    }
+
+    #[test]
+    fn an_sslmode_in_the_url_or_the_environment_is_the_operators_choice() {
+        assert!(!tls_asked_for("postgres://u:p@127.0.0.1/db", false));
+        assert!(!tls_asked_for(
+            "postgres://u:p@127.0.0.1/db?application_name=x",
+            false
+        ));
+        assert!(tls_asked_for(
+            "postgres://u:p@127.0.0.1/db?sslmode=require",
+            false
+        ));
+        assert!(tls_asked_for(
+            "postgres://127.0.0.1/db?a=1&SSLMode=verify-full",
+            false
+        ));
+        assert!(tls_asked_for("postgres://u:p@127.0.0.1/db", true));
+        // A password holding the word is not a query parameter.
+        assert!(!tls_asked_for("postgres://u:sslmode=x@127.0.0.1/db", false));
+    }
 
     #[test]
     fn pool_mode_reads_pgbouncers_names_and_refuses_others() {

@@ -44,17 +44,36 @@ impl Drop for Fleet {
         if !std::thread::panicking() {
             return;
         }
-        for what in ["release", "scheduler", "worker", "web"] {
+        // The worker and the web process first, their warnings and errors before their last
+        // lines: a CI log keeps only part of what a failed test prints.
+        for what in ["worker", "web", "scheduler", "release"] {
             let said = std::fs::read_to_string(self.logs.path().join(format!("{what}.log")))
                 .unwrap_or_default();
-            let tail: Vec<&str> = said
-                .lines()
-                .filter(|l| !l.contains("end_expired_sessions"))
-                .rev()
-                .take(80)
-                .collect();
+            let last = |lines: Vec<&str>, n: usize| -> Vec<String> {
+                let from = lines.len().saturating_sub(n);
+                lines[from..].iter().map(|l| (*l).to_owned()).collect()
+            };
+            let warned = last(
+                said.lines()
+                    .filter(|l| l.contains(" WARN ") || l.contains(" ERROR "))
+                    .collect(),
+                30,
+            );
+            let tail = last(
+                said.lines()
+                    .filter(|l| !l.contains("end_expired_sessions") && !l.contains("tick enqueued"))
+                    .collect(),
+                30,
+            );
+            eprintln!(
+                "--- {what}: {} warnings and errors, the last ---",
+                warned.len()
+            );
+            for line in &warned {
+                eprintln!("{line}");
+            }
             eprintln!("--- {what}, last lines ---");
-            for line in tail.iter().rev() {
+            for line in &tail {
                 eprintln!("{line}");
             }
         }
@@ -145,16 +164,24 @@ pub async fn every_flow(
     let page = format!("/p/{}", redis.token("page"));
     let fps: Vec<String> = (0..12).map(|i| redis.token(&format!("fp{i}"))).collect();
     let views = async {
+        let mut slowest = Vec::new();
         for n in 0..6 {
             let views = fps.iter().map(|fp| {
                 let body = json!({"fingerprint": fp, "url": format!("{page}/{n}"),
                     "community_id": community, "user_agent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0"});
-                async move { post(addr, token, "/v1/track/pageview", body).await }
+                async move {
+                    let started = std::time::Instant::now();
+                    post(addr, token, "/v1/track/pageview", body).await;
+                    started.elapsed()
+                }
             });
-            futures::future::join_all(views).await;
+            let took = futures::future::join_all(views).await;
+            slowest.push(took.into_iter().max().unwrap_or_default());
         }
+        slowest
     };
-    tokio::join!(views, during_views);
+    let (slowest, ()) = tokio::join!(views, during_views);
+    println!("slowest view of each round: {slowest:?}");
     // Every visitor is on the community page now.
     let (status, visitors) = http(
         addr,
@@ -221,14 +248,43 @@ pub async fn every_flow(
 
     // Every anonymous session written and ended, every view a row.
     let visitors = fps.len();
-    let sessions = eventually(Duration::from_secs(60), "every session finalized", || {
-        let db = db.conn.clone();
-        async move {
-            let rows = anonymous_session::Entity::find().all(&db).await.ok()?;
-            (rows.len() == visitors && rows.iter().all(|r| !r.is_active)).then_some(rows)
+    // On a timeout the message says which: a visitor's views split into two sessions (more
+    // rows than visitors), or a session left open.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let sessions = loop {
+        let rows = anonymous_session::Entity::find()
+            .all(&db.conn)
+            .await
+            .unwrap_or_default();
+        if rows.len() == visitors && rows.iter().all(|r| !r.is_active) {
+            break rows;
         }
-    })
-    .await;
+        if tokio::time::Instant::now() > deadline {
+            let seen: Vec<_> = rows
+                .iter()
+                .map(|r| {
+                    (
+                        &r.device_fingerprint,
+                        r.pages_visited,
+                        r.is_active,
+                        r.session_start,
+                        r.last_activity,
+                    )
+                })
+                .collect();
+            let (_, queues) = http(addr, "GET", "/v1/queues", Some(token), None)
+                .await
+                .unwrap_or_default();
+            panic!(
+                "timed out waiting for every session finalized: {} rows for {visitors} \
+                 visitors, {} active; slowest view of each round {slowest:?}; queues {queues}; \
+                 {seen:?}",
+                rows.len(),
+                rows.iter().filter(|r| r.is_active).count(),
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert!(
         sessions.iter().all(|r| r.pages_visited >= 6),
         "{sessions:?}"

@@ -281,9 +281,7 @@ async fn erasure_is_not_undone_by_a_job_in_flight() {
         view(&api, json!({"fingerprint": fp, "url": format!("{p}/{i}")})).await;
     }
     // The job's steps, as `persist_anonymous_session` runs them, with the erasure in between.
-    let snap = worker::store::read_anon_session(&ctx.redis, &fingerprint)
-        .await
-        .unwrap();
+    let snap = ctx.reads.session(&fingerprint).await.unwrap();
     let doc = snap.doc.clone().unwrap();
     let (s, r) = api
         .call("DELETE", &format!("/v1/anonymous/{fp}"), None)
@@ -299,7 +297,7 @@ async fn erasure_is_not_undone_by_a_job_in_flight() {
     );
     let undone = worker::store::undo_if_erased(
         &ctx.db,
-        &ctx.redis,
+        &ctx.reads,
         &fingerprint,
         doc.session_id,
         snap.now_ms,
@@ -643,4 +641,80 @@ async fn sessions_end_on_redis_time_with_the_worker_clock_5s_behind() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_end_on_redis_time_with_the_worker_clock_5s_ahead() {
     sessions_end_on_redis_time_under_skew("+5s").await;
+}
+
+/// Jobs' reads of their visitors go out together in one pipeline (`VisitorReads`): each job
+/// gets its own visitor's document, views count and erasure mark, also when Redis has lost the
+/// read script (a restart: `NOSCRIPT` inside the pipeline, read again alone) and when Redis is
+/// gone (every read fails, none hangs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn coalesced_reads_answer_each_job_its_own_visitor() {
+    // A Redis of its own: the test flushes its scripts.
+    let mut server = PrivateRedis::start(false);
+    let conn = domain::conn::connect_single(&server.url()).await.unwrap();
+    let reads = worker::store::VisitorReads::spawn(domain::conn::RedisConn::Single(conn.clone()));
+    let fps: Vec<Fingerprint> = (0..300)
+        .map(|i| Fingerprint::parse(&format!("reads-{i}")).unwrap())
+        .collect();
+    for (i, fp) in fps.iter().enumerate() {
+        if i % 3 != 0 {
+            tests::put_anon_session(&conn, fp.as_str(), i as u32).await;
+        }
+        let mut c = conn.clone();
+        if i % 5 == 0 {
+            let () = c
+                .set(domain::keys::anon_erased_key(fp), i as i64)
+                .await
+                .unwrap();
+        }
+        for _ in 0..i % 7 {
+            let () = c
+                .rpush(domain::keys::anon_views_key(fp), "{}")
+                .await
+                .unwrap();
+        }
+    }
+    for round in ["scripts loaded", "scripts flushed"] {
+        if round == "scripts flushed" {
+            let () = redis::cmd("SCRIPT")
+                .arg("FLUSH")
+                .query_async(&mut conn.clone())
+                .await
+                .unwrap();
+        }
+        let answers = futures::future::join_all(fps.iter().map(|fp| {
+            let reads = reads.clone();
+            async move {
+                (
+                    reads.session(fp).await.unwrap(),
+                    reads.erased_at(fp).await.unwrap(),
+                )
+            }
+        }))
+        .await;
+        for (i, (snap, erased)) in answers.into_iter().enumerate() {
+            let doc = snap.doc.map(|d| (d.device_fingerprint, d.pages_visited));
+            let want = (i % 3 != 0).then(|| (fps[i].as_str().to_owned(), i as i32));
+            assert_eq!(doc, want, "{round}: visitor {i}'s document");
+            assert_eq!(
+                snap.buffered,
+                (i % 7) as i64,
+                "{round}: visitor {i}'s views"
+            );
+            assert_eq!(
+                erased,
+                (i % 5 == 0).then_some(i as i64),
+                "{round}: visitor {i}'s mark"
+            );
+            assert!(snap.now_ms > 0);
+        }
+    }
+    server.kill();
+    let failed = tokio::time::timeout(
+        Duration::from_secs(30),
+        futures::future::join_all(fps.iter().take(50).map(|fp| reads.session(fp))),
+    )
+    .await
+    .expect("reads of a gone Redis fail, they do not hang");
+    assert!(failed.iter().all(Result::is_err));
 }

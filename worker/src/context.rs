@@ -10,7 +10,7 @@ use domain::conn::RedisConn;
 use sea_orm::{DatabaseBackend, DbErr, Value};
 
 use crate::geo::GeoIp;
-use crate::store::SessionWriter;
+use crate::store::{SessionWriter, VisitorReads};
 use domain::config::Settings;
 use domain::queues::Queues;
 
@@ -27,6 +27,8 @@ pub struct JobContext {
     pub settings: Arc<Settings>,
     /// Batching writer of anonymous-session rows.
     pub sessions: SessionWriter,
+    /// Coalesced reads of visitors' sessions and erasure marks.
+    pub reads: VisitorReads,
     /// This process's job counts (its heartbeat reports them).
     pub counters: Arc<Counters>,
     /// The Django-owned tables' shape, read once ([`domain::schema`]).
@@ -103,6 +105,7 @@ impl JobContext {
         Self {
             queues: Queues::new(redis.clone(), &settings),
             sessions: SessionWriter::spawn(db.clone(), settings.db_writers, geo.clone()),
+            reads: VisitorReads::spawn(redis.clone()),
             geo,
             db,
             redis,

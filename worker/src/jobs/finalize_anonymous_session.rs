@@ -18,7 +18,7 @@ impl Job for FinalizeAnonymousSession {
     /// While the session's document lives (Redis's clock: its TTL), come back when it expires;
     /// then write the session and every buffered view, and end it.
     async fn run(self, ctx: &JobContext) -> Result<(), JobError> {
-        let snap = store::read_anon_session(&ctx.redis, &self.fingerprint).await?;
+        let snap = ctx.reads.session(&self.fingerprint).await?;
         let live = snap
             .doc
             .as_ref()
@@ -64,7 +64,7 @@ impl Job for FinalizeAnonymousSession {
         // Also after a failed attempt: what it wrote must not outlive an erasure.
         store::undo_if_erased(
             &ctx.db,
-            &ctx.redis,
+            &ctx.reads,
             &self.fingerprint,
             self.session_id,
             snap.now_ms,

@@ -131,7 +131,7 @@ async fn sweep_rows(ctx: &JobContext) -> Result<usize, JobError> {
                 continue;
             };
             // A live document of this session: its finalize is still to come.
-            let live = store::read_anon_session(&ctx.redis, &fp).await?;
+            let live = ctx.reads.session(&fp).await?;
             if live.doc.is_some_and(|doc| doc.session_id == row.id) {
                 continue;
             }

@@ -16,7 +16,7 @@ impl Job for LinkAnonymousConversion {
 
     async fn run(self, ctx: &JobContext) -> Result<(), JobError> {
         // The live document is the freshest truth: persist it first.
-        let snap = store::read_anon_session(&ctx.redis, &self.fingerprint).await?;
+        let snap = ctx.reads.session(&self.fingerprint).await?;
         let live = snap.doc;
         if let Some(doc) = &live {
             let written = super::within_time_limit(super::run_limit(), async {
@@ -26,7 +26,7 @@ impl Job for LinkAnonymousConversion {
             // The visitor erased meanwhile: the row this wrote goes, and there is nothing to link.
             if store::undo_if_erased(
                 &ctx.db,
-                &ctx.redis,
+                &ctx.reads,
                 &self.fingerprint,
                 doc.session_id,
                 snap.now_ms,

@@ -10,7 +10,7 @@ impl Job for PersistAnonymousSession {
     const LIMITS_ITS_WRITES: bool = true;
 
     async fn run(self, ctx: &JobContext) -> Result<(), JobError> {
-        let snap = store::read_anon_session(&ctx.redis, &self.fingerprint).await?;
+        let snap = ctx.reads.session(&self.fingerprint).await?;
         let Some(doc) = snap.doc else {
             // The session has ended: its finalize writes it, from the buffered views.
             tracing::debug!("anon_session key is gone; the session's finalize writes it");
@@ -18,6 +18,11 @@ impl Job for PersistAnonymousSession {
         };
         let written = super::within_time_limit(super::run_limit(), async {
             ctx.sessions.upsert(doc.clone()).await?;
+            // No view buffered at the read: nothing to flush (a view buffered since waits for
+            // the next persist or the finalize, as the newest view always does).
+            if snap.buffered == 0 {
+                return Ok(());
+            }
             store::flush_page_views(
                 &ctx.db,
                 &ctx.redis,
@@ -34,7 +39,7 @@ impl Job for PersistAnonymousSession {
         // Also after a failed attempt: what it wrote must not outlive an erasure.
         store::undo_if_erased(
             &ctx.db,
-            &ctx.redis,
+            &ctx.reads,
             &self.fingerprint,
             doc.session_id,
             snap.now_ms,

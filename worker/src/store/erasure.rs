@@ -1,12 +1,10 @@
 //! Erasure's other half on the job side: a job that read a visitor's data before the visitor was
 //! erased removes what it wrote.
 
-use domain::conn::RedisConn;
 use domain::db::Db;
-use domain::keys::{Fingerprint, anon_erased_key};
-use redis::AsyncCommands;
+use domain::keys::Fingerprint;
 
-use super::StoreError;
+use super::{StoreError, VisitorReads};
 
 /// Undo a job's writes for `session_id` when the visitor was erased after the job read its data
 /// (at `read_ms`, Redis's clock): erasure sets `erased:anon:{sha256(fp)}` before it deletes, so a
@@ -14,12 +12,12 @@ use super::StoreError;
 /// the mark here, after its own commit, and removes what it wrote. Returns whether it did.
 pub async fn undo_if_erased(
     db: &Db,
-    redis: &RedisConn,
+    reads: &VisitorReads,
     fingerprint: &Fingerprint,
     session_id: uuid::Uuid,
     read_ms: i64,
 ) -> Result<bool, StoreError> {
-    let erased: Option<i64> = redis.clone().get(anon_erased_key(fingerprint)).await?;
+    let erased = reads.erased_at(fingerprint).await?;
     if erased.is_none_or(|at| at < read_ms) {
         return Ok(false);
     }

@@ -1,18 +1,21 @@
 //! What the jobs read and write around an anonymous session: the visitor's Redis state
 //! (`visitor`), the buffered views and their rows (`views`), the session row (`session_row`),
-//! the batching session writer (`writer`) and erasure's undo (`erasure`). Each function takes
+//! the batching session writer (`writer`), the coalesced reads of visitors' keys (`reads`) and
+//! erasure's undo (`erasure`). Each function takes
 //! the handles it uses.
 
 mod erasure;
+mod reads;
 mod session_row;
 mod views;
 mod visitor;
 mod writer;
 
 pub use erasure::undo_if_erased;
+pub use reads::VisitorReads;
 pub use session_row::end_session;
 pub use views::flush_page_views;
-pub use visitor::{Snapshot, forget_if_done, read_anon_session};
+pub use visitor::{Snapshot, forget_if_done};
 pub use writer::{SessionWriter, upsert_many};
 
 use sea_orm::DbErr;

@@ -17,36 +17,42 @@ pub struct Snapshot {
     pub pttl_ms: i64,
     /// Redis's clock at the read (epoch ms).
     pub now_ms: i64,
+    /// Views buffered in `anon_session:{fp}:views` at the read (any session's).
+    pub buffered: i64,
 }
 
-/// `KEYS[1]` anon_session:{fp} → {document or false, PTTL, Redis TIME ms}.
-static READ_SESSION: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
-    redis::Script::new(
-        "local t = redis.call('TIME') \
-         return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1]), \
-                 tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)}",
-    )
-});
-
-/// The live document of `fingerprint` with its remaining lifetime and Redis's time.
-pub async fn read_anon_session(
-    redis: &RedisConn,
-    fingerprint: &Fingerprint,
-) -> Result<Snapshot, StoreError> {
-    let (raw, pttl_ms, now_ms): (Option<String>, i64, i64) = READ_SESSION
-        .key(anon_session_key(fingerprint))
-        .invoke_async(&mut redis.clone())
-        .await?;
-    let doc = match raw {
-        Some(r) => Some(serde_json::from_str(&r).map_err(StoreError::BadDocument)?),
-        None => None,
-    };
-    Ok(Snapshot {
-        doc,
-        pttl_ms,
-        now_ms,
-    })
+impl Snapshot {
+    /// The snapshot of [`READ_SESSION`]'s answer.
+    pub(super) fn new(
+        raw: Option<String>,
+        pttl_ms: i64,
+        now_ms: i64,
+        buffered: i64,
+    ) -> Result<Self, StoreError> {
+        let doc = match raw {
+            Some(r) => Some(serde_json::from_str(&r).map_err(StoreError::BadDocument)?),
+            None => None,
+        };
+        Ok(Self {
+            doc,
+            pttl_ms,
+            now_ms,
+            buffered,
+        })
+    }
 }
+
+/// `KEYS[1]` anon_session:{fp}, `KEYS[2]` its views → {document or false, PTTL, Redis TIME ms,
+/// views buffered}. Both keys share the visitor's hash tag on a cluster.
+pub(super) static READ_SESSION: std::sync::LazyLock<redis::Script> =
+    std::sync::LazyLock::new(|| {
+        redis::Script::new(
+            "local t = redis.call('TIME') \
+             return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1]), \
+                     tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000), \
+                     redis.call('LLEN', KEYS[2])}",
+        )
+    });
 
 /// `KEYS[1]` anon_sessions:open, `KEYS[2]` anon_session:{fp}, `KEYS[3]` its views; `ARGV[1]` the
 /// fingerprint. The visitor leaves the open list once it has neither a live session nor a

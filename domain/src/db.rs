@@ -17,6 +17,7 @@ use std::str::FromStr;
 
 use tokio::sync::oneshot::error::TryRecvError;
 
+use sea_orm::sqlx::postgres::PgSslMode;
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection,
     DatabaseTransaction, DbErr, ExecResult, QueryResult, RuntimeErr, Statement, TransactionTrait,
@@ -48,12 +49,16 @@ impl FromStr for PoolMode {
     }
 }
 
-/// Whether the operator chose a TLS mode: `sslmode` in the URL's query, or `PGSSLMODE` set.
+/// Whether the operator may have chosen a TLS mode: an `sslmode` (or `ssl-mode`) key in the URL's
+/// query in any case, or `PGSSLMODE` set. (A mode sqlx parsed other than its default `prefer`
+/// is checked on the parsed options as well.)
 fn tls_asked_for(url: &str, env_set: bool) -> bool {
     env_set
         || url.split_once('?').is_some_and(|(_, q)| {
-            q.split('&')
-                .any(|p| p.to_ascii_lowercase().starts_with("sslmode="))
+            q.split('&').any(|p| {
+                let p = p.to_ascii_lowercase();
+                p.starts_with("sslmode=") || p.starts_with("ssl-mode=")
+            })
         })
 }
 
@@ -64,7 +69,9 @@ fn tls_asked_for(url: &str, env_set: bool) -> bool {
 /// protects nothing on loopback and costs each new connection about 100 ms here: sqlx leaves
 /// Nagle's algorithm on, and the handshake's two small writes in a row wait out the server's
 /// delayed ACK twice (strace: 45 ms gaps). A worker opens its first connections before its first
-/// job, so that was most of its start-up time. `sslmode=require` (or `PGSSLMODE`) still asks.
+/// job, so that was most of its start-up time. `sslmode=require` (or `PGSSLMODE`) still asks,
+/// and must: a loopback address that forwards to another machine (an SSH tunnel, a proxy)
+/// carries the traffic on unencrypted otherwise.
 fn is_loopback(host: &str) -> bool {
     let host = host.trim_start_matches('[').trim_end_matches(']');
     host.eq_ignore_ascii_case("localhost")
@@ -108,18 +115,24 @@ impl Db {
     /// cached name would point at another server's statement) and applies only to PostgreSQL.
     pub async fn connect(mut options: ConnectOptions, mode: PoolMode) -> Result<Self, Unreachable> {
         let pooled = mode == PoolMode::Transaction;
-        if pooled {
-            options.map_sqlx_postgres_opts(|o| o.statement_cache_capacity(0));
-        }
-        if !tls_asked_for(options.get_url(), std::env::var_os("PGSSLMODE").is_some()) {
-            options.map_sqlx_postgres_opts(|o| {
-                if is_loopback(o.get_host()) {
-                    o.ssl_mode(sea_orm::sqlx::postgres::PgSslMode::Disable)
-                } else {
-                    o
-                }
-            });
-        }
+        // One closure for both rules: SeaORM keeps only the last one given.
+        let plain_on_loopback =
+            !tls_asked_for(options.get_url(), std::env::var_os("PGSSLMODE").is_some());
+        options.map_sqlx_postgres_opts(move |o| {
+            let o = if pooled {
+                o.statement_cache_capacity(0)
+            } else {
+                o
+            };
+            if plain_on_loopback
+                && matches!(o.get_ssl_mode(), PgSslMode::Prefer)
+                && is_loopback(o.get_host())
+            {
+                o.ssl_mode(PgSslMode::Disable)
+            } else {
+                o
+            }
+        });
         let at = crate::process::redact(options.get_url());
         let conn = Database::connect(options)
             .await

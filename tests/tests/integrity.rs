@@ -643,10 +643,10 @@ async fn sessions_end_on_redis_time_with_the_worker_clock_5s_ahead() {
     sessions_end_on_redis_time_under_skew("+5s").await;
 }
 
-/// Jobs' reads of their visitors go out together in one pipeline (`VisitorReads`): each job
-/// gets its own visitor's document, views count and erasure mark, also when Redis has lost the
-/// read script (a restart: `NOSCRIPT` inside the pipeline, read again alone) and when Redis is
-/// gone (every read fails, none hangs).
+/// Jobs' reads of their visitors go out together in one transaction (`VisitorReads`): each job
+/// gets its own visitor's document, views count and erasure mark; a key of the wrong type fails
+/// only its own job's read; a Redis that lost its scripts (a restart) still answers; and when
+/// Redis is gone every read fails, none hangs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn coalesced_reads_answer_each_job_its_own_visitor() {
     // A Redis of its own: the test flushes its scripts.
@@ -674,6 +674,13 @@ async fn coalesced_reads_answer_each_job_its_own_visitor() {
                 .unwrap();
         }
     }
+    // One visitor's document is not a string (another producer wrote it): its read fails.
+    let odd = Fingerprint::parse("reads-odd").unwrap();
+    let () = conn
+        .clone()
+        .rpush(domain::keys::anon_session_key(&odd), "x")
+        .await
+        .unwrap();
     for round in ["scripts loaded", "scripts flushed"] {
         if round == "scripts flushed" {
             let () = redis::cmd("SCRIPT")
@@ -682,16 +689,20 @@ async fn coalesced_reads_answer_each_job_its_own_visitor() {
                 .await
                 .unwrap();
         }
-        let answers = futures::future::join_all(fps.iter().map(|fp| {
-            let reads = reads.clone();
-            async move {
-                (
-                    reads.session(fp).await.unwrap(),
-                    reads.erased_at(fp).await.unwrap(),
-                )
-            }
-        }))
-        .await;
+        let odd_read = reads.session(&odd);
+        let (answers, odd_read) = tokio::join!(
+            futures::future::join_all(fps.iter().map(|fp| {
+                let reads = reads.clone();
+                async move {
+                    (
+                        reads.session(fp).await.unwrap(),
+                        reads.erased_at(fp).await.unwrap(),
+                    )
+                }
+            })),
+            odd_read
+        );
+        assert!(odd_read.is_err(), "{round}: a list is no document");
         for (i, (snap, erased)) in answers.into_iter().enumerate() {
             let doc = snap.doc.map(|d| (d.device_fingerprint, d.pages_visited));
             let want = (i % 3 != 0).then(|| (fps[i].as_str().to_owned(), i as i32));

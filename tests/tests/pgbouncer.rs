@@ -146,3 +146,53 @@ async fn a_statement_cancelled_before_it_began_writes_nothing() {
     // The connection went back to the pool usable, outside any transaction.
     assert_eq!(add(&client, 2, 3).await.unwrap(), 5);
 }
+
+/// Whether the connection `db` holds is encrypted, as the server sees it.
+async fn encrypted(db: &Db) -> bool {
+    let row = db
+        .query_one_raw(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    row.try_get::<bool>("", "ssl").unwrap()
+}
+
+/// To PostgreSQL on this machine a connection goes without TLS when the URL names no `sslmode`
+/// (sqlx's `prefer` handshake cost ~100 ms a connection here, docs/sqlx-nagle.md), and with it
+/// when the URL asks (`sslmode=require`), if the server offers it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loopback_connections_skip_tls_unless_the_url_asks() {
+    let db = TestDb::postgres().await;
+    assert!(
+        db.url.contains("127.0.0.1") || db.url.contains("localhost"),
+        "{}",
+        db.url
+    );
+    let plain = client(&db.url, PoolMode::Session, 1).await;
+    let offered: String = plain
+        .query_one_raw(Statement::from_string(
+            plain.get_database_backend(),
+            "SHOW ssl",
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get("", "ssl")
+        .unwrap();
+    assert!(!encrypted(&plain).await, "no sslmode: no TLS on loopback");
+    if offered == "on" {
+        let sep = if db.url.contains('?') { '&' } else { '?' };
+        let asked = client(
+            &format!("{}{sep}sslmode=require", db.url),
+            PoolMode::Session,
+            1,
+        )
+        .await;
+        assert!(encrypted(&asked).await, "sslmode=require: TLS");
+    } else {
+        println!("the server offers no TLS (ssl = {offered}): only the plain half ran");
+    }
+}

@@ -18,9 +18,11 @@ impl Job for PersistAnonymousSession {
         };
         let written = super::within_time_limit(super::run_limit(), async {
             ctx.sessions.upsert(doc.clone()).await?;
-            // No view buffered at the read: nothing to flush (a view buffered since waits for
-            // the next persist or the finalize, as the newest view always does).
-            if snap.buffered == 0 {
+            // At most one view buffered at the read: a flush would write nothing (a live
+            // session's newest view waits for its next view or its finalize, and another
+            // session's view for that session's finalize), so it is not read. A view buffered
+            // since waits for the next persist or the finalize.
+            if snap.buffered <= 1 {
                 return Ok(());
             }
             store::flush_page_views(

@@ -1,9 +1,10 @@
 //! What the jobs read and write around an anonymous session: the visitor's Redis state
 //! (`visitor`), the buffered views and their rows (`views`), the session row (`session_row`),
-//! the batching session writer (`writer`), the coalesced reads of visitors' keys (`reads`) and
-//! erasure's undo (`erasure`). Each function takes
+//! the batching session writer (`writer`), the coalesced reads of visitors' keys (`reads`), the
+//! batch loop both run on (`batches`) and erasure's undo (`erasure`). Each function takes
 //! the handles it uses.
 
+mod batches;
 mod erasure;
 mod reads;
 mod session_row;

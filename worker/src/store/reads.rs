@@ -3,14 +3,13 @@
 //! this process, plain commands instead of a script each) instead of one round trip each. A job still asks for its own read and awaits its own
 //! answer; under light load a read goes alone at once.
 
-use std::sync::Arc;
-
 use domain::conn::RedisConn;
 use domain::keys::{Fingerprint, anon_erased_key, anon_session_key, anon_views_key};
 use redis::{RedisResult, Value};
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 
 use super::StoreError;
+use super::batches;
 use super::visitor::{READ_SESSION, Snapshot};
 
 /// Reads per transaction at most.
@@ -56,25 +55,11 @@ impl VisitorReads {
         if redis.is_cluster() {
             return Self { redis, tx: None };
         }
-        let (tx, mut rx) = mpsc::channel::<(Ask, Reply)>(MAX_BATCH * IN_FLIGHT);
+        let (tx, rx) = mpsc::channel::<(Ask, Reply)>(MAX_BATCH * IN_FLIGHT);
         let conn = redis.clone();
-        tokio::spawn(async move {
-            let slots = Arc::new(Semaphore::new(IN_FLIGHT));
-            let mut buf = Vec::with_capacity(MAX_BATCH);
-            loop {
-                let Ok(permit) = slots.clone().acquire_owned().await else {
-                    return;
-                };
-                if rx.recv_many(&mut buf, MAX_BATCH).await == 0 {
-                    return;
-                }
-                let batch = std::mem::replace(&mut buf, Vec::with_capacity(MAX_BATCH));
-                let mut conn = conn.clone();
-                tokio::spawn(async move {
-                    read_batch(&mut conn, batch).await;
-                    drop(permit);
-                });
-            }
+        batches::spawn(rx, MAX_BATCH, IN_FLIGHT, None, move |batch| {
+            let mut conn = conn.clone();
+            async move { read_batch(&mut conn, batch).await }
         });
         Self {
             redis,

@@ -6,9 +6,10 @@ use std::sync::Arc;
 use domain::documents::AnonSessionDoc;
 use domain::sql::statement;
 use sea_orm::{ConnectionTrait, DatabaseBackend, DbErr, RuntimeErr, Value};
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 
 use super::StoreError;
+use super::batches::{self, Linger};
 use crate::geo::GeoIp;
 
 /// Rows per batch at most (on SQLite one statement of 14 parameters per row, far below its limit).
@@ -35,38 +36,17 @@ impl SessionWriter {
     /// runtime); a new row's `location_data` comes from `geo`.
     pub fn spawn(db: Db, writers: usize, geo: Option<Arc<GeoIp>>) -> Self {
         let writers = writers.max(1);
-        let (tx, mut rx) = mpsc::channel::<(AnonSessionDoc, Reply)>(MAX_BATCH * writers * 2);
-        tokio::spawn(async move {
-            let slots = Arc::new(Semaphore::new(writers));
-            let mut buf = Vec::with_capacity(MAX_BATCH);
-            loop {
-                let Ok(permit) = slots.clone().acquire_owned().await else {
-                    return;
-                };
-                if rx.recv_many(&mut buf, MAX_BATCH).await == 0 {
-                    return;
-                }
-                // Under load (another statement is committing) a few rows wait up to LINGER for
-                // company: a commit costs about the same for 1 row as for 100 (it waits for the
-                // WAL flush), so small statements only add commits. Idle, a row goes at once.
-                if buf.len() < MIN_BATCH && slots.available_permits() + 1 < writers {
-                    let deadline = tokio::time::Instant::now() + LINGER;
-                    while buf.len() < MIN_BATCH {
-                        let room = MAX_BATCH - buf.len();
-                        let more = tokio::time::timeout_at(deadline, rx.recv_many(&mut buf, room));
-                        match more.await {
-                            Ok(n) if n > 0 => {}
-                            _ => break,
-                        }
-                    }
-                }
-                let batch = std::mem::replace(&mut buf, Vec::with_capacity(MAX_BATCH));
-                let (db, geo) = (db.clone(), geo.clone());
-                tokio::spawn(async move {
-                    write_batch(&db, geo.as_deref(), batch).await;
-                    drop(permit);
-                });
-            }
+        let (tx, rx) = mpsc::channel::<(AnonSessionDoc, Reply)>(MAX_BATCH * writers * 2);
+        // Under load (another statement is committing) a few rows wait up to LINGER for
+        // company: a commit costs about the same for 1 row as for 100 (it waits for the WAL
+        // flush), so small statements only add commits. Idle, a row goes at once.
+        let linger = Linger {
+            min: MIN_BATCH,
+            wait: LINGER,
+        };
+        batches::spawn(rx, MAX_BATCH, writers, Some(linger), move |batch| {
+            let (db, geo) = (db.clone(), geo.clone());
+            async move { write_batch(&db, geo.as_deref(), batch).await }
         });
         Self { tx }
     }

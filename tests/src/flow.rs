@@ -250,40 +250,40 @@ pub async fn every_flow(
     let visitors = fps.len();
     // On a timeout the message says which: a visitor's views split into two sessions (more
     // rows than visitors), or a session left open.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    let sessions = loop {
+    let finalized = testkit::within(Duration::from_secs(60), || {
+        let db = db.conn.clone();
+        async move {
+            let rows = anonymous_session::Entity::find().all(&db).await.ok()?;
+            (rows.len() == visitors && rows.iter().all(|r| !r.is_active)).then_some(rows)
+        }
+    })
+    .await;
+    let Some(sessions) = finalized else {
         let rows = anonymous_session::Entity::find()
             .all(&db.conn)
             .await
             .unwrap_or_default();
-        if rows.len() == visitors && rows.iter().all(|r| !r.is_active) {
-            break rows;
-        }
-        if tokio::time::Instant::now() > deadline {
-            let seen: Vec<_> = rows
-                .iter()
-                .map(|r| {
-                    (
-                        &r.device_fingerprint,
-                        r.pages_visited,
-                        r.is_active,
-                        r.session_start,
-                        r.last_activity,
-                    )
-                })
-                .collect();
-            let (_, queues) = http(addr, "GET", "/v1/queues", Some(token), None)
-                .await
-                .unwrap_or_default();
-            panic!(
-                "timed out waiting for every session finalized: {} rows for {visitors} \
-                 visitors, {} active; slowest view of each round {slowest:?}; queues {queues}; \
-                 {seen:?}",
-                rows.len(),
-                rows.iter().filter(|r| r.is_active).count(),
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        let seen: Vec<_> = rows
+            .iter()
+            .map(|r| {
+                (
+                    &r.device_fingerprint,
+                    r.pages_visited,
+                    r.is_active,
+                    r.session_start,
+                    r.last_activity,
+                )
+            })
+            .collect();
+        let (_, queues) = http(addr, "GET", "/v1/queues", Some(token), None)
+            .await
+            .unwrap_or_default();
+        panic!(
+            "timed out waiting for every session finalized: {} rows for {visitors} visitors, \
+             {} active; slowest view of each round {slowest:?}; queues {queues}; {seen:?}",
+            rows.len(),
+            rows.iter().filter(|r| r.is_active).count(),
+        );
     };
     assert!(
         sessions.iter().all(|r| r.pages_visited >= 6),

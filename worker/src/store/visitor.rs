@@ -22,7 +22,7 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// The snapshot of [`READ_SESSION`]'s answer.
+    /// The snapshot of a session read's answer (document, PTTL, Redis's time, views buffered).
     pub(super) fn new(
         raw: Option<String>,
         pttl_ms: i64,
@@ -43,7 +43,8 @@ impl Snapshot {
 }
 
 /// `KEYS[1]` anon_session:{fp}, `KEYS[2]` its views → {document or false, PTTL, Redis TIME ms,
-/// views buffered}. Both keys share the visitor's hash tag on a cluster.
+/// views buffered}: a session's read on a Redis Cluster, on its visitor's node (both keys share
+/// the visitor's hash tag). On one server the reads go as transactions (`reads`).
 pub(super) static READ_SESSION: std::sync::LazyLock<redis::Script> =
     std::sync::LazyLock::new(|| {
         redis::Script::new(

@@ -29,7 +29,7 @@ pub struct Settings {
     pub redis_url: String,
     /// `CELERIAC_NAMESPACE`: prefix of every queue key (`celeriac`).
     pub namespace: String,
-    /// `WORKER_CONCURRENCY`: jobs in flight per job type per worker process (128).
+    /// `WORKER_CONCURRENCY`: jobs in flight per job type per worker process (256).
     pub worker_concurrency: usize,
     /// `WORKER_CONCURRENCY_<JOB>`: per-job-type overrides.
     pub concurrency_overrides: HashMap<String, usize>,
@@ -118,7 +118,7 @@ impl Settings {
             database_pool_mode: opt(vars, "DATABASE_POOL_MODE")?.unwrap_or_default(),
             redis_url: get("REDIS_URL").unwrap_or(DEFAULT_REDIS_URL).to_owned(),
             namespace: get("CELERIAC_NAMESPACE").unwrap_or("celeriac").to_owned(),
-            worker_concurrency: opt(vars, "WORKER_CONCURRENCY")?.unwrap_or(128usize).max(1),
+            worker_concurrency: opt(vars, "WORKER_CONCURRENCY")?.unwrap_or(256usize).max(1),
             concurrency_overrides,
             time_limit_overrides,
             rate_limits,
@@ -248,7 +248,7 @@ mod tests {
     fn defaults_apply_and_bad_numbers_fail_naming_the_variable() {
         let s = Settings::from_vars(&HashMap::new()).unwrap();
         assert_eq!(s.database_url, DEFAULT_DATABASE_URL);
-        assert_eq!((s.worker_concurrency, s.db_writers), (128, 4));
+        assert_eq!((s.worker_concurrency, s.db_writers), (256, 4));
         let vars = HashMap::from([
             (
                 "WORKER_CONCURRENCY_PERSIST_ANONYMOUS_SESSION".to_owned(),

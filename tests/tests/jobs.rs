@@ -769,7 +769,7 @@ async fn session_writer_batches(db: TestDb, nul_fails: bool) {
     let mut tasks = tokio::task::JoinSet::new();
     for d in all {
         let w = writer.clone();
-        tasks.spawn(async move { (d.session_id, w.upsert(d).await) });
+        tasks.spawn(async move { (d.session_id, w.upsert(Box::new(d)).await) });
     }
     while let Some(joined) = tasks.join_next().await {
         let (id, r) = joined.unwrap();

@@ -145,11 +145,13 @@ fn worker_for<T: Job>(
     let queue = ctx.queues.get(T::NAME)?.clone();
     let concurrency = ctx.settings.concurrency_for(T::NAME);
     // A rate-limited queue leases a job only for a free slot: a prefetched job would start
-    // whenever a slot frees, so starts could bunch beyond the rate.
+    // whenever a slot frees, so starts could bunch beyond the rate. Otherwise two rounds of
+    // slots, up to 256: enough to cover a fetch's round trip without leasing a thousand jobs
+    // that other processes could be running.
     let prefetch = if queue.config().rate_limit.is_some() {
         0
     } else {
-        concurrency * 2
+        (concurrency * 2).min(256)
     };
     let options = BackendOptions {
         concurrency,
@@ -185,17 +187,19 @@ fn celery_worker(
     mut stop: watch::Receiver<bool>,
 ) -> (LocalBoxFuture<'static, ()>, Driver) {
     let concurrency = ctx.settings.concurrency_for("celery");
-    // A prefetched Celery message is a ~1 KB document parsed into a JSON tree (~5 KB); a quarter
-    // of the concurrency keeps the worker fed (one fetch round trip is far shorter than a job)
-    // without holding hundreds of them.
+    // A prefetched Celery message is kept as its JSON text (~1 KB) until it runs; a quarter of
+    // the concurrency keeps the worker fed (one fetch round trip is far shorter than a job).
     let options = BackendOptions {
         concurrency,
         prefetch: (concurrency / 4).max(8),
         ..BackendOptions::default()
     };
     let name = format!("{}-{}", intake.name(), std::process::id());
-    let (backend, driver) =
-        RedisBackend::<serde_json::Value>::new(intake, options, Some(redis_client.clone()));
+    let (backend, driver) = RedisBackend::<Box<serde_json::value::RawValue>>::new(
+        intake,
+        options,
+        Some(redis_client.clone()),
+    );
     let worker = WorkerBuilder::new(name)
         .backend(backend)
         .layer(ConcurrencyLimitLayer::new(concurrency))

@@ -14,6 +14,11 @@ use tokio::sync::mpsc;
 use super::{JobLease, Shared, redis_backoff};
 use crate::client::{Ack, FetchedJob};
 
+/// Most jobs one fetch leases. Free slots beyond it wait for the next round trip (a fraction of
+/// a millisecond): a worker starting with hundreds of free slots would otherwise take them all in
+/// one reply, held three times over while it is decoded (a Celery message is a kilobyte).
+const FETCH_BATCH: usize = 128;
+
 pub(super) async fn fetcher<C, Args>(
     shared: Arc<Shared<C>>,
     tx: mpsc::Sender<Task<Args>>,
@@ -35,7 +40,7 @@ pub(super) async fn fetcher<C, Args>(
         let Ok(first) = first else { break };
         first.forget();
         let mut want = 1;
-        while want < crate::client::MAX_FETCH {
+        while want < FETCH_BATCH {
             match shared.slots.try_acquire() {
                 Ok(p) => {
                     p.forget();

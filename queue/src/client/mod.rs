@@ -30,10 +30,6 @@ pub use list::{JobPage, ListState, MAX_PAGE, MAX_RETRY_SCAN};
 pub use push::{NewJob, Pushed, When};
 pub use revoke::Revoked;
 
-// The fetcher's batch bound (the backend asks for no more).
-#[cfg(feature = "backend")]
-pub(crate) use fetch::MAX_FETCH;
-
 /// Jobs per push script call; keeps every Lua `unpack` far below its 8,000-value limit.
 const PUSH_CHUNK: usize = 1000;
 

@@ -329,6 +329,17 @@ impl Bridge {
         traceback: Option<String>,
     ) {
         let Some(conn) = &self.results else { return };
+        Box::pin(Self::store_result(conn, task_id, status, result, traceback)).await;
+    }
+
+    /// [`Bridge::write_result`]'s write, behind a box (see `run_task`).
+    async fn store_result(
+        conn: &RedisConn,
+        task_id: &str,
+        status: &str,
+        result: Value,
+        traceback: Option<String>,
+    ) {
         let key = format!("celery-task-meta-{task_id}");
         let doc = json!({
             "status": status, "result": result, "traceback": traceback, "children": [],
@@ -377,12 +388,12 @@ fn failure(exc_type: &str, message: &str) -> Value {
 
 /// Run one adopted Celery message.
 pub async fn handle(
-    message: Value,
+    message: Box<serde_json::value::RawValue>,
     ctx: Data<JobContext>,
     bridge: Data<Bridge>,
     lease: Data<JobLease>,
 ) -> Result<(), BoxDynError> {
-    let task = match envelope::decode_value(&message) {
+    let task = match envelope::decode(message.get().as_bytes()) {
         Ok(t) => t,
         Err(e) => {
             tracing::error!(job.id = %lease.id, error = %e, "celery message refused; dead");
@@ -390,8 +401,8 @@ pub async fn handle(
         }
     };
     let span = tracing::info_span!("celery_task", task = %task.task, task.id = %task.id, job.id = %lease.id, attempt = lease.attempt);
-    // The decoded task is all that is needed from here on; the message tree is not kept in
-    // memory while the job runs.
+    // The decoded task is all that is needed from here on; the message is not kept in memory
+    // while the job runs.
     drop(message);
     run_task(std::sync::Arc::new(task), &ctx, &bridge, &lease)
         .instrument(span)
@@ -474,8 +485,14 @@ async fn run_task(
         }
     };
     // The job type's fleet-wide rate limit: no token, no run yet (a snooze costs no attempt).
-    if let Some(queue) = ctx.queues.get(spec.name) {
-        match queue.take_token(&lease.id).await {
+    // Boxed, like the result writes below: a future kept inline here would make every running
+    // task's future as large as the largest of them, paid per job in flight.
+    if let Some(queue) = ctx
+        .queues
+        .get(spec.name)
+        .filter(|q| q.config().rate_limit.is_some())
+    {
+        match Box::pin(queue.take_token(&lease.id)).await {
             Ok(None) => {}
             Ok(Some(wait)) => return Err(Snooze(wait).into()),
             Err(e) => return Err(format!("rate limit not checked: {e}").into()),

@@ -53,7 +53,7 @@ impl Job for FinalizeAnonymousSession {
                 &ctx.sessions,
                 &self.fingerprint,
                 self.session_id,
-                live,
+                live.map(|d| &**d),
                 true,
             )
             .await?;

@@ -40,17 +40,22 @@ pub fn run_limit() -> Option<std::time::Duration> {
     RUN_LIMIT.try_with(|l| *l).ok().flatten()
 }
 
+// The three functions below build their futures from combinators rather than being `async fn`s:
+// an `async fn` keeps its future argument in its own state and again where it awaits it, so each
+// layer would double the size of the job's future, and a worker holds one per job in flight.
+
 /// Run `job` within `limit` ([`within_time_limit`]): around the whole run, or, for a job with
 /// [`Job::LIMITS_ITS_WRITES`], around the parts it chooses.
-pub async fn run_limited<T: Job>(
+pub fn run_limited<T: Job>(
     job: T,
     ctx: &crate::context::JobContext,
     limit: Option<std::time::Duration>,
-) -> Result<(), JobError> {
+) -> impl std::future::Future<Output = Result<(), JobError>> + Send {
+    use futures::future::Either;
     if T::LIMITS_ITS_WRITES {
-        RUN_LIMIT.scope(limit, job.run(ctx)).await
+        Either::Left(RUN_LIMIT.scope(limit, job.run(ctx)))
     } else {
-        within_time_limit(limit, job.run(ctx)).await
+        Either::Right(within_time_limit(limit, job.run(ctx)))
     }
 }
 
@@ -58,47 +63,59 @@ pub async fn run_limited<T: Job>(
 /// await: a failed run that is dead at once, never retried). A job with
 /// [`Job::LIMITS_ITS_WRITES`] is not stopped: it finishes (in milliseconds), so its erasure undo
 /// always runs.
-pub async fn run_revocable<T: Job>(
+pub fn run_revocable<'a, T: Job + 'a>(
     job: T,
-    ctx: &crate::context::JobContext,
+    ctx: &'a crate::context::JobContext,
     limit: Option<std::time::Duration>,
-    revoked: &queue::backend::RevokeSignal,
-) -> Result<(), JobError> {
+    revoked: &'a queue::backend::RevokeSignal,
+) -> impl std::future::Future<Output = Result<(), JobError>> + Send + 'a {
+    use futures::future::Either;
+    let run = run_limited(job, ctx, limit);
     if T::LIMITS_ITS_WRITES {
-        return run_limited(job, ctx, limit).await;
+        return Either::Left(run);
     }
-    tokio::select! {
-        result = run_limited(job, ctx, limit) => result,
-        () = revoked.raised() => {
-            tracing::warn!("revoked while running; stopped");
-            Err(JobError::Permanent("revoked while running: stopped".into()))
+    // Boxed, so the type (and size) of the branch above does not carry this one's.
+    Either::Right(Box::pin(async move {
+        tokio::select! {
+            result = run => result,
+            () = revoked.raised() => {
+                tracing::warn!("revoked while running; stopped");
+                Err(JobError::Permanent("revoked while running: stopped".into()))
+            }
         }
-    }
+    }))
 }
 
 /// Run `work` for at most `limit`: past it the work is dropped (cancelled at its next await: a
 /// database call in flight is abandoned and its connection discarded) and the run is a failed
 /// attempt with the reason, retried or dead by the usual rules.
-pub async fn within_time_limit(
+pub fn within_time_limit<F>(
     limit: Option<std::time::Duration>,
-    work: impl std::future::Future<Output = Result<(), JobError>>,
-) -> Result<(), JobError> {
+    work: F,
+) -> impl std::future::Future<Output = Result<(), JobError>>
+where
+    F: std::future::Future<Output = Result<(), JobError>>,
+{
+    use futures::FutureExt as _;
+    use futures::future::Either;
     let Some(limit) = limit else {
-        return work.await;
+        return Either::Left(work);
     };
-    match tokio::time::timeout(limit, work).await {
-        Ok(result) => result,
-        Err(_) => {
-            tracing::warn!(
-                limit_s = limit.as_secs_f64(),
-                "time limit exceeded; cancelled"
-            );
-            Err(JobError::Retry(anyhow::anyhow!(
-                "time limit exceeded: still running after {} s, cancelled",
-                limit.as_secs_f64()
-            )))
-        }
-    }
+    Either::Right(
+        tokio::time::timeout(limit, work).map(move |result| match result {
+            Ok(result) => result,
+            Err(_) => {
+                tracing::warn!(
+                    limit_s = limit.as_secs_f64(),
+                    "time limit exceeded; cancelled"
+                );
+                Err(JobError::Retry(anyhow::anyhow!(
+                    "time limit exceeded: still running after {} s, cancelled",
+                    limit.as_secs_f64()
+                )))
+            }
+        }),
+    )
 }
 
 /// Decode `args` for job `name` and run it (the Celery bridge's dynamic dispatch) within `limit`
@@ -136,7 +153,9 @@ pub async fn run_named(
     macro_rules! dispatch {
         ($($job:ident),*) => {
             match name {
-                $($job::NAME => Some(go::<$job>(args, ctx, limit, revoked).await),)*
+                // Boxed: inline, this future would be as large as the largest job's, for
+                // every job in flight whatever its type.
+                $($job::NAME => Some(Box::pin(go::<$job>(args, ctx, limit, revoked)).await),)*
                 _ => None,
             }
         };

@@ -16,24 +16,28 @@ impl Job for PersistAnonymousSession {
             tracing::debug!("anon_session key is gone; the session's finalize writes it");
             return Ok(());
         };
+        let session_id = doc.session_id;
         let written = super::within_time_limit(super::run_limit(), async {
-            ctx.sessions.upsert(doc.clone()).await?;
             // At most one view buffered at the read: a flush would write nothing (a live
             // session's newest view waits for its next view or its finalize, and another
             // session's view for that session's finalize), so it is not read. A view buffered
             // since waits for the next persist or the finalize.
             if snap.buffered <= 1 {
+                ctx.sessions.upsert(doc).await?;
                 return Ok(());
             }
-            store::flush_page_views(
+            ctx.sessions.upsert(doc.clone()).await?;
+            // Boxed: the flush's future is large, and kept inline it would be allocated with
+            // every persist in flight, flush or not.
+            Box::pin(store::flush_page_views(
                 &ctx.db,
                 &ctx.redis,
                 &ctx.sessions,
                 &self.fingerprint,
-                doc.session_id,
-                Some(&doc),
+                session_id,
+                Some(&*doc),
                 false,
-            )
+            ))
             .await?;
             Ok::<(), JobError>(())
         })
@@ -43,7 +47,7 @@ impl Job for PersistAnonymousSession {
             &ctx.db,
             &ctx.reads,
             &self.fingerprint,
-            doc.session_id,
+            session_id,
             snap.now_ms,
         )
         .await?;

@@ -89,7 +89,7 @@ pub async fn flush_page_views(
         if !has_row {
             let first = doc.or_else(|| mine.iter().find_map(|(_, v)| v.session.as_deref()));
             if let Some(first) = first {
-                sessions.upsert(first.clone()).await?;
+                sessions.upsert(Box::new(first.clone())).await?;
                 has_row = true;
             }
         }

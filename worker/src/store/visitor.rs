@@ -11,8 +11,9 @@ use super::StoreError;
 #[derive(Debug)]
 pub struct Snapshot {
     /// The live session document, if any (`None` also when it does not decode as JSON object
-    /// with a session id: a new view would replace it).
-    pub doc: Option<AnonSessionDoc>,
+    /// with a session id: a new view would replace it). Boxed: it moves from the read to the
+    /// session writer through every job's future, a few hundred bytes each time inline.
+    pub doc: Option<Box<AnonSessionDoc>>,
     /// The document's remaining lifetime in ms (-1: no TTL, -2: no document).
     pub pttl_ms: i64,
     /// Redis's clock at the read (epoch ms).

@@ -28,7 +28,7 @@ type Reply = oneshot::Sender<Result<(), String>>;
 /// written again row by row, so one row the database refuses fails only its own job.
 #[derive(Clone, Debug)]
 pub struct SessionWriter {
-    tx: mpsc::Sender<(AnonSessionDoc, Reply)>,
+    tx: mpsc::Sender<(Box<AnonSessionDoc>, Reply)>,
 }
 
 impl SessionWriter {
@@ -36,7 +36,7 @@ impl SessionWriter {
     /// runtime); a new row's `location_data` comes from `geo`.
     pub fn spawn(db: Db, writers: usize, geo: Option<Arc<GeoIp>>) -> Self {
         let writers = writers.max(1);
-        let (tx, rx) = mpsc::channel::<(AnonSessionDoc, Reply)>(MAX_BATCH * writers * 2);
+        let (tx, rx) = mpsc::channel::<(Box<AnonSessionDoc>, Reply)>(MAX_BATCH * writers * 2);
         // Under load (another statement is committing) a few rows wait up to LINGER for
         // company: a commit costs about the same for 1 row as for 100 (it waits for the WAL
         // flush), so small statements only add commits. Idle, a row goes at once.
@@ -52,7 +52,7 @@ impl SessionWriter {
     }
 
     /// Upsert one document; resolves once its statement has committed.
-    pub async fn upsert(&self, doc: AnonSessionDoc) -> Result<(), StoreError> {
+    pub async fn upsert(&self, doc: Box<AnonSessionDoc>) -> Result<(), StoreError> {
         let (reply, done) = oneshot::channel();
         self.tx
             .send((doc, reply))
@@ -78,8 +78,8 @@ fn refused_by_database(e: &DbErr) -> bool {
 
 /// Write one batch and answer each waiting job: all rows in one statement, or, when the database
 /// refuses that statement and the batch has several rows, each row on its own.
-async fn write_batch(db: &Db, geo: Option<&GeoIp>, batch: Vec<(AnonSessionDoc, Reply)>) {
-    let docs: Vec<&AnonSessionDoc> = batch.iter().map(|(d, _)| d).collect();
+async fn write_batch(db: &Db, geo: Option<&GeoIp>, batch: Vec<(Box<AnonSessionDoc>, Reply)>) {
+    let docs: Vec<&AnonSessionDoc> = batch.iter().map(|(d, _)| &**d).collect();
     let started = std::time::Instant::now();
     let result = upsert_many(db, geo, &docs).await;
     tracing::trace!(
@@ -101,7 +101,7 @@ async fn write_batch(db: &Db, geo: Option<&GeoIp>, batch: Vec<(AnonSessionDoc, R
         "session batch failed; writing its rows one by one"
     );
     for (doc, reply) in batch {
-        let result = upsert_many(db, geo, &[&doc])
+        let result = upsert_many(db, geo, &[&*doc])
             .await
             .map_err(|e| e.to_string());
         let _ = reply.send(result);

@@ -145,9 +145,9 @@ fn worker_for<T: Job>(
     let queue = ctx.queues.get(T::NAME)?.clone();
     let concurrency = ctx.settings.concurrency_for(T::NAME);
     // A rate-limited queue leases a job only for a free slot: a prefetched job would start
-    // whenever a slot frees, so starts could bunch beyond the rate. Otherwise two rounds of
-    // slots, up to 256: enough to cover a fetch's round trip without leasing a thousand jobs
-    // that other processes could be running.
+    // whenever a slot frees, so starts could bunch beyond the rate. Otherwise twice the slots,
+    // at most 256 (one round at the default of 256): enough to cover a fetch's round trip
+    // without leasing a thousand jobs that other processes could be running.
     let prefetch = if queue.config().rate_limit.is_some() {
         0
     } else {

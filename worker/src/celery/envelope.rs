@@ -113,15 +113,86 @@ pub fn decode(raw: &[u8]) -> Result<CeleryTask, EnvelopeError> {
 
 /// The fast path of [`decode`]: the usual Celery 5 message decoded by typed structs. It answers
 /// only when it is sure; `None` sends the message to the general decoder.
+///
+/// Two things keep its answers the general decoder's: a first pass ([`Valid`]) refuses any JSON
+/// the general decoder's parse would refuse (the typed pass skips unknown keys without checking
+/// their numbers, escapes, encoding or depth), and [`Obj`] takes only JSON objects where a
+/// derived struct would also take an array.
 mod typed {
     use std::borrow::Cow;
+    use std::fmt;
+    use std::marker::PhantomData;
 
     use base64::Engine as _;
     use serde::Deserialize;
-    use serde::de::IgnoredAny;
+    use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
     use serde_json::{Map, Value};
 
     use super::CeleryTask;
+
+    /// Any JSON value, checked as parsing it into a [`Value`] checks it (through
+    /// `deserialize_any`: numbers in range, escapes, UTF-8, nesting depth), and kept nowhere.
+    pub(super) struct Valid;
+
+    impl<'de> Deserialize<'de> for Valid {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_any(ValidVisitor)
+        }
+    }
+
+    struct ValidVisitor;
+
+    impl<'de> Visitor<'de> for ValidVisitor {
+        type Value = Valid;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("any JSON value")
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<Valid, E> {
+            Ok(Valid)
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<Valid, E> {
+            Ok(Valid)
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<Valid, E> {
+            Ok(Valid)
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<Valid, E> {
+            Ok(Valid)
+        }
+        fn visit_str<E>(self, _: &str) -> Result<Valid, E> {
+            Ok(Valid)
+        }
+        fn visit_unit<E>(self) -> Result<Valid, E> {
+            Ok(Valid)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Valid, A::Error> {
+            while seq.next_element::<Valid>()?.is_some() {}
+            Ok(Valid)
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Valid, A::Error> {
+            while map.next_entry::<Valid, Valid>()?.is_some() {}
+            Ok(Valid)
+        }
+    }
+
+    /// `T` from a JSON object only.
+    struct Obj<T>(T);
+
+    impl<'de, T: Deserialize<'de>> Deserialize<'de> for Obj<T> {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V<T>(PhantomData<T>);
+            impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+                type Value = T;
+                fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                    f.write_str("a JSON object")
+                }
+                fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                    T::deserialize(de::value::MapAccessDeserializer::new(map))
+                }
+            }
+            d.deserialize_map(V(PhantomData)).map(Obj)
+        }
+    }
 
     #[derive(Deserialize)]
     struct Envelope<'a> {
@@ -130,9 +201,9 @@ mod typed {
         #[serde(rename = "content-type", borrow, default)]
         content_type: Option<Cow<'a, str>>,
         #[serde(borrow)]
-        headers: Headers<'a>,
+        headers: Obj<Headers<'a>>,
         #[serde(borrow, default)]
-        properties: Option<Properties<'a>>,
+        properties: Option<Obj<Properties<'a>>>,
     }
 
     #[derive(Deserialize)]
@@ -158,7 +229,7 @@ mod typed {
         #[serde(borrow, default)]
         body_encoding: Option<Cow<'a, str>>,
         #[serde(default)]
-        delivery_info: Option<DeliveryInfo>,
+        delivery_info: Option<Obj<DeliveryInfo>>,
     }
 
     #[derive(Deserialize)]
@@ -172,7 +243,7 @@ mod typed {
     struct Body(
         Option<Vec<Value>>,
         Option<Map<String, Value>>,
-        #[allow(dead_code)] IgnoredAny,
+        #[allow(dead_code)] Valid,
     );
 
     fn time(t: Option<&str>) -> Option<Option<chrono::DateTime<chrono::Utc>>> {
@@ -183,7 +254,8 @@ mod typed {
     }
 
     pub(super) fn decode(raw: &[u8]) -> Option<CeleryTask> {
-        let env: Envelope<'_> = serde_json::from_slice(raw).ok()?;
+        serde_json::from_slice::<Valid>(raw).ok()?;
+        let Obj(env) = serde_json::from_slice::<Obj<Envelope<'_>>>(raw).ok()?;
         if env
             .content_type
             .as_deref()
@@ -191,11 +263,11 @@ mod typed {
         {
             return None;
         }
-        let h = env.headers;
+        let Obj(h) = env.headers;
         if h.task.is_empty() || h.id.is_empty() {
             return None;
         }
-        let props = env.properties;
+        let props = env.properties.map(|Obj(p)| p);
         let encoding = props.as_ref().and_then(|p| p.body_encoding.as_deref());
         let body: Body = match encoding {
             Some("base64") => {
@@ -210,7 +282,7 @@ mod typed {
             || props
                 .as_ref()
                 .and_then(|p| p.delivery_info.as_ref())
-                .and_then(|d| d.redelivered)
+                .and_then(|Obj(d)| d.redelivered)
                 .unwrap_or(false);
         let limit = h.timelimit.and_then(|parts| {
             let secs = |i: usize| {
@@ -497,7 +569,35 @@ mod tests {
             r#"{"body": "[[\"fp\"], {}, {}]", "headers": {"task": "a.b", "id": "1"}, "properties": null}"#.to_owned(),
             r#"{"body": "[[\"fp\"], {}, {}]", "headers": 4}"#.to_owned(),
             "[1, 2]".to_owned(),
+            // Arrays where the typed structs expect objects (a derived struct also takes an
+            // array, by position).
+            r#"{"body": "[[], {}, null]", "headers": ["a.b", "1"]}"#.to_owned(),
+            r#"["[[], {}, null]", null, ["a.b", "1"]]"#.to_owned(),
+            SAMPLE.replace(
+                "\"delivery_info\": {\"exchange\": \"\", \"routing_key\": \"celery\"}",
+                "\"delivery_info\": [true]",
+            ),
+            SAMPLE.replace("\"properties\": {", "\"properties\": [\"base64\"], \"p\": {"),
+            // What the typed pass would skip unchecked in an unknown key or the body's third
+            // element: a number out of range, a lone surrogate, nesting past the parser's limit,
+            // a byte that is not UTF-8.
+            SAMPLE.replace("\"lang\": \"py\"", "\"lang\": 1e400"),
+            SAMPLE.replace("\"lang\": \"py\"", "\"lang\": \"\\ud800\""),
+            SAMPLE.replace(
+                "\"lang\": \"py\"",
+                &format!("\"lang\": {}{}", "[".repeat(129), "]".repeat(129)),
+            ),
+            with_body(r#"[[], {}, 1e400]"#),
+            with_body(r#"[[], {}, "\ud800"]"#),
         ]);
+        // The body's third element holds the byte 0xFF (not UTF-8).
+        let mut bad_utf8 = b"[[], {}, \"".to_vec();
+        bad_utf8.extend([0xFF, b'"', b']']);
+        let encoded = base64::engine::general_purpose::STANDARD.encode(&bad_utf8);
+        unusual.push(SAMPLE.replace(
+            "W1siZnAtM2YyYTljIl0sIHsic291cmNlIjogIm1pZGRsZXdhcmUifSwgeyJjYWxsYmFja3MiOiBudWxsLCAiZXJyYmFja3MiOiBudWxsLCAiY2hhaW4iOiBudWxsLCAiY2hvcmQiOiBudWxsfV0=",
+            &encoded,
+        ));
         for msg in &unusual {
             let general = match serde_json::from_slice::<Value>(msg.as_bytes()) {
                 Ok(v) => decode_value(&v),

@@ -491,8 +491,8 @@ mod tests {
         }
     }
 
-    /// `SAMPLE` with its base64 body replaced by `body` (JSON text).
-    fn with_body(body: &str) -> String {
+    /// `SAMPLE` with its base64 body replaced by `body` (JSON text, or any bytes).
+    fn with_body(body: impl AsRef<[u8]>) -> String {
         let encoded = base64::engine::general_purpose::STANDARD.encode(body);
         SAMPLE.replace(
             "W1siZnAtM2YyYTljIl0sIHsic291cmNlIjogIm1pZGRsZXdhcmUifSwgeyJjYWxsYmFja3MiOiBudWxsLCAiZXJyYmFja3MiOiBudWxsLCAiY2hhaW4iOiBudWxsLCAiY2hvcmQiOiBudWxsfV0=",
@@ -593,11 +593,7 @@ mod tests {
         // The body's third element holds the byte 0xFF (not UTF-8).
         let mut bad_utf8 = b"[[], {}, \"".to_vec();
         bad_utf8.extend([0xFF, b'"', b']']);
-        let encoded = base64::engine::general_purpose::STANDARD.encode(&bad_utf8);
-        unusual.push(SAMPLE.replace(
-            "W1siZnAtM2YyYTljIl0sIHsic291cmNlIjogIm1pZGRsZXdhcmUifSwgeyJjYWxsYmFja3MiOiBudWxsLCAiZXJyYmFja3MiOiBudWxsLCAiY2hhaW4iOiBudWxsLCAiY2hvcmQiOiBudWxsfV0=",
-            &encoded,
-        ));
+        unusual.push(with_body(&bad_utf8));
         for msg in &unusual {
             let general = match serde_json::from_slice::<Value>(msg.as_bytes()) {
                 Ok(v) => decode_value(&v),

@@ -22,11 +22,11 @@ impl Job for PersistAnonymousSession {
             // session's newest view waits for its next view or its finalize, and another
             // session's view for that session's finalize), so it is not read. A view buffered
             // since waits for the next persist or the finalize.
-            if snap.buffered <= 1 {
-                ctx.sessions.upsert(doc).await?;
+            let flushed = (snap.buffered > 1).then(|| doc.clone());
+            ctx.sessions.upsert(doc).await?;
+            let Some(doc) = flushed else {
                 return Ok(());
-            }
-            ctx.sessions.upsert(doc.clone()).await?;
+            };
             // Boxed: the flush's future is large, and kept inline it would be allocated with
             // every persist in flight, flush or not.
             Box::pin(store::flush_page_views(

@@ -2,11 +2,18 @@
 -- KEYS: 1 pending, 2 scheduled, 3 running, 4 jobs, 5 attempts, 6 errors, 7 dead, 8 leases, 9 lease_seq,
 -- 10 paused (while it exists nothing is leased: lost leases are still reaped and due jobs still
 -- promoted, so nothing is lost, and `more` is 0 so fetchers wait for the resume's wake-up),
--- 11 rate (the token bucket, used only with a rate limit), 12 revoked.
+-- 11 rate (the token bucket, used only with a rate limit), 12 revoked,
+-- 13.. foreign lists on this Redis whose raw messages are leased as they are (a queue's
+-- `lease_from`: its staging list first, then the lists in priority order, each popped from the
+-- right), taken only when the queue's own pending list is empty.
 -- ARGV: 1 batch size, 2 lease ms, 3 max attempts, 4 reap limit, 5 promote limit,
 -- 6 rate limit in tokens per ms (0: none), 7 bucket size.
--- Returns {reaped, next_due_ms or -1, now_ms, more (0/1), throttled_until_ms or -1,
---          id, attempt, token, stored value, ...}.
+-- Returns {reaped, next_due_ms or -1, now_ms, more (0/1), throttled_until_ms or -1, adopted,
+--          id, attempt, token, stored value, ...}; the last `adopted` jobs came from foreign lists.
+-- A foreign message becomes a job in the same step that leases it: stored in the jobs hash (so a
+-- lost lease runs it again), attempt 1, its id 'c' .. its lease token (tokens never repeat).
+-- Compared with adopting it first (adopt.lua) and leasing it later, nothing is hashed and the
+-- message is not read back.
 -- The token (fencing token) comes from the queue's lease counter: every lease gets a new one, so a
 -- token is never given twice, whatever happens to the job's attempt count.
 -- With a rate limit every leased job takes a token from the bucket every worker shares; when it
@@ -47,10 +54,11 @@ if #due > 0 then
 end
 
 -- 3. Lease a batch: ids stay in Redis (running, scored by lease deadline) until acknowledged.
-local out = {#expired, -1, now, 0, -1}
+local out = {#expired, -1, now, 0, -1, 0}
 local ids = false
 local live = 0
 if batch > 0 then ids = redis.call('LPOP', KEYS[1], batch) end
+local deadline = now + lease
 if ids then
   local vals = redis.call('HMGET', KEYS[4], unpack(ids))
   local revoked = {}
@@ -72,7 +80,6 @@ if ids then
   local token = 0
   if live > 0 then token = redis.call('INCRBY', KEYS[9], live) - live end
   local zargs, largs = {}, {}
-  local deadline = now + lease
   for i, id in ipairs(ids) do
     local v = vals[i]
     if v then
@@ -96,9 +103,60 @@ if ids then
     redis.call('HSET', KEYS[8], unpack(largs))
   end
 end
+
+-- 4. Room left and nothing pending: lease raw messages from the foreign lists.
+local room = batch - (ids and #ids or 0)
+if room > 0 and #KEYS > 12 then
+  local msgs = {}
+  for k = 13, #KEYS do
+    local got = redis.call('RPOP', KEYS[k], room - #msgs)
+    if got then
+      for _, m in ipairs(got) do msgs[#msgs + 1] = m end
+      if #msgs >= room then break end
+    end
+  end
+  local n = #msgs
+  if n > 0 then
+    local token = redis.call('INCRBY', KEYS[9], n) - n
+    local header = string.format('%d|', now)
+    local jargs, aargs, zargs, largs = {}, {}, {}, {}
+    for _, m in ipairs(msgs) do
+      token = token + 1
+      local tok = string.format('%d', token)
+      local id = 'c' .. tok
+      local stored = header .. m
+      jargs[#jargs + 1] = id
+      jargs[#jargs + 1] = stored
+      aargs[#aargs + 1] = id
+      aargs[#aargs + 1] = '1'
+      zargs[#zargs + 1] = deadline
+      zargs[#zargs + 1] = id
+      largs[#largs + 1] = id
+      largs[#largs + 1] = tok
+      out[#out + 1] = id
+      out[#out + 1] = 1
+      out[#out + 1] = token
+      out[#out + 1] = stored
+    end
+    redis.call('HSET', KEYS[4], unpack(jargs))
+    redis.call('HSET', KEYS[5], unpack(aargs))
+    redis.call('ZADD', KEYS[3], unpack(zargs))
+    redis.call('HSET', KEYS[8], unpack(largs))
+    live = live + n
+    out[6] = n
+  end
+end
 local nd = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
 if nd[2] then out[2] = tonumber(nd[2]) end
 local waiting = not paused and redis.call('LLEN', KEYS[1]) > 0
+if not paused and not waiting then
+  for k = 13, #KEYS do
+    if redis.call('LLEN', KEYS[k]) > 0 then
+      waiting = true
+      break
+    end
+  end
+end
 if tokens then
   tokens = tokens - live
   bucket_store(KEYS[11], now, rate, burst, tokens)

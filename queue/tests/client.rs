@@ -845,3 +845,156 @@ async fn retrying_jobs_are_listed_apart_and_waiting_jobs_run_now() {
     assert!(next.iter().all(|j| j.attempt == 2), "attempts kept");
     assert_eq!(q.stats().await.unwrap().scheduled, 1501);
 }
+
+/// A queue with foreign lists (`lease_from`, the Celery intake on the fleet's Redis): once its
+/// own pending jobs are out, a fetch leases raw messages straight from the staging list, then
+/// the lists in order, oldest first, each becoming a job with attempt 1 and its message as the
+/// payload, byte for byte; nothing is left in the lists, and the fetch says how many it adopted.
+#[tokio::test]
+async fn foreign_messages_are_leased_as_jobs_once_pending_runs_out() {
+    let t = TestRedis::new().await;
+    let mut conn = t.conn.clone();
+    let (a, b) = (
+        format!("{}-foreign-a", t.namespace),
+        format!("{}-foreign-b", t.namespace),
+    );
+    let mut cfg = t.config("intake");
+    cfg.lease_from = vec![a.clone(), b.clone()];
+    let q = t.queue(cfg);
+    let own = q.push(NewJob::new(r#"{"own":1}"#)).await.unwrap();
+    // LPUSH puts the newest at the head; the fetch pops from the tail: oldest first. The
+    // second message looks like a stored value's `<ms>|` header and must come back whole.
+    let _: () = redis::cmd("LPUSH")
+        .arg(&a)
+        .arg("a1")
+        .arg("12|a2")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("LPUSH")
+        .arg(&b)
+        .arg("b1")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("LPUSH")
+        .arg(&q.keys().staging)
+        .arg("s1")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+
+    let f = q.fetch(3).await.unwrap();
+    let got: Vec<(&str, bool, u32)> = f
+        .jobs
+        .iter()
+        .map(|j| (j.payload.as_str(), j.adopted, j.attempt))
+        .collect();
+    assert_eq!(
+        got,
+        [(r#"{"own":1}"#, false, 1), ("s1", true, 1), ("a1", true, 1)]
+    );
+    assert_eq!(f.jobs[0].id, own.id);
+    assert_eq!(f.adopted, 2);
+    assert!(f.more, "a foreign list still holds messages");
+    let f2 = q.fetch(10).await.unwrap();
+    let got: Vec<&str> = f2.jobs.iter().map(|j| j.payload.as_str()).collect();
+    assert_eq!(got, ["12|a2", "b1"]);
+    assert_eq!(f2.adopted, 2);
+    assert!(!f2.more);
+    for list in [&a, &b, &q.keys().staging] {
+        let len: u64 = redis::cmd("LLEN")
+            .arg(list)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(len, 0, "{list} is drained");
+    }
+
+    // Each is a job of the queue: running, with its message, and ids never repeat.
+    let mut ids: Vec<&str> = f
+        .jobs
+        .iter()
+        .chain(&f2.jobs)
+        .map(|j| j.id.as_str())
+        .collect();
+    for j in f.jobs.iter().chain(&f2.jobs) {
+        let info = q.job(&j.id).await.unwrap().unwrap();
+        assert_eq!(info.status, JobStatus::Running);
+        assert_eq!(info.payload, j.payload);
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 5);
+    assert_eq!(q.stats().await.unwrap().running, 5);
+}
+
+/// kill -9 after a foreign message was leased: it is in Redis as a job, so its lease expires and
+/// the next fetch runs it again (attempt 2, same message); the acknowledgement then forgets it
+/// like any job.
+#[tokio::test]
+async fn a_foreign_message_whose_worker_died_runs_again() {
+    let t = TestRedis::new().await;
+    let mut conn = t.conn.clone();
+    let list = format!("{}-foreign", t.namespace);
+    let mut cfg = t.config("intake-crash");
+    cfg.lease = Duration::from_millis(100);
+    cfg.done_retention = Duration::ZERO;
+    cfg.lease_from = vec![list.clone()];
+    let q = t.queue(cfg);
+    let _: () = redis::cmd("LPUSH")
+        .arg(&list)
+        .arg(r#"{"m":1}"#)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let first = q.fetch(10).await.unwrap().jobs.remove(0);
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let f = q.fetch(10).await.unwrap();
+    assert_eq!((f.reaped, f.jobs.len(), f.adopted), (1, 1, 0));
+    let again = &f.jobs[0];
+    assert_eq!(
+        (again.id.as_str(), again.attempt, again.payload.as_str()),
+        (first.id.as_str(), 2, r#"{"m":1}"#)
+    );
+    assert!(!again.adopted);
+    let r = q
+        .ack(&[Ack::Done {
+            id: again.id.clone(),
+            token: again.token,
+        }])
+        .await
+        .unwrap();
+    assert_eq!(r.applied, 1);
+    assert!(q.job(&again.id).await.unwrap().is_none());
+    let s = q.stats().await.unwrap();
+    assert_eq!((s.queued, s.running, s.dead), (0, 0, 0));
+}
+
+/// A paused queue takes nothing from its foreign lists either.
+#[tokio::test]
+async fn a_paused_queue_leaves_its_foreign_lists_alone() {
+    let t = TestRedis::new().await;
+    let mut conn = t.conn.clone();
+    let list = format!("{}-foreign", t.namespace);
+    let mut cfg = t.config("intake-paused");
+    cfg.lease_from = vec![list.clone()];
+    let q = t.queue(cfg);
+    let _: () = redis::cmd("LPUSH")
+        .arg(&list)
+        .arg("m")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    q.pause().await.unwrap();
+    let f = q.fetch(10).await.unwrap();
+    assert!(f.jobs.is_empty() && !f.more);
+    let len: u64 = redis::cmd("LLEN")
+        .arg(&list)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(len, 1);
+    q.resume().await.unwrap();
+    assert_eq!(q.fetch(10).await.unwrap().adopted, 1);
+}

@@ -57,7 +57,8 @@ async fn celery_clients_feed_the_worker_unchanged() {
     );
 
     // Expired, unknown, bad arguments and pickle are kept as dead with their reasons.
-    let intake = worker::celery::intake_queue(ctx.redis.clone(), &ctx.settings, &celery_queue);
+    let intake =
+        worker::celery::intake_queue(ctx.redis.clone(), &ctx.settings, &celery_queue, true);
     let dead = eventually(Duration::from_secs(10), "4 dead", || {
         let intake = intake.clone();
         async move { intake.dead_ids(10).await.ok().filter(|d| d.len() == 4) }
@@ -460,7 +461,8 @@ async fn a_celery_time_limit_cancels_a_hung_run_and_the_retry_succeeds() {
         .await
         .unwrap();
     let worker = InProcessWorker::start(ctx.clone());
-    let intake = worker::celery::intake_queue(ctx.redis.clone(), &ctx.settings, &celery_queue);
+    let intake =
+        worker::celery::intake_queue(ctx.redis.clone(), &ctx.settings, &celery_queue, true);
     tests::cancelled_by_time_limit(&intake).await;
     lock.rollback().await.unwrap();
     eventually(Duration::from_secs(30), "the retry done", || {
@@ -474,4 +476,51 @@ async fn a_celery_time_limit_cancels_a_hung_run_and_the_retry_succeeds() {
         .unwrap();
     assert_ne!(row.device_info, json!({}));
     assert_eq!(intake.stats().await.unwrap().dead, 0);
+}
+
+/// An idle intake on the fleet's Redis wakes its fetchers when a message arrives: `BLMOVE` moves
+/// the message into the intake queue's staging list and a wake-up goes out on the queue's
+/// channel, so the message does not wait for the fetchers' next idle poll; then it runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_intake_wakes_its_fetchers_when_a_message_arrives() {
+    use futures::StreamExt;
+    let (db, redis) = (TestDb::postgres().await, TestRedis::new().await);
+    let celery_queue = format!("{}-celery", redis.namespace);
+    let ctx = job_context(&db, &redis, &[]);
+    let fp = redis.token("fp");
+    tests::put_anon_session(&ctx.redis, &fp, 3).await;
+    let intake =
+        worker::celery::intake_queue(ctx.redis.clone(), &ctx.settings, &celery_queue, true);
+    let client = redis::Client::open(redis_url()).unwrap();
+    let mut pubsub = client.get_async_pubsub().await.unwrap();
+    pubsub.subscribe(&intake.keys().notify).await.unwrap();
+    let worker = InProcessWorker::start(ctx.clone());
+    // Idle by now: its fetchers asleep, the intake waiting in BLMOVE.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let mut conn = redis.conn.clone();
+    let _: () = conn
+        .lpush(
+            &celery_queue,
+            persist_message(&redis.token("task"), &fp, None, None),
+        )
+        .await
+        .unwrap();
+    let woke = tokio::time::timeout(Duration::from_secs(10), pubsub.on_message().next()).await;
+    assert!(
+        matches!(woke, Ok(Some(_))),
+        "no wake-up on {}",
+        intake.keys().notify
+    );
+    eventually(Duration::from_secs(10), "the session row", || {
+        let conn = db.conn.clone();
+        async move {
+            let n = anonymous_session::Entity::find().count(&conn).await.ok()?;
+            (n == 1).then_some(())
+        }
+    })
+    .await;
+    let stats = intake.stats().await.unwrap();
+    assert_eq!((stats.queued, stats.running), (0, 0));
+    worker.stop().await;
 }

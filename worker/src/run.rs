@@ -189,9 +189,13 @@ fn celery_worker(
     let concurrency = ctx.settings.concurrency_for("celery");
     // A prefetched Celery message is kept as its JSON text (~1 KB) until it runs; a quarter of
     // the concurrency keeps the worker fed (one fetch round trip is far shorter than a job).
+    let counters = ctx.counters.clone();
     let options = BackendOptions {
         concurrency,
         prefetch: (concurrency / 4).max(8),
+        on_adopted: Some(queue::backend::OnAdopted(std::sync::Arc::new(move |n| {
+            counters.adopted(n)
+        }))),
         ..BackendOptions::default()
     };
     let name = format!("{}-{}", intake.name(), std::process::id());
@@ -357,8 +361,12 @@ pub async fn run(ctx: JobContext, shutdown: impl Future<Output = ()>) -> anyhow:
             events,
         };
         for celery_queue in &ctx.settings.celery_queues {
-            let intake =
-                crate::celery::intake_queue(ctx.redis.clone(), &ctx.settings, celery_queue);
+            let intake = crate::celery::intake_queue(
+                ctx.redis.clone(),
+                &ctx.settings,
+                celery_queue,
+                !broker.separate,
+            );
             let (w, d) = celery_worker(
                 &ctx,
                 &redis_client,

@@ -11,7 +11,7 @@ use redis::aio::ConnectionLike;
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 
-use super::{JobLease, Shared, redis_backoff};
+use super::{JobLease, OnAdopted, Shared, redis_backoff};
 use crate::client::{Ack, FetchedJob};
 
 /// Most jobs one fetch leases. Free slots beyond it wait for the next round trip (a fraction of
@@ -72,6 +72,11 @@ pub(super) async fn fetcher<C, Args>(
                 "took back leases of a lost worker"
             );
         }
+        if fetched.adopted > 0
+            && let Some(OnAdopted(count)) = &shared.options.on_adopted
+        {
+            count(fetched.adopted as u64);
+        }
         shared.slots.add_permits(want - fetched.jobs.len());
         let got = fetched.jobs.len();
         let mut jobs = fetched.jobs.into_iter();
@@ -81,6 +86,7 @@ pub(super) async fn fetcher<C, Args>(
                 attempt,
                 token,
                 payload,
+                ..
             } = job;
             let args = match serde_json::from_str::<Args>(&payload) {
                 Ok(args) => args,

@@ -68,6 +68,19 @@ pub struct BackendOptions {
     pub retry_backoff: Backoff,
     /// How often finished jobs past their retention are removed.
     pub cleanup_every: Duration,
+    /// Told how many messages each fetch took from the queue's foreign lists
+    /// ([`crate::QueueConfig::lease_from`]), when it took any.
+    pub on_adopted: Option<OnAdopted>,
+}
+
+/// A count of adopted messages' listener (see [`BackendOptions::on_adopted`]).
+#[derive(Clone)]
+pub struct OnAdopted(pub Arc<dyn Fn(u64) + Send + Sync>);
+
+impl std::fmt::Debug for OnAdopted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OnAdopted")
+    }
 }
 
 impl Default for BackendOptions {
@@ -78,6 +91,7 @@ impl Default for BackendOptions {
             idle_poll: Duration::from_secs(1),
             retry_backoff: Backoff::default(),
             cleanup_every: Duration::from_secs(60),
+            on_adopted: None,
         }
     }
 }

@@ -32,6 +32,9 @@ pub struct FetchedJob {
     pub token: u64,
     /// The arguments as stored (JSON text, not yet decoded).
     pub payload: String,
+    /// This fetch took the job's message from one of the queue's foreign lists
+    /// ([`crate::QueueConfig::lease_from`]): the message became a job in this lease.
+    pub adopted: bool,
 }
 
 /// What one fetch returned.
@@ -41,6 +44,8 @@ pub struct Fetched {
     pub jobs: Vec<FetchedJob>,
     /// Leases of lost workers this call took back.
     pub reaped: u64,
+    /// How many of the jobs this fetch took from foreign lists (the last ones).
+    pub adopted: usize,
     /// Due time (epoch ms) of the earliest scheduled job, if any.
     pub next_due_ms: Option<i64>,
     /// The Redis server's clock at the fetch (epoch ms).
@@ -77,11 +82,13 @@ fn stored_payload(v: Value) -> Result<String, QueueError> {
 
 impl<C: ConnectionLike + Clone + Send + Sync> Queue<C> {
     /// Lease up to `max` ready jobs (at most `MAX_FETCH`); also reclaims lost leases and
-    /// promotes due scheduled jobs, a bounded amount each call.
+    /// promotes due scheduled jobs, a bounded amount each call. When the queue's own pending
+    /// list runs out, raw messages of its foreign lists ([`crate::QueueConfig::lease_from`]) fill
+    /// the rest of the batch, each becoming a job as it is leased.
     pub async fn fetch(&self, max: usize) -> Result<Fetched, QueueError> {
         let k = &self.keys;
-        let reply: Vec<Value> = scripts::FETCH
-            .key(&k.pending)
+        let mut inv = scripts::FETCH.prepare_invoke();
+        inv.key(&k.pending)
             .key(&k.scheduled)
             .key(&k.running)
             .key(&k.jobs)
@@ -92,7 +99,14 @@ impl<C: ConnectionLike + Clone + Send + Sync> Queue<C> {
             .key(&k.lease_seq)
             .key(&k.paused)
             .key(&k.rate)
-            .key(&k.revoked)
+            .key(&k.revoked);
+        if !self.config.lease_from.is_empty() {
+            inv.key(&k.staging);
+            for list in &self.config.lease_from {
+                inv.key(list);
+            }
+        }
+        let reply: Vec<Value> = inv
             .arg(max.min(MAX_FETCH))
             .arg(self.config.lease.as_millis() as u64)
             .arg(self.config.max_attempts)
@@ -103,8 +117,8 @@ impl<C: ConnectionLike + Clone + Send + Sync> Queue<C> {
             .invoke_async(&mut self.conn.clone())
             .await?;
         let mut reply = reply;
-        let rest = reply.split_off(reply.len().min(5));
-        let [reaped, next_due, now, more, throttled] = reply.as_slice() else {
+        let rest = reply.split_off(reply.len().min(6));
+        let [reaped, next_due, now, more, throttled, adopted] = reply.as_slice() else {
             return Err(QueueError::Protocol("short fetch reply".into()));
         };
         if !rest.len().is_multiple_of(4) {
@@ -112,7 +126,12 @@ impl<C: ConnectionLike + Clone + Send + Sync> Queue<C> {
         }
         let next_due = int(next_due)?;
         let throttled = int(throttled)?;
-        let mut jobs = Vec::with_capacity(rest.len() / 4);
+        let count = rest.len() / 4;
+        let adopted = usize::try_from(int(adopted)?)
+            .ok()
+            .filter(|&n| n <= count)
+            .ok_or_else(|| QueueError::Protocol("bad adopted count in fetch reply".into()))?;
+        let mut jobs = Vec::with_capacity(count);
         let mut rest = rest.into_iter();
         while let (Some(id), Some(attempt), Some(token), Some(stored)) =
             (rest.next(), rest.next(), rest.next(), rest.next())
@@ -122,11 +141,13 @@ impl<C: ConnectionLike + Clone + Send + Sync> Queue<C> {
                 attempt: int(&attempt)? as u32,
                 token: int(&token)? as u64,
                 payload: stored_payload(stored)?,
+                adopted: jobs.len() >= count - adopted,
             });
         }
         Ok(Fetched {
             jobs,
             reaped: int(reaped)? as u64,
+            adopted,
             next_due_ms: (next_due >= 0).then_some(next_due),
             now_ms: int(now)?,
             more: int(more)? == 1,

@@ -50,6 +50,12 @@ pub struct QueueConfig {
     pub dead_retention: Duration,
     /// At most this many jobs start per second across every worker (`None`: no limit).
     pub rate_limit: Option<crate::RateLimit>,
+    /// Foreign lists on the queue's own Redis (Celery's, say) whose raw messages a fetch leases
+    /// as jobs of this queue when its pending list is empty, in this order (after the queue's
+    /// staging list), each popped from the right. The message becomes a job in the step that
+    /// leases it (see `lua/fetch.lua`), so it is never outside Redis. Not for a Redis Cluster
+    /// (the lists carry no hash tag); empty for a queue of its own.
+    pub lease_from: Vec<String>,
 }
 
 impl QueueConfig {
@@ -63,6 +69,7 @@ impl QueueConfig {
             done_retention: Duration::from_secs(24 * 3600),
             dead_retention: Duration::from_secs(7 * 24 * 3600),
             rate_limit: None,
+            lease_from: Vec::new(),
         }
     }
 }

@@ -141,31 +141,9 @@ impl<C: ConnectionLike + Clone + Send + Sync> Queue<C> {
         Ok(out)
     }
 
-    /// Move up to `max` raw messages from `foreign` lists (popped from the right, in the order
-    /// given) and from `staging` into this queue as jobs whose payload is the message itself.
-    /// Atomic: a message is never outside Redis. Returns how many were adopted. Not for Redis
-    /// Cluster (the foreign keys carry no hash tag).
-    pub async fn adopt(
-        &self,
-        staging: &str,
-        foreign: &[String],
-        max: usize,
-    ) -> Result<u64, QueueError> {
-        let mut inv = scripts::ADOPT.prepare_invoke();
-        inv.key(&self.keys.pending)
-            .key(&self.keys.jobs)
-            .key(staging);
-        for k in foreign {
-            inv.key(k);
-        }
-        inv.arg(max.min(PUSH_CHUNK)).arg(&self.keys.notify);
-        let n: u64 = inv.invoke_async(&mut self.conn.clone()).await?;
-        Ok(n)
-    }
-
     /// Adopt `messages`, taken from a foreign list on another server, as jobs whose payload is the
-    /// message itself (the same job ids as [`Queue::adopt`]: a message adopted twice, while its
-    /// job is kept, is one job). Returns how many were new. Works on a Redis Cluster (only this
+    /// message itself (a job id is a hash of its message: a message adopted twice, while its job
+    /// is kept, is one job). Returns how many were new. Works on a Redis Cluster (only this
     /// queue's keys are touched).
     pub async fn adopt_messages(&self, messages: &[Vec<u8>]) -> Result<u64, QueueError> {
         let mut n = 0;
@@ -173,8 +151,6 @@ impl<C: ConnectionLike + Clone + Send + Sync> Queue<C> {
             let mut inv = scripts::ADOPT.prepare_invoke();
             inv.key(&self.keys.pending)
                 .key(&self.keys.jobs)
-                .key(&self.keys.staging)
-                .arg(0)
                 .arg(&self.keys.notify);
             for m in chunk {
                 inv.arg(m.as_slice());

@@ -1,10 +1,14 @@
 //! The Celery drop-in: Django's `.delay()` / `send_task` messages on the Celery broker lists are
 //! adopted atomically into a Celeriac queue (`celery.<queue>`) and run as the matching job.
 //!
-//! - Intake: a Lua script moves messages from the Celery lists (`q`, then the priority lists
-//!   `q\x06\x163`, `…6`, `…9`) into the intake queue; when they are empty, `BLMOVE` waits on the
-//!   main list and moves the next message into a staging list the script drains. A message is
-//!   never only in this process's memory, so kill -9 at any moment loses nothing.
+//! - Intake, broker on the fleet's Redis: the intake queue's fetch leases messages straight from
+//!   the Celery lists (`q`, then the priority lists `q\x06\x163`, `…6`, `…9`), each becoming a
+//!   job of the queue in the step that leases it (`QueueConfig::lease_from`); while the lists are
+//!   empty, `BLMOVE` waits on the main list, moves the next message into the queue's staging list
+//!   (which the fetch takes first) and wakes the idle fetchers. A message is never only in this
+//!   process's memory, so kill -9 at any moment loses nothing.
+//! - Intake, a separate broker (`CELERY_BROKER_URL`): a script there moves messages into its
+//!   staging list, they are adopted into the intake queue here, then dropped from staging.
 //! - `eta`/`countdown`: a message not yet due snoozes (the same job goes back to the intake
 //!   queue's scheduled set until its eta, costing no attempt), so it runs once however far away
 //!   the time is. Due-ness is decided on the Redis server's clock (the lease's fetch time plus
@@ -47,9 +51,18 @@ const INTAKE_MAX_ATTEMPTS: u32 = 25;
 /// Result documents live as long as Celery's default `result_expires`.
 const RESULT_TTL_SECONDS: u64 = 86_400;
 
-/// The intake queue for Celery queue `celery_queue`.
-pub fn intake_queue(conn: RedisConn, settings: &Settings, celery_queue: &str) -> Queue<RedisConn> {
+/// The intake queue for Celery queue `celery_queue`. With `broker_here` (the broker is the
+/// fleet's own Redis) it leases messages straight from Celery's lists.
+pub fn intake_queue(
+    conn: RedisConn,
+    settings: &Settings,
+    celery_queue: &str,
+    broker_here: bool,
+) -> Queue<RedisConn> {
     let mut cfg = QueueConfig::new(settings.namespace.clone(), format!("celery.{celery_queue}"));
+    if broker_here {
+        cfg.lease_from = celery_lists(celery_queue);
+    }
     cfg.max_attempts = INTAKE_MAX_ATTEMPTS;
     cfg.lease = settings.job_lease;
     cfg.done_retention = settings.done_retention;
@@ -116,20 +129,17 @@ static TAKE: std::sync::LazyLock<redis::Script> =
 /// How many messages one intake step moves at most.
 const INTAKE_BATCH: usize = 1000;
 
-/// One intake step: up to [`INTAKE_BATCH`] messages from `lists` into `queue`; how many were new.
-/// On the same Redis one script moves them. On a separate broker: a script there moves them into
-/// the broker's staging list (same name as the queue's), they are adopted here (a message adopted
-/// twice is one job), and only then dropped from staging; a crash in between leaves them in
-/// staging, where [`recover`] finds them.
+/// One intake step from a separate broker: up to [`INTAKE_BATCH`] messages from `lists` into
+/// `queue`; how many were new. A script there moves them into the broker's staging list (same
+/// name as the queue's), they are adopted here (a message adopted twice is one job), and only
+/// then dropped from staging; a crash in between leaves them in staging, where [`recover`] finds
+/// them.
 async fn intake_step(
     broker: &mut Broker,
     queue: &Queue<RedisConn>,
     lists: &[String],
 ) -> Result<u64, IntakeError> {
     let staging = &queue.keys().staging;
-    if !broker.separate {
-        return Ok(queue.adopt(staging, lists, INTAKE_BATCH).await?);
-    }
     let mut take = TAKE.prepare_invoke();
     take.key(staging);
     for l in lists {
@@ -204,9 +214,139 @@ async fn back_off(
     }
 }
 
-/// Moves messages from one Celery queue's lists into its intake queue until `stop` is set.
-/// While idle it holds one extra connection to the broker, for `BLMOVE`, and opens no other.
+/// Feeds one Celery queue's intake queue until `stop` is set. On the fleet's own Redis the
+/// intake's fetch leases Celery's messages itself and this loop only wakes idle fetchers
+/// ([`wake_loop`]); from a separate broker it moves the messages over. While idle it holds one
+/// extra connection to the broker, for `BLMOVE`, and opens no other.
 pub async fn intake_loop(
+    broker: Broker,
+    queue: Queue<RedisConn>,
+    celery_queue: String,
+    counters: std::sync::Arc<crate::context::Counters>,
+    stop: watch::Receiver<bool>,
+) {
+    if broker.separate {
+        move_loop(broker, queue, celery_queue, counters, stop).await;
+    } else {
+        wake_loop(broker, queue, celery_queue, stop).await;
+    }
+}
+
+/// How long the wake loop leaves a message in the staging list to the fetchers before it looks
+/// again (busy fetchers take it with their next batch; idle ones were woken).
+const STAGED_PAUSE: Duration = Duration::from_millis(100);
+
+/// The broker is the fleet's Redis: wait (`BLMOVE`, on a connection of its own) for a message on
+/// the Celery queue's main list while nothing waits in the staging list, move it there and wake
+/// the intake's idle fetchers (a publish on the queue's channel). The fetch takes the staging
+/// list first, then Celery's lists; a priority list's message is picked up by the fetchers' idle
+/// poll.
+async fn wake_loop(
+    broker: Broker,
+    queue: Queue<RedisConn>,
+    celery_queue: String,
+    mut stop: watch::Receiver<bool>,
+) {
+    let staging = queue.keys().staging.clone();
+    let mut conn = broker.conn.clone();
+    let mut blocking: Option<redis::aio::MultiplexedConnection> = None;
+    let mut failures = 0u32;
+    while !*stop.borrow() {
+        let staged: Result<u64, redis::RedisError> = redis::cmd("LLEN")
+            .arg(&staging)
+            .query_async(&mut conn)
+            .await;
+        match staged {
+            Ok(0) => {}
+            Ok(_) => {
+                failures = 0;
+                tokio::select! {
+                    _ = stop.changed() => break,
+                    () = tokio::time::sleep(STAGED_PAUSE) => continue,
+                }
+            }
+            Err(e) => {
+                failures += 1;
+                if back_off(&celery_queue, &e.into(), failures, &mut stop).await {
+                    break;
+                }
+                continue;
+            }
+        }
+        let Some(conn) = blocking_connection(&broker, &mut blocking).await else {
+            tokio::select! {
+                _ = stop.changed() => break,
+                _ = tokio::time::sleep(Duration::from_millis(500)) => continue,
+            }
+        };
+        let moved = blmove(conn, &celery_queue, &staging);
+        let r = tokio::select! {
+            _ = stop.changed() => break,
+            r = moved => r,
+        };
+        match r {
+            Ok(Some(_)) => {
+                failures = 0;
+                let woke: Result<(), redis::RedisError> = redis::cmd("PUBLISH")
+                    .arg(&queue.keys().notify)
+                    .arg("1")
+                    .query_async(&mut broker.conn.clone())
+                    .await;
+                if let Err(e) = woke {
+                    // The fetchers' idle poll finds the message.
+                    tracing::debug!(error = %e, "could not wake the celery intake's fetchers");
+                }
+            }
+            Ok(None) => failures = 0,
+            Err(e) => {
+                failures += 1;
+                tracing::debug!(error = %e, failures, "BLMOVE failed; reconnecting");
+                blocking = None;
+                tokio::select! {
+                    _ = stop.changed() => break,
+                    _ = tokio::time::sleep(Duration::from_millis(100 * u64::from(failures.min(20)))) => {}
+                }
+            }
+        }
+    }
+}
+
+/// The blocking connection to the broker, opened when there is none (`None` if it cannot be).
+async fn blocking_connection<'a>(
+    broker: &Broker,
+    blocking: &'a mut Option<redis::aio::MultiplexedConnection>,
+) -> Option<&'a mut redis::aio::MultiplexedConnection> {
+    if blocking.is_none() {
+        *blocking = match redis::Client::open(broker.url.as_str()) {
+            Ok(c) => c
+                .get_multiplexed_async_connection_with_config(&blocking_config())
+                .await
+                .ok(),
+            Err(_) => None,
+        };
+    }
+    blocking.as_mut()
+}
+
+/// Wait up to [`BLOCK`] for a message on `celery_queue` and move it into `staging`, atomically.
+async fn blmove(
+    conn: &mut redis::aio::MultiplexedConnection,
+    celery_queue: &str,
+    staging: &str,
+) -> redis::RedisResult<Option<Vec<u8>>> {
+    let mut cmd = redis::cmd("BLMOVE");
+    cmd.arg(celery_queue)
+        .arg(staging)
+        .arg("RIGHT")
+        .arg("LEFT")
+        .arg(BLOCK.as_secs_f64());
+    cmd.query_async::<Option<Vec<u8>>>(conn).await
+}
+
+/// The broker is a separate server: move messages from its Celery lists into the intake queue
+/// ([`intake_step`]), adopt what its staging list holds now and then ([`recover`]), and wait with
+/// `BLMOVE` while the lists are empty.
+async fn move_loop(
     mut broker: Broker,
     queue: Queue<RedisConn>,
     celery_queue: String,
@@ -218,11 +358,11 @@ pub async fn intake_loop(
     let mut blocking: Option<redis::aio::MultiplexedConnection> = None;
     let mut failures = 0u32;
     let mut block_failures = 0u32;
-    // On a separate broker, the first step (and one after each failure, and every
-    // `RECOVER_EVERY`) adopts what staging holds.
+    // The first step (and one after each failure, and every `RECOVER_EVERY`) adopts what
+    // staging holds.
     let mut recover_at = tokio::time::Instant::now();
     while !*stop.borrow() {
-        if broker.separate && tokio::time::Instant::now() >= recover_at {
+        if tokio::time::Instant::now() >= recover_at {
             recover_at = tokio::time::Instant::now() + RECOVER_EVERY;
             match recover(&mut broker, &queue).await {
                 Ok(n) if n > 0 => {
@@ -264,32 +404,17 @@ pub async fn intake_loop(
         }
         // Nothing waiting: block (on a connection of its own) until a message arrives, moving it
         // into staging atomically. Priority lists are picked up within `BLOCK`.
-        if blocking.is_none() {
-            blocking = match redis::Client::open(broker.url.as_str()) {
-                Ok(c) => c
-                    .get_multiplexed_async_connection_with_config(&blocking_config())
-                    .await
-                    .ok(),
-                Err(_) => None,
-            };
-        }
-        let Some(conn) = blocking.as_mut() else {
+        let Some(conn) = blocking_connection(&broker, &mut blocking).await else {
             tokio::select! {
                 _ = stop.changed() => break,
                 _ = tokio::time::sleep(Duration::from_millis(500)) => continue,
             }
         };
-        let mut cmd = redis::cmd("BLMOVE");
-        cmd.arg(&celery_queue)
-            .arg(&staging)
-            .arg("RIGHT")
-            .arg("LEFT")
-            .arg(BLOCK.as_secs_f64());
-        let moved = cmd.query_async::<Option<Vec<u8>>>(conn);
+        let moved = blmove(conn, &celery_queue, &staging);
         tokio::select! {
             _ = stop.changed() => break,
             r = moved => match r {
-                Ok(Some(_)) if broker.separate => {
+                Ok(Some(_)) => {
                     // In the broker's staging list now: adopted by the next step's recovery.
                     block_failures = 0;
                     recover_at = tokio::time::Instant::now();

@@ -7,11 +7,17 @@
 -- `lease_from`: its staging list first, then the lists in priority order, each popped from the
 -- right), taken only when the queue's own pending list is empty.
 -- ARGV: 1 batch size, 2 lease ms, 3 max attempts, 4 reap limit, 5 promote limit,
--- 6 rate limit in tokens per ms (0: none), 7 bucket size.
+-- 6 rate limit in tokens per ms (0: none), 7 bucket size, 8 (with foreign lists) a fresh id
+-- prefix, unique to this call.
 -- Returns {reaped, next_due_ms or -1, now_ms, more (0/1), throttled_until_ms or -1, adopted,
 --          id, attempt, token, stored value, ...}; the last `adopted` jobs came from foreign lists.
 -- A foreign message becomes a job in the same step that leases it: stored in the jobs hash (so a
--- lost lease runs it again), attempt 1, its id 'c' .. its lease token (tokens never repeat).
+-- lost lease runs it again), attempt 1, its id the call's prefix .. its place in the batch. The
+-- prefix comes from the caller (a UUIDv7's 26 characters), not from a counter of this queue: ids
+-- stay unique across the intake queues, and after Redis lost its last writes (a failover to a
+-- lagging replica sets `lease_seq` back) a repeated token never comes with a repeated id.
+-- A foreign key that is not a list is skipped (pcall): nothing already written in this call is
+-- left half done.
 -- Compared with adopting it first (adopt.lua) and leasing it later, nothing is hashed and the
 -- message is not read back.
 -- The token (fencing token) comes from the queue's lease counter: every lease gets a new one, so a
@@ -109,8 +115,8 @@ local room = batch - (ids and #ids or 0)
 if room > 0 and #KEYS > 12 then
   local msgs = {}
   for k = 13, #KEYS do
-    local got = redis.call('RPOP', KEYS[k], room - #msgs)
-    if got then
+    local got = redis.pcall('RPOP', KEYS[k], room - #msgs)
+    if type(got) == 'table' and not got.err then
       for _, m in ipairs(got) do msgs[#msgs + 1] = m end
       if #msgs >= room then break end
     end
@@ -119,11 +125,12 @@ if room > 0 and #KEYS > 12 then
   if n > 0 then
     local token = redis.call('INCRBY', KEYS[9], n) - n
     local header = string.format('%d|', now)
+    local prefix = ARGV[8]
     local jargs, aargs, zargs, largs = {}, {}, {}, {}
-    for _, m in ipairs(msgs) do
+    for i, m in ipairs(msgs) do
       token = token + 1
       local tok = string.format('%d', token)
-      local id = 'c' .. tok
+      local id = prefix .. i
       local stored = header .. m
       jargs[#jargs + 1] = id
       jargs[#jargs + 1] = stored
@@ -151,7 +158,8 @@ if nd[2] then out[2] = tonumber(nd[2]) end
 local waiting = not paused and redis.call('LLEN', KEYS[1]) > 0
 if not paused and not waiting then
   for k = 13, #KEYS do
-    if redis.call('LLEN', KEYS[k]) > 0 then
+    local len = redis.pcall('LLEN', KEYS[k])
+    if type(len) == 'number' and len > 0 then
       waiting = true
       break
     end

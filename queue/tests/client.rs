@@ -998,3 +998,92 @@ async fn a_paused_queue_leaves_its_foreign_lists_alone() {
     q.resume().await.unwrap();
     assert_eq!(q.fetch(10).await.unwrap().adopted, 1);
 }
+
+/// A foreign message's job id does not come from the queue's lease counter: after Redis lost its
+/// last writes (a failover to a lagging replica sets `lease_seq` back, so a token is given
+/// again), a new message still gets an id no earlier job had; and two intake queues never share
+/// an id (the worker keys Celery's running tasks and rate-limit reservations by it).
+#[tokio::test]
+async fn foreign_message_ids_never_repeat_even_when_tokens_do() {
+    let t = TestRedis::new().await;
+    let mut conn = t.conn.clone();
+    let list = format!("{}-foreign", t.namespace);
+    let queue = |name: &str| {
+        let mut cfg = t.config(name);
+        cfg.lease_from = vec![list.clone()];
+        t.queue(cfg)
+    };
+    let (a, b) = (queue("intake-a"), queue("intake-b"));
+    let push = |n: usize| {
+        let mut cmd = redis::cmd("LPUSH");
+        cmd.arg(&list);
+        for i in 0..n {
+            cmd.arg(format!("m{i}"));
+        }
+        cmd
+    };
+    let _: () = push(4).query_async(&mut conn).await.unwrap();
+    let first = a.fetch(2).await.unwrap().jobs;
+    let other = b.fetch(2).await.unwrap().jobs;
+    let _: () = redis::cmd("DEL")
+        .arg(&a.keys().lease_seq)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let _: () = push(2).query_async(&mut conn).await.unwrap();
+    let again = a.fetch(2).await.unwrap().jobs;
+    assert_eq!(
+        again.iter().map(|j| j.token).collect::<Vec<_>>(),
+        first.iter().map(|j| j.token).collect::<Vec<_>>(),
+        "the counter went back: the same tokens again"
+    );
+    let mut ids: Vec<&str> = first
+        .iter()
+        .chain(&other)
+        .chain(&again)
+        .map(|j| j.id.as_str())
+        .collect();
+    assert!(
+        ids.iter().all(|id| queue::id::is_valid_job_id(id)),
+        "{ids:?}"
+    );
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 6, "every id differs");
+}
+
+/// A foreign key that is not a list (a misconfigured or hostile write) is skipped: the fetch
+/// still returns what it leased from the queue's own pending list and from the other lists,
+/// instead of failing after its writes (which would lease jobs nobody receives).
+#[tokio::test]
+async fn a_foreign_key_that_is_not_a_list_is_skipped() {
+    let t = TestRedis::new().await;
+    let mut conn = t.conn.clone();
+    let (bad, good) = (
+        format!("{}-foreign-bad", t.namespace),
+        format!("{}-foreign-good", t.namespace),
+    );
+    let _: () = redis::cmd("SET")
+        .arg(&bad)
+        .arg("not a list")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("LPUSH")
+        .arg(&good)
+        .arg("m")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let mut cfg = t.config("intake-bad");
+    cfg.lease_from = vec![bad.clone(), good.clone()];
+    let q = t.queue(cfg);
+    let own = q.push(NewJob::new("{}")).await.unwrap();
+    let f = q.fetch(10).await.unwrap();
+    let got: Vec<&str> = f.jobs.iter().map(|j| j.payload.as_str()).collect();
+    assert_eq!(got, ["{}", "m"]);
+    assert_eq!(
+        (f.jobs[0].id.as_str(), f.adopted, f.more),
+        (own.id.as_str(), 1, false)
+    );
+}

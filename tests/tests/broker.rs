@@ -145,3 +145,35 @@ async fn messages_on_a_separate_broker_each_become_one_job_through_kills_and_cut
     }
     println!("separate broker: {N} messages, {kills} worker kills, one job each, none lost");
 }
+
+/// `CELERY_BROKER_URL` naming the fleet's own Redis under another spelling (a host name for the
+/// address, the database written out) is the same broker: its Celery lists are leased from
+/// directly, as by the workers configured without it, never through a second staging path. A
+/// different database, or another server, is a separate broker.
+#[tokio::test]
+async fn a_broker_url_is_separate_only_for_another_server_or_database() {
+    let fleet_url = testkit::redis_url();
+    let mut fleet =
+        domain::conn::RedisConn::Single(domain::conn::connect_single(&fleet_url).await.unwrap());
+    let info = redis::IntoConnectionInfo::into_connection_info(fleet_url.as_str()).unwrap();
+    let (port, db) = match info.addr() {
+        redis::ConnectionAddr::Tcp(_, port) => (*port, info.redis_settings().db()),
+        other => panic!("a TCP test Redis expected, got {other:?}"),
+    };
+    let other = PrivateRedis::start(false);
+    for (url, separate) in [
+        (format!("redis://localhost:{port}/{db}"), false),
+        (format!("redis://127.0.0.1:{port}/{}", (db + 1) % 16), true),
+        (other.url(), true),
+    ] {
+        let broker = worker::celery::Broker {
+            conn: domain::conn::RedisConn::Single(
+                domain::conn::connect_single(&url).await.unwrap(),
+            ),
+            url: url.clone(),
+            separate: true,
+        };
+        let here = broker.is_here(&fleet_url, &mut fleet).await.unwrap();
+        assert_eq!(here, !separate, "{url}");
+    }
+}

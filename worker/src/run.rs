@@ -307,13 +307,28 @@ pub async fn run(ctx: JobContext, shutdown: impl Future<Output = ()>) -> anyhow:
             .await
             .context("the revoked Celery task ids could not be read")?;
         let broker = match &ctx.settings.celery_broker_url {
-            Some(url) => crate::celery::Broker {
-                url: url.clone(),
-                conn: RedisConn::Single(domain::conn::connect_single(url).await.with_context(
-                    || format!("the Celery broker is unreachable at {}", redact(url)),
-                )?),
-                separate: true,
-            },
+            Some(url) => {
+                let conn =
+                    RedisConn::Single(domain::conn::connect_single(url).await.with_context(
+                        || format!("the Celery broker is unreachable at {}", redact(url)),
+                    )?);
+                let broker = crate::celery::Broker {
+                    url: url.clone(),
+                    conn,
+                    separate: true,
+                };
+                // The same server and database under another spelling of its URL is no separate
+                // broker: its lists are leased from directly, like every other worker's there.
+                if broker
+                    .is_here(&ctx.settings.redis_url, &mut ctx.redis.clone())
+                    .await
+                    .context("the Celery broker (CELERY_BROKER_URL)")?
+                {
+                    crate::celery::Broker::same(ctx.settings.redis_url.clone(), ctx.redis.clone())
+                } else {
+                    broker
+                }
+            }
             // Celery cannot use a cluster, and Celery's lists are no cluster's keys.
             None if ctx.redis.is_cluster() => anyhow::bail!(
                 "REDIS_URL is a Redis Cluster, which Celery cannot use: set CELERY_BROKER_URL to the \

@@ -114,6 +114,11 @@ impl<C: ConnectionLike + Clone + Send + Sync> Queue<C> {
             .arg(PROMOTE_LIMIT)
             .arg(self.config.rate_limit.map_or(0.0, |r| r.per_ms()))
             .arg(self.config.rate_limit.map_or(1, |r| r.burst))
+            .arg(if self.config.lease_from.is_empty() {
+                String::new()
+            } else {
+                crate::id::new_job_id()
+            })
             .invoke_async(&mut self.conn.clone())
             .await?;
         let mut reply = reply;

@@ -113,6 +113,26 @@ impl Broker {
         }
     }
 
+    /// Whether this broker is in fact the fleet's Redis (`fleet_url`, over `fleet`): the same
+    /// server (its `run_id`) and the same database. Not for a cluster (never the same).
+    pub async fn is_here(
+        &self,
+        fleet_url: &str,
+        fleet: &mut RedisConn,
+    ) -> redis::RedisResult<bool> {
+        if fleet.is_cluster() {
+            return Ok(false);
+        }
+        let fleet_db = redis::IntoConnectionInfo::into_connection_info(fleet_url)?
+            .redis_settings()
+            .db();
+        if fleet_db != self.db()? {
+            return Ok(false);
+        }
+        let (theirs, ours) = (run_id(&mut self.conn.clone()).await?, run_id(fleet).await?);
+        Ok(theirs.is_some() && theirs == ours)
+    }
+
     /// Redis database number of the broker URL (Celery's channels are named after it).
     pub fn db(&self) -> redis::RedisResult<i64> {
         Ok(
@@ -121,6 +141,15 @@ impl Broker {
                 .db(),
         )
     }
+}
+
+/// The `run_id` of the Redis server behind `conn` (`INFO server`): unique to one run of one server.
+async fn run_id(conn: &mut RedisConn) -> redis::RedisResult<Option<String>> {
+    let info = conn.info_server().await?;
+    Ok(info
+        .lines()
+        .find_map(|l| l.strip_prefix("run_id:"))
+        .map(|id| id.trim().to_owned()))
 }
 
 static TAKE: std::sync::LazyLock<redis::Script> =
@@ -237,8 +266,9 @@ pub async fn intake_loop(
 const STAGED_PAUSE: Duration = Duration::from_millis(100);
 
 /// The broker is the fleet's Redis: wait (`BLMOVE`, on a connection of its own) for a message on
-/// the Celery queue's main list while nothing waits in the staging list, move it there and wake
-/// the intake's idle fetchers (a publish on the queue's channel). The fetch takes the staging
+/// the Celery queue's main list while nothing waits in the staging list and the intake queue is
+/// not paused, move it there and wake the intake's idle fetchers (a publish on the queue's
+/// channel). The fetch takes the staging
 /// list first, then Celery's lists; a priority list's message is picked up by the fetchers' idle
 /// poll.
 async fn wake_loop(
@@ -252,12 +282,14 @@ async fn wake_loop(
     let mut blocking: Option<redis::aio::MultiplexedConnection> = None;
     let mut failures = 0u32;
     while !*stop.borrow() {
-        let staged: Result<u64, redis::RedisError> = redis::cmd("LLEN")
-            .arg(&staging)
+        // A message already staged, or the queue paused: nothing to move.
+        let staged: Result<(u64, bool), redis::RedisError> = redis::pipe()
+            .llen(&staging)
+            .exists(&queue.keys().paused)
             .query_async(&mut conn)
             .await;
         match staged {
-            Ok(0) => {}
+            Ok((0, false)) => {}
             Ok(_) => {
                 failures = 0;
                 tokio::select! {

@@ -15,9 +15,9 @@ use crate::geo::GeoIp;
 /// Rows per batch at most (on SQLite one statement of 14 parameters per row, far below its limit).
 const MAX_BATCH: usize = 256;
 /// Under load, a statement waits for this many rows ...
-const MIN_BATCH: usize = 32;
+const MIN_BATCH: usize = 64;
 /// ... or this long, whichever comes first.
-const LINGER: std::time::Duration = std::time::Duration::from_millis(2);
+const LINGER: std::time::Duration = std::time::Duration::from_millis(3);
 
 type Reply = oneshot::Sender<Result<(), String>>;
 

@@ -480,7 +480,9 @@ async fn a_celery_time_limit_cancels_a_hung_run_and_the_retry_succeeds() {
 
 /// An idle intake on the fleet's Redis wakes its fetchers when a message arrives: `BLMOVE` moves
 /// the message into the intake queue's staging list and a wake-up goes out on the queue's
-/// channel, so the message does not wait for the fetchers' next idle poll; then it runs.
+/// channel, so the message does not wait for the fetchers' next idle poll; then it runs. A
+/// message that is not JSON at all (the intake hands messages over unparsed) is dead with the
+/// reason.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_intake_wakes_its_fetchers_when_a_message_arrives() {
     use futures::StreamExt;
@@ -520,6 +522,19 @@ async fn an_idle_intake_wakes_its_fetchers_when_a_message_arrives() {
         }
     })
     .await;
+    let _: () = conn.lpush(&celery_queue, "{not json").await.unwrap();
+    let dead = eventually(Duration::from_secs(10), "the garbage dead", || {
+        let intake = intake.clone();
+        async move { intake.dead_ids(10).await.ok().filter(|d| d.len() == 1) }
+    })
+    .await;
+    let reason = intake.job(&dead[0]).await.unwrap().unwrap().last_error;
+    assert!(
+        reason
+            .as_deref()
+            .is_some_and(|r| r.contains("not a Celery JSON envelope")),
+        "{reason:?}"
+    );
     let stats = intake.stats().await.unwrap();
     assert_eq!((stats.queued, stats.running), (0, 0));
     worker.stop().await;

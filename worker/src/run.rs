@@ -199,11 +199,8 @@ fn celery_worker(
         ..BackendOptions::default()
     };
     let name = format!("{}-{}", intake.name(), std::process::id());
-    let (backend, driver) = RedisBackend::<Box<serde_json::value::RawValue>>::new(
-        intake,
-        options,
-        Some(redis_client.clone()),
-    );
+    let (backend, driver) =
+        RedisBackend::<crate::celery::Message>::new(intake, options, Some(redis_client.clone()));
     let worker = WorkerBuilder::new(name)
         .backend(backend)
         .layer(ConcurrencyLimitLayer::new(concurrency))

@@ -8,10 +8,9 @@ use apalis_core::task::Task;
 use apalis_core::task::builder::TaskBuilder;
 use apalis_core::task::task_id::TaskId;
 use redis::aio::ConnectionLike;
-use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 
-use super::{JobLease, OnAdopted, Shared, redis_backoff};
+use super::{FromPayload, JobLease, OnAdopted, Shared, redis_backoff};
 use crate::client::{Ack, FetchedJob};
 
 /// Most jobs one fetch leases. Free slots beyond it wait for the next round trip (a fraction of
@@ -25,7 +24,7 @@ pub(super) async fn fetcher<C, Args>(
     acks: mpsc::UnboundedSender<Ack>,
 ) where
     C: ConnectionLike + Clone + Send + Sync + 'static,
-    Args: DeserializeOwned + Send + Sync + 'static,
+    Args: FromPayload + Send + Sync + 'static,
 {
     let queue = &shared.queue;
     let mut failures = 0u32;
@@ -88,7 +87,7 @@ pub(super) async fn fetcher<C, Args>(
                 payload,
                 ..
             } = job;
-            let args = match serde_json::from_str::<Args>(&payload) {
+            let args = match Args::from_payload(payload) {
                 Ok(args) => args,
                 Err(e) => {
                     tracing::error!(queue = queue.name(), job.id = %id, error = %e, "payload does not decode; dead");

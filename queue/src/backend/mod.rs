@@ -310,9 +310,23 @@ impl<Args> Drop for RedisBackend<Args> {
     }
 }
 
+/// How a job's stored payload (JSON text) becomes its handler's argument: parsed with serde for
+/// any `DeserializeOwned` type; a type that keeps the text as it is (the Celery bridge's message,
+/// decoded by its handler) implements it without parsing or copying.
+pub trait FromPayload: Sized {
+    /// The argument, or why the payload is not one (the job is then dead with that reason).
+    fn from_payload(payload: String) -> Result<Self, String>;
+}
+
+impl<T: DeserializeOwned> FromPayload for T {
+    fn from_payload(payload: String) -> Result<Self, String> {
+        serde_json::from_str(&payload).map_err(|e| e.to_string())
+    }
+}
+
 impl<Args> RedisBackend<Args>
 where
-    Args: DeserializeOwned + Send + Sync + 'static,
+    Args: FromPayload + Send + Sync + 'static,
 {
     /// A backend over `queue`; `wake` is the Redis client used for pub/sub wake-ups (`None`:
     /// idle workers poll every `idle_poll`). Must be called inside a tokio runtime.

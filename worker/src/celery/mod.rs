@@ -543,14 +543,26 @@ fn failure(exc_type: &str, message: &str) -> Value {
     json!({"exc_type": exc_type, "exc_message": [message], "exc_module": "builtins"})
 }
 
+/// A Celery message as the intake queue stores it: the broker's text, unparsed until it runs
+/// ([`envelope::decode`] checks and decodes it; anything it refuses is dead with the reason).
+/// It is never parsed on the way: the fetch hands its text over as it is.
+#[derive(Debug)]
+pub struct Message(String);
+
+impl queue::backend::FromPayload for Message {
+    fn from_payload(payload: String) -> Result<Self, String> {
+        Ok(Self(payload))
+    }
+}
+
 /// Run one adopted Celery message.
 pub async fn handle(
-    message: Box<serde_json::value::RawValue>,
+    message: Message,
     ctx: Data<JobContext>,
     bridge: Data<Bridge>,
     lease: Data<JobLease>,
 ) -> Result<(), BoxDynError> {
-    let task = match envelope::decode(message.get().as_bytes()) {
+    let task = match envelope::decode(message.0.as_bytes()) {
         Ok(t) => t,
         Err(e) => {
             tracing::error!(job.id = %lease.id, error = %e, "celery message refused; dead");

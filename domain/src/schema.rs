@@ -156,15 +156,22 @@ async fn catalogue(
         .map(|i| format!("${i}"))
         .collect::<Vec<_>>()
         .join(", ");
-    // information_schema.columns' `required` (NOT NULL, no default, not identity, not
-    // generated) from pg_attribute: a generated column has a default expression too.
+    // What information_schema.columns says, from the catalogue itself: the same relations
+    // (tables, partitioned tables, views, foreign tables of the current schema, compared by
+    // name as text), the same columns (those the role owns or holds a privilege on), and its
+    // `is_nullable = 'NO'` (the column's NOT NULL, or a NOT NULL domain's), no default (a
+    // generated column has one too), not identity, not generated. PostgreSQL 12 or newer.
     let sql = format!(
         "SELECT c.relname AS t, a.attname AS name, \
-         (a.attnotnull AND NOT a.atthasdef AND a.attidentity = '' AND a.attgenerated = '') \
-         AS required \
+         ((a.attnotnull OR (ty.typtype = 'd' AND ty.typnotnull)) AND NOT a.atthasdef \
+         AND a.attidentity = '' AND a.attgenerated = '') AS required \
          FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid \
-         WHERE c.relnamespace = current_schema()::regnamespace AND c.relname IN ({places}) \
+         JOIN pg_namespace n ON n.oid = c.relnamespace \
+         JOIN pg_type ty ON ty.oid = a.atttypid \
+         WHERE n.nspname = current_schema() AND c.relname IN ({places}) \
          AND c.relkind IN ('r', 'p', 'v', 'f') AND a.attnum > 0 AND NOT a.attisdropped \
+         AND (pg_has_role(c.relowner, 'USAGE') \
+         OR has_column_privilege(c.oid, a.attnum, 'SELECT, INSERT, UPDATE, REFERENCES')) \
          ORDER BY c.relname, a.attnum"
     );
     let values = tables.iter().map(|t| (*t).into());
@@ -206,7 +213,8 @@ async fn unique_alone(db: &impl ConnectionTrait, table: &str, column: &str) -> R
         DatabaseBackend::Postgres => {
             "SELECT 1 AS one FROM pg_index i JOIN pg_class t ON t.oid = i.indrelid \
              JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = i.indkey[0] \
-             WHERE t.relname = $1 AND t.relnamespace = current_schema()::regnamespace \
+             JOIN pg_namespace n ON n.oid = t.relnamespace \
+             WHERE t.relname = $1 AND n.nspname = current_schema() \
              AND i.indisunique AND i.indnatts = 1 AND a.attname = $2"
         }
         _ => {

@@ -282,3 +282,38 @@ async fn the_fleets_own_schema_passes_the_check_on_postgres_and_sqlite() {
         );
     }
 }
+
+/// The start check reads the catalogue as `information_schema` would: the current schema found by
+/// its name as text (a schema whose name needs quoting, alone on the search path, is read, not
+/// looked up folded to lower case), and a column of a NOT NULL domain counts as NOT NULL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_start_check_finds_a_quoted_schema_and_not_null_domains() {
+    let db = TestDb::empty_postgres().await;
+    db.conn.execute_unprepared(DJANGO_DDL).await.unwrap();
+    db.conn
+        .execute_unprepared(
+            "CREATE DOMAIN required_text AS text NOT NULL; \
+             ALTER TABLE accounts_userevent ADD COLUMN source required_text",
+        )
+        .await
+        .unwrap();
+    let e = inspect(&db.conn).await.unwrap_err();
+    assert!(
+        matches!(&e, SchemaError::Unwritable { table: "accounts_userevent", column } if column == "source"),
+        "{e}"
+    );
+
+    db.conn
+        .execute_unprepared(
+            r#"CREATE SCHEMA "Site"; DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET search_path = %I', current_database(), 'Site'); END $$"#,
+        )
+        .await
+        .unwrap();
+    let fresh = sea_orm::Database::connect(&db.url).await.unwrap();
+    let shape = inspect(&fresh).await.unwrap();
+    assert!(
+        !shape.django,
+        "the empty schema \"Site\" was read: {shape:?}"
+    );
+    fresh.close().await.unwrap();
+}

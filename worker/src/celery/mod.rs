@@ -546,8 +546,14 @@ fn failure(exc_type: &str, message: &str) -> Value {
 /// A Celery message as the intake queue stores it: the broker's text, unparsed until it runs
 /// ([`envelope::decode`] checks and decodes it; anything it refuses is dead with the reason).
 /// It is never parsed on the way: the fetch hands its text over as it is.
-#[derive(Debug)]
 pub struct Message(String);
+
+/// Only the length: a message holds the visitor's fingerprint and whatever else was sent.
+impl std::fmt::Debug for Message {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Message({} bytes)", self.0.len())
+    }
+}
 
 impl queue::backend::FromPayload for Message {
     fn from_payload(payload: String) -> Result<Self, String> {

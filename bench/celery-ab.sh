@@ -25,21 +25,13 @@ ROUNDS=${ROUNDS:-3}
 N=${N:-20000}
 CELERY=${CELERY:-1}
 MIGRATE_CMD=${MIGRATE_CMD:-"$ROOT/target/dist/migration up"}
-PEER_SRC=${PEER_SRC:-$(cd "$ROOT/.." && pwd)/shared/peer/celery}
-PEER_DIR=${PEER_DIR:-/tmp/celeriac-peer-celery}
-if [ ! -x "$PEER_SRC/bench.sh" ]; then
-  echo "celery-ab: no Celery peer benchmark at $PEER_SRC (set PEER_SRC)" >&2; exit 1
-fi
-case "$(realpath -m "$PEER_DIR")/" in
-  "$(realpath "$PEER_SRC")"/*) echo "celery-ab: PEER_DIR must not be inside $PEER_SRC" >&2; exit 1 ;;
-esac
-mkdir -p "$PEER_DIR/results"
-cp -R "$PEER_SRC/bench" "$PEER_SRC/bench.sh" "$PEER_SRC/requirements.txt" "$PEER_SRC/README.md" "$PEER_DIR/"
-chmod -R u+w "$PEER_DIR"
+# shellcheck source=bench/peer.sh
+. "$ROOT/bench/peer.sh"
+peer_copy celery-ab
 labels=() cmds=()
 while [ $# -gt 0 ]; do labels+=("$1"); cmds+=("$2"); shift 2; done
 
-latest() { ls -t "$PEER_DIR"/results/*.jsonl | head -n 1; }
+latest() { ls -t "$PEER"/results/*.jsonl | head -n 1; }
 # One field of the newest run's JSON line.
 field() { python3 -c "import json,sys; print(json.loads(open(sys.argv[1]).readlines()[-1])[sys.argv[2]])" "$(latest)" "$1"; }
 row() {
@@ -55,7 +47,7 @@ summary=()
 for r in $(seq 1 "$ROUNDS"); do
   celery=
   if [ "$CELERY" = 1 ]; then
-    N=$N RUNS=1 POOLS=prefork:2 "$PEER_DIR/bench.sh" >/dev/null 2>&1
+    N=$N RUNS=1 POOLS=prefork:2 "$PEER/bench.sh" >/dev/null 2>&1
     row "$r" celery
     celery=$(field drain_jobs_per_s)
   fi
@@ -63,7 +55,7 @@ for r in $(seq 1 "$ROUNDS"); do
   line="| $r |"
   for i in "${!labels[@]}"; do
     WORKER_CMD="${cmds[$i]}" MIGRATE_CMD="$MIGRATE_CMD" LABEL="${labels[$i]}" N=$N RUNS=1 \
-      "$PEER_DIR/bench.sh" >/dev/null 2>&1
+      "$PEER/bench.sh" >/dev/null 2>&1
     row "$r" "${labels[$i]}"
     drain=$(field drain_jobs_per_s)
     first=${first:-$drain}

@@ -29,8 +29,8 @@ exec > >(tee -a "$LOG") 2>&1
 echo "log: $LOG"
 N=${N:-20000}
 RUNS=${RUNS:-3}
-PEER_SRC=${PEER_SRC:-$(cd "$ROOT/.." && pwd)/shared/peer/celery}
-PEER_DIR=${PEER_DIR:-/tmp/celeriac-peer-celery}
+# shellcheck source=bench/peer.sh
+. "$ROOT/bench/peer.sh"
 
 # --- a. build ----------------------------------------------------------------------------------
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
@@ -39,18 +39,7 @@ if [ "${SKIP_BUILD:-0}" != 1 ]; then
 fi
 
 # --- the peer, copied where it can write -------------------------------------------------------
-if [ ! -x "$PEER_SRC/bench.sh" ]; then
-  echo "fleet: no Celery peer benchmark at $PEER_SRC (set PEER_SRC)" >&2; exit 1
-fi
-# Always a copy: the shared directory is read-only by convention, and as root a `-w` test would
-# say it is writable (bench.sh would then put .venv and results/ there).
-case "$(realpath -m "$PEER_DIR")/" in
-  "$(realpath "$PEER_SRC")"/*) echo "fleet: PEER_DIR must not be inside $PEER_SRC" >&2; exit 1 ;;
-esac
-mkdir -p "$PEER_DIR/results"
-cp -R "$PEER_SRC/bench" "$PEER_SRC/bench.sh" "$PEER_SRC/requirements.txt" "$PEER_SRC/README.md" "$PEER_DIR/"
-chmod -R u+w "$PEER_DIR"
-PEER=$PEER_DIR
+peer_copy fleet
 echo "fleet: Celery peer benchmark from $PEER"
 
 latest() { ls -t "$PEER"/results/*.jsonl 2>/dev/null | head -n 1; }

@@ -846,6 +846,20 @@ async fn retrying_jobs_are_listed_apart_and_waiting_jobs_run_now() {
     assert_eq!(q.stats().await.unwrap().scheduled, 1501);
 }
 
+/// `LPUSH list items…`: the newest at the head, as Celery's producers push.
+async fn lpush(t: &TestRedis, list: &str, items: &[&str]) {
+    let _: () = redis::AsyncCommands::lpush(&mut t.conn.clone(), list, items)
+        .await
+        .unwrap();
+}
+
+/// `LLEN list`.
+async fn llen(t: &TestRedis, list: &str) -> u64 {
+    redis::AsyncCommands::llen(&mut t.conn.clone(), list)
+        .await
+        .unwrap()
+}
+
 /// A queue with foreign lists (`lease_from`, the Celery intake on the fleet's Redis): once its
 /// own pending jobs are out, a fetch leases raw messages straight from the staging list, then
 /// the lists in order, oldest first, each becoming a job with attempt 1 and its message as the
@@ -853,7 +867,6 @@ async fn retrying_jobs_are_listed_apart_and_waiting_jobs_run_now() {
 #[tokio::test]
 async fn foreign_messages_are_leased_as_jobs_once_pending_runs_out() {
     let t = TestRedis::new().await;
-    let mut conn = t.conn.clone();
     let (a, b) = (
         format!("{}-foreign-a", t.namespace),
         format!("{}-foreign-b", t.namespace),
@@ -864,25 +877,9 @@ async fn foreign_messages_are_leased_as_jobs_once_pending_runs_out() {
     let own = q.push(NewJob::new(r#"{"own":1}"#)).await.unwrap();
     // LPUSH puts the newest at the head; the fetch pops from the tail: oldest first. The
     // second message looks like a stored value's `<ms>|` header and must come back whole.
-    let _: () = redis::cmd("LPUSH")
-        .arg(&a)
-        .arg("a1")
-        .arg("12|a2")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    let _: () = redis::cmd("LPUSH")
-        .arg(&b)
-        .arg("b1")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    let _: () = redis::cmd("LPUSH")
-        .arg(&q.keys().staging)
-        .arg("s1")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    lpush(&t, &a, &["a1", "12|a2"]).await;
+    lpush(&t, &b, &["b1"]).await;
+    lpush(&t, &q.keys().staging, &["s1"]).await;
 
     let f = q.fetch(3).await.unwrap();
     let got: Vec<(&str, bool, u32)> = f
@@ -903,11 +900,7 @@ async fn foreign_messages_are_leased_as_jobs_once_pending_runs_out() {
     assert_eq!(f2.adopted, 2);
     assert!(!f2.more);
     for list in [&a, &b, &q.keys().staging] {
-        let len: u64 = redis::cmd("LLEN")
-            .arg(list)
-            .query_async(&mut conn)
-            .await
-            .unwrap();
+        let len = llen(&t, list).await;
         assert_eq!(len, 0, "{list} is drained");
     }
 
@@ -935,19 +928,13 @@ async fn foreign_messages_are_leased_as_jobs_once_pending_runs_out() {
 #[tokio::test]
 async fn a_foreign_message_whose_worker_died_runs_again() {
     let t = TestRedis::new().await;
-    let mut conn = t.conn.clone();
     let list = format!("{}-foreign", t.namespace);
     let mut cfg = t.config("intake-crash");
     cfg.lease = Duration::from_millis(100);
     cfg.done_retention = Duration::ZERO;
     cfg.lease_from = vec![list.clone()];
     let q = t.queue(cfg);
-    let _: () = redis::cmd("LPUSH")
-        .arg(&list)
-        .arg(r#"{"m":1}"#)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    lpush(&t, &list, &[r#"{"m":1}"#]).await;
     let first = q.fetch(10).await.unwrap().jobs.remove(0);
     tokio::time::sleep(Duration::from_millis(150)).await;
     let f = q.fetch(10).await.unwrap();
@@ -975,25 +962,15 @@ async fn a_foreign_message_whose_worker_died_runs_again() {
 #[tokio::test]
 async fn a_paused_queue_leaves_its_foreign_lists_alone() {
     let t = TestRedis::new().await;
-    let mut conn = t.conn.clone();
     let list = format!("{}-foreign", t.namespace);
     let mut cfg = t.config("intake-paused");
     cfg.lease_from = vec![list.clone()];
     let q = t.queue(cfg);
-    let _: () = redis::cmd("LPUSH")
-        .arg(&list)
-        .arg("m")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    lpush(&t, &list, &["m"]).await;
     q.pause().await.unwrap();
     let f = q.fetch(10).await.unwrap();
     assert!(f.jobs.is_empty() && !f.more);
-    let len: u64 = redis::cmd("LLEN")
-        .arg(&list)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let len = llen(&t, &list).await;
     assert_eq!(len, 1);
     q.resume().await.unwrap();
     assert_eq!(q.fetch(10).await.unwrap().adopted, 1);
@@ -1014,15 +991,7 @@ async fn foreign_message_ids_never_repeat_even_when_tokens_do() {
         t.queue(cfg)
     };
     let (a, b) = (queue("intake-a"), queue("intake-b"));
-    let push = |n: usize| {
-        let mut cmd = redis::cmd("LPUSH");
-        cmd.arg(&list);
-        for i in 0..n {
-            cmd.arg(format!("m{i}"));
-        }
-        cmd
-    };
-    let _: () = push(4).query_async(&mut conn).await.unwrap();
+    lpush(&t, &list, &["m1", "m2", "m3", "m4"]).await;
     let first = a.fetch(2).await.unwrap().jobs;
     let other = b.fetch(2).await.unwrap().jobs;
     let _: () = redis::cmd("DEL")
@@ -1030,7 +999,7 @@ async fn foreign_message_ids_never_repeat_even_when_tokens_do() {
         .query_async(&mut conn)
         .await
         .unwrap();
-    let _: () = push(2).query_async(&mut conn).await.unwrap();
+    lpush(&t, &list, &["m5", "m6"]).await;
     let again = a.fetch(2).await.unwrap().jobs;
     assert_eq!(
         again.iter().map(|j| j.token).collect::<Vec<_>>(),
@@ -1069,12 +1038,7 @@ async fn a_foreign_key_that_is_not_a_list_is_skipped() {
         .query_async(&mut conn)
         .await
         .unwrap();
-    let _: () = redis::cmd("LPUSH")
-        .arg(&good)
-        .arg("m")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    lpush(&t, &good, &["m"]).await;
     let mut cfg = t.config("intake-bad");
     cfg.lease_from = vec![bad.clone(), good.clone()];
     let q = t.queue(cfg);

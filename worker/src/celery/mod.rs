@@ -280,7 +280,7 @@ async fn wake_loop(
     let staging = queue.keys().staging.clone();
     let mut conn = broker.conn.clone();
     let mut blocking: Option<redis::aio::MultiplexedConnection> = None;
-    let mut failures = 0u32;
+    let (mut failures, mut block_failures) = (0u32, 0u32);
     while !*stop.borrow() {
         // A message already staged, or the queue paused: nothing to move.
         let staged: Result<(u64, bool), redis::RedisError> = redis::pipe()
@@ -289,7 +289,7 @@ async fn wake_loop(
             .query_async(&mut conn)
             .await;
         match staged {
-            Ok((0, false)) => {}
+            Ok((0, false)) => failures = 0,
             Ok(_) => {
                 failures = 0;
                 tokio::select! {
@@ -305,20 +305,19 @@ async fn wake_loop(
                 continue;
             }
         }
-        let Some(conn) = blocking_connection(&broker, &mut blocking).await else {
-            tokio::select! {
-                _ = stop.changed() => break,
-                _ = tokio::time::sleep(Duration::from_millis(500)) => continue,
-            }
-        };
-        let moved = blmove(conn, &celery_queue, &staging);
-        let r = tokio::select! {
-            _ = stop.changed() => break,
-            r = moved => r,
-        };
-        match r {
-            Ok(Some(_)) => {
-                failures = 0;
+        match wait_for_message(
+            &broker,
+            &mut blocking,
+            &celery_queue,
+            &staging,
+            &mut block_failures,
+            &mut stop,
+        )
+        .await
+        {
+            Waited::Stopped => break,
+            Waited::Nothing => {}
+            Waited::Moved => {
                 let woke: Result<(), redis::RedisError> = redis::cmd("PUBLISH")
                     .arg(&queue.keys().notify)
                     .arg("1")
@@ -329,15 +328,57 @@ async fn wake_loop(
                     tracing::debug!(error = %e, "could not wake the celery intake's fetchers");
                 }
             }
-            Ok(None) => failures = 0,
-            Err(e) => {
-                failures += 1;
-                tracing::debug!(error = %e, failures, "BLMOVE failed; reconnecting");
-                blocking = None;
-                tokio::select! {
-                    _ = stop.changed() => break,
-                    _ = tokio::time::sleep(Duration::from_millis(100 * u64::from(failures.min(20)))) => {}
-                }
+        }
+    }
+}
+
+/// What one idle wait for a Celery message came to.
+enum Waited {
+    /// `stop` was set meanwhile.
+    Stopped,
+    /// A message moved into the staging list.
+    Moved,
+    /// None within [`BLOCK`], or the wait failed (and was backed off).
+    Nothing,
+}
+
+/// Wait up to [`BLOCK`] for a message on `celery_queue` and move it into `staging`, atomically,
+/// on the blocking connection (opened when there is none). A failed wait drops the connection
+/// and backs off: 0.1 s per failure in a row (`failures`), at most 2 s.
+async fn wait_for_message(
+    broker: &Broker,
+    blocking: &mut Option<redis::aio::MultiplexedConnection>,
+    celery_queue: &str,
+    staging: &str,
+    failures: &mut u32,
+    stop: &mut watch::Receiver<bool>,
+) -> Waited {
+    let Some(conn) = blocking_connection(broker, blocking).await else {
+        return tokio::select! {
+            _ = stop.changed() => Waited::Stopped,
+            () = tokio::time::sleep(Duration::from_millis(500)) => Waited::Nothing,
+        };
+    };
+    let moved = tokio::select! {
+        _ = stop.changed() => return Waited::Stopped,
+        r = blmove(conn, celery_queue, staging) => r,
+    };
+    match moved {
+        Ok(Some(_)) => {
+            *failures = 0;
+            Waited::Moved
+        }
+        Ok(None) => {
+            *failures = 0;
+            Waited::Nothing
+        }
+        Err(e) => {
+            *failures += 1;
+            tracing::debug!(error = %e, failures = *failures, "BLMOVE failed; reconnecting");
+            *blocking = None;
+            tokio::select! {
+                _ = stop.changed() => Waited::Stopped,
+                () = tokio::time::sleep(Duration::from_millis(100 * u64::from((*failures).min(20)))) => Waited::Nothing,
             }
         }
     }
@@ -436,32 +477,20 @@ async fn move_loop(
         }
         // Nothing waiting: block (on a connection of its own) until a message arrives, moving it
         // into staging atomically. Priority lists are picked up within `BLOCK`.
-        let Some(conn) = blocking_connection(&broker, &mut blocking).await else {
-            tokio::select! {
-                _ = stop.changed() => break,
-                _ = tokio::time::sleep(Duration::from_millis(500)) => continue,
-            }
-        };
-        let moved = blmove(conn, &celery_queue, &staging);
-        tokio::select! {
-            _ = stop.changed() => break,
-            r = moved => match r {
-                Ok(Some(_)) => {
-                    // In the broker's staging list now: adopted by the next step's recovery.
-                    block_failures = 0;
-                    recover_at = tokio::time::Instant::now();
-                }
-                Ok(_) => block_failures = 0,
-                Err(e) => {
-                    block_failures += 1;
-                    tracing::debug!(error = %e, block_failures, "BLMOVE failed; reconnecting");
-                    blocking = None;
-                    tokio::select! {
-                        _ = stop.changed() => break,
-                        _ = tokio::time::sleep(Duration::from_millis(100 * u64::from(block_failures.min(20)))) => {}
-                    }
-                }
-            },
+        match wait_for_message(
+            &broker,
+            &mut blocking,
+            &celery_queue,
+            &staging,
+            &mut block_failures,
+            &mut stop,
+        )
+        .await
+        {
+            Waited::Stopped => break,
+            // In the broker's staging list now: adopted by the next step's recovery.
+            Waited::Moved => recover_at = tokio::time::Instant::now(),
+            Waited::Nothing => {}
         }
     }
 }

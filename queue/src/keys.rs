@@ -28,7 +28,9 @@ pub struct Keys {
     pub unique_prefix: String,
     /// Pub/sub channel told about every push, so idle workers wake at once.
     pub notify: String,
-    /// LIST where foreign messages land (atomically) before [`crate::Queue::adopt`] takes them.
+    /// LIST where the Celery intake's idle wait moves a message (atomically) before a fetch
+    /// leases it ([`crate::QueueConfig::lease_from`]); on a separate broker, the list there that
+    /// holds messages until [`crate::Queue::adopt_messages`] has taken them.
     pub staging: String,
     /// STRING, present while the queue is paused (workers lease nothing from it).
     pub paused: String,

@@ -245,7 +245,7 @@ async fn back_off(
 
 /// Feeds one Celery queue's intake queue until `stop` is set. On the fleet's own Redis the
 /// intake's fetch leases Celery's messages itself and this loop only wakes idle fetchers
-/// ([`wake_loop`]); from a separate broker it moves the messages over. While idle it holds one
+/// (`wake_loop`); from a separate broker it moves the messages over. While idle it holds one
 /// extra connection to the broker, for `BLMOVE`, and opens no other.
 pub async fn intake_loop(
     broker: Broker,

@@ -28,4 +28,4 @@ pub use keys::Keys;
 pub use preflight::{check_redis_info, require_redis_version};
 pub use rate::{RateLimit, RateLimitError};
 pub use scripts::{all_scripts, push_lib};
-pub use version::{MIN_REDIS_VERSION, RedisVersion};
+pub use version::{MIN_REDIS_VERSION, RedisVersion, info_field};

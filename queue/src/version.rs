@@ -30,10 +30,15 @@ impl RedisVersion {
 
     /// The `redis_version` field of an `INFO` (or `INFO server`) reply, as written there.
     pub fn field(info: &str) -> Option<&str> {
-        info.lines()
-            .find_map(|l| l.strip_prefix("redis_version:"))
-            .map(str::trim)
+        info_field(info, "redis_version")
     }
+}
+
+/// Field `name` of an `INFO` reply (`name:value` lines), as written there.
+pub fn info_field<'a>(info: &'a str, name: &str) -> Option<&'a str> {
+    info.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+        .map(str::trim)
 }
 
 #[cfg(test)]

@@ -141,6 +141,17 @@ impl<C: ConnectionLike + Clone + Send + Sync> Queue<C> {
         Ok(out)
     }
 
+    /// Wake the queue's idle workers (a publish on its channel): something to lease arrived that
+    /// no push announced (a foreign message, `QueueConfig::lease_from`).
+    pub async fn wake(&self) -> Result<(), QueueError> {
+        let _: () = redis::cmd("PUBLISH")
+            .arg(&self.keys.notify)
+            .arg("1")
+            .query_async(&mut self.conn.clone())
+            .await?;
+        Ok(())
+    }
+
     /// Adopt `messages`, taken from a foreign list on another server, as jobs whose payload is the
     /// message itself (a job id is a hash of its message: a message adopted twice, while its job
     /// is kept, is one job). Returns how many were new. Works on a Redis Cluster (only this

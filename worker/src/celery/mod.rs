@@ -146,10 +146,7 @@ impl Broker {
 /// The `run_id` of the Redis server behind `conn` (`INFO server`): unique to one run of one server.
 async fn run_id(conn: &mut RedisConn) -> redis::RedisResult<Option<String>> {
     let info = conn.info_server().await?;
-    Ok(info
-        .lines()
-        .find_map(|l| l.strip_prefix("run_id:"))
-        .map(|id| id.trim().to_owned()))
+    Ok(queue::info_field(&info, "run_id").map(str::to_owned))
 }
 
 static TAKE: std::sync::LazyLock<redis::Script> =
@@ -268,9 +265,8 @@ const STAGED_PAUSE: Duration = Duration::from_millis(100);
 /// The broker is the fleet's Redis: wait (`BLMOVE`, on a connection of its own) for a message on
 /// the Celery queue's main list while nothing waits in the staging list and the intake queue is
 /// not paused, move it there and wake the intake's idle fetchers (a publish on the queue's
-/// channel). The fetch takes the staging
-/// list first, then Celery's lists; a priority list's message is picked up by the fetchers' idle
-/// poll.
+/// channel). The fetch takes the staging list first, then Celery's lists; a priority list's
+/// message is picked up by the fetchers' idle poll.
 async fn wake_loop(
     broker: Broker,
     queue: Queue<RedisConn>,
@@ -279,8 +275,8 @@ async fn wake_loop(
 ) {
     let staging = queue.keys().staging.clone();
     let mut conn = broker.conn.clone();
-    let mut blocking: Option<redis::aio::MultiplexedConnection> = None;
-    let (mut failures, mut block_failures) = (0u32, 0u32);
+    let mut idle = IdleWait::new(&broker, &celery_queue, &staging);
+    let mut failures = 0u32;
     while !*stop.borrow() {
         // A message already staged, or the queue paused: nothing to move.
         let staged: Result<(u64, bool), redis::RedisError> = redis::pipe()
@@ -305,25 +301,11 @@ async fn wake_loop(
                 continue;
             }
         }
-        match wait_for_message(
-            &broker,
-            &mut blocking,
-            &celery_queue,
-            &staging,
-            &mut block_failures,
-            &mut stop,
-        )
-        .await
-        {
+        match idle.wait(&mut stop).await {
             Waited::Stopped => break,
             Waited::Nothing => {}
             Waited::Moved => {
-                let woke: Result<(), redis::RedisError> = redis::cmd("PUBLISH")
-                    .arg(&queue.keys().notify)
-                    .arg("1")
-                    .query_async(&mut broker.conn.clone())
-                    .await;
-                if let Err(e) = woke {
+                if let Err(e) = queue.wake().await {
                     // The fetchers' idle poll finds the message.
                     tracing::debug!(error = %e, "could not wake the celery intake's fetchers");
                 }
@@ -342,78 +324,77 @@ enum Waited {
     Nothing,
 }
 
-/// Wait up to [`BLOCK`] for a message on `celery_queue` and move it into `staging`, atomically,
-/// on the blocking connection (opened when there is none). A failed wait drops the connection
-/// and backs off: 0.1 s per failure in a row (`failures`), at most 2 s.
-async fn wait_for_message(
-    broker: &Broker,
-    blocking: &mut Option<redis::aio::MultiplexedConnection>,
-    celery_queue: &str,
-    staging: &str,
-    failures: &mut u32,
-    stop: &mut watch::Receiver<bool>,
-) -> Waited {
-    let Some(conn) = blocking_connection(broker, blocking).await else {
-        return tokio::select! {
-            _ = stop.changed() => Waited::Stopped,
-            () = tokio::time::sleep(Duration::from_millis(500)) => Waited::Nothing,
-        };
-    };
-    let moved = tokio::select! {
-        _ = stop.changed() => return Waited::Stopped,
-        r = blmove(conn, celery_queue, staging) => r,
-    };
-    match moved {
-        Ok(Some(_)) => {
-            *failures = 0;
-            Waited::Moved
+/// The idle wait for a Celery message: `BLMOVE` from the Celery queue's main list into the
+/// intake's staging list, on a connection of its own to the broker (opened when there is none,
+/// dropped when a wait fails), with the failures in a row that pace its back-off.
+struct IdleWait {
+    url: String,
+    celery_queue: String,
+    staging: String,
+    blocking: Option<redis::aio::MultiplexedConnection>,
+    failures: u32,
+}
+
+impl IdleWait {
+    fn new(broker: &Broker, celery_queue: &str, staging: &str) -> Self {
+        Self {
+            url: broker.url.clone(),
+            celery_queue: celery_queue.to_owned(),
+            staging: staging.to_owned(),
+            blocking: None,
+            failures: 0,
         }
-        Ok(None) => {
-            *failures = 0;
-            Waited::Nothing
+    }
+
+    /// Wait up to [`BLOCK`] for a message and move it into staging, atomically. A failed wait
+    /// drops the connection and backs off: 0.1 s per failure in a row, at most 2 s.
+    async fn wait(&mut self, stop: &mut watch::Receiver<bool>) -> Waited {
+        if self.blocking.is_none() {
+            self.blocking = match redis::Client::open(self.url.as_str()) {
+                Ok(c) => c
+                    .get_multiplexed_async_connection_with_config(&blocking_config())
+                    .await
+                    .ok(),
+                Err(_) => None,
+            };
         }
-        Err(e) => {
-            *failures += 1;
-            tracing::debug!(error = %e, failures = *failures, "BLMOVE failed; reconnecting");
-            *blocking = None;
-            tokio::select! {
+        let Some(conn) = self.blocking.as_mut() else {
+            return tokio::select! {
                 _ = stop.changed() => Waited::Stopped,
-                () = tokio::time::sleep(Duration::from_millis(100 * u64::from((*failures).min(20)))) => Waited::Nothing,
+                () = tokio::time::sleep(Duration::from_millis(500)) => Waited::Nothing,
+            };
+        };
+        let mut cmd = redis::cmd("BLMOVE");
+        cmd.arg(&self.celery_queue)
+            .arg(&self.staging)
+            .arg("RIGHT")
+            .arg("LEFT")
+            .arg(BLOCK.as_secs_f64());
+        let moved = tokio::select! {
+            _ = stop.changed() => return Waited::Stopped,
+            r = cmd.query_async::<Option<Vec<u8>>>(conn) => r,
+        };
+        match moved {
+            Ok(m) => {
+                self.failures = 0;
+                if m.is_some() {
+                    Waited::Moved
+                } else {
+                    Waited::Nothing
+                }
+            }
+            Err(e) => {
+                self.failures += 1;
+                tracing::debug!(error = %e, failures = self.failures, "BLMOVE failed; reconnecting");
+                self.blocking = None;
+                let pause = Duration::from_millis(100 * u64::from(self.failures.min(20)));
+                tokio::select! {
+                    _ = stop.changed() => Waited::Stopped,
+                    () = tokio::time::sleep(pause) => Waited::Nothing,
+                }
             }
         }
     }
-}
-
-/// The blocking connection to the broker, opened when there is none (`None` if it cannot be).
-async fn blocking_connection<'a>(
-    broker: &Broker,
-    blocking: &'a mut Option<redis::aio::MultiplexedConnection>,
-) -> Option<&'a mut redis::aio::MultiplexedConnection> {
-    if blocking.is_none() {
-        *blocking = match redis::Client::open(broker.url.as_str()) {
-            Ok(c) => c
-                .get_multiplexed_async_connection_with_config(&blocking_config())
-                .await
-                .ok(),
-            Err(_) => None,
-        };
-    }
-    blocking.as_mut()
-}
-
-/// Wait up to [`BLOCK`] for a message on `celery_queue` and move it into `staging`, atomically.
-async fn blmove(
-    conn: &mut redis::aio::MultiplexedConnection,
-    celery_queue: &str,
-    staging: &str,
-) -> redis::RedisResult<Option<Vec<u8>>> {
-    let mut cmd = redis::cmd("BLMOVE");
-    cmd.arg(celery_queue)
-        .arg(staging)
-        .arg("RIGHT")
-        .arg("LEFT")
-        .arg(BLOCK.as_secs_f64());
-    cmd.query_async::<Option<Vec<u8>>>(conn).await
 }
 
 /// The broker is a separate server: move messages from its Celery lists into the intake queue
@@ -428,9 +409,8 @@ async fn move_loop(
 ) {
     let lists = celery_lists(&celery_queue);
     let staging = queue.keys().staging.clone();
-    let mut blocking: Option<redis::aio::MultiplexedConnection> = None;
+    let mut idle = IdleWait::new(&broker, &celery_queue, &staging);
     let mut failures = 0u32;
-    let mut block_failures = 0u32;
     // The first step (and one after each failure, and every `RECOVER_EVERY`) adopts what
     // staging holds.
     let mut recover_at = tokio::time::Instant::now();
@@ -477,16 +457,7 @@ async fn move_loop(
         }
         // Nothing waiting: block (on a connection of its own) until a message arrives, moving it
         // into staging atomically. Priority lists are picked up within `BLOCK`.
-        match wait_for_message(
-            &broker,
-            &mut blocking,
-            &celery_queue,
-            &staging,
-            &mut block_failures,
-            &mut stop,
-        )
-        .await
-        {
+        match idle.wait(&mut stop).await {
             Waited::Stopped => break,
             // In the broker's staging list now: adopted by the next step's recovery.
             Waited::Moved => recover_at = tokio::time::Instant::now(),

@@ -11,6 +11,7 @@ mod m20261126_152600_create_accounts_tables;
 mod m20261126_152601_create_analytics_tables;
 mod m20261202_120000_view_number;
 mod m20261203_120000_location_and_scroll;
+mod m20261204_120000_partial_conversion_index;
 
 /// Database used when `DATABASE_URL` is unset.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://celeriac.db?mode=rwc";
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_152601_create_analytics_tables::Migration),
             Box::new(m20261202_120000_view_number::Migration),
             Box::new(m20261203_120000_location_and_scroll::Migration),
+            Box::new(m20261204_120000_partial_conversion_index::Migration),
         ]
     }
 }

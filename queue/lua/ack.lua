@@ -9,6 +9,8 @@
 -- Returns {applied, stale}.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+-- As text once (a Lua number passed to redis.call is formatted with printf's float path).
+local now_s = string.format('%d', now)
 local keep_done = tonumber(ARGV[1]) > 0
 local n = tonumber(ARGV[2])
 local ids = {}
@@ -26,7 +28,7 @@ for i = 0, n - 1 do
     zrem[#zrem + 1] = id
     if kind == 'd' then
       if keep_done then
-        done[#done + 1] = now
+        done[#done + 1] = now_s
         done[#done + 1] = id
       else
         forget[#forget + 1] = id

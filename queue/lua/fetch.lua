@@ -65,6 +65,9 @@ local ids = false
 local live = 0
 if batch > 0 then ids = redis.call('LPOP', KEYS[1], batch) end
 local deadline = now + lease
+-- As text once: a Lua number passed to redis.call is formatted with '%.14g' (printf's float
+-- path) every time.
+local deadline_s = string.format('%d', deadline)
 if ids then
   local vals = redis.call('HMGET', KEYS[4], unpack(ids))
   local revoked = {}
@@ -91,7 +94,7 @@ if ids then
     if v then
       local a = redis.call('HINCRBY', KEYS[5], id, 1)
       token = token + 1
-      zargs[#zargs + 1] = deadline
+      zargs[#zargs + 1] = deadline_s
       zargs[#zargs + 1] = id
       largs[#largs + 1] = id
       largs[#largs + 1] = string.format('%d', token)
@@ -130,13 +133,13 @@ if room > 0 and #KEYS > 12 then
     for i, m in ipairs(msgs) do
       token = token + 1
       local tok = string.format('%d', token)
-      local id = prefix .. i
+      local id = prefix .. string.format('%d', i)
       local stored = header .. m
       jargs[#jargs + 1] = id
       jargs[#jargs + 1] = stored
       aargs[#aargs + 1] = id
       aargs[#aargs + 1] = '1'
-      zargs[#zargs + 1] = deadline
+      zargs[#zargs + 1] = deadline_s
       zargs[#zargs + 1] = id
       largs[#largs + 1] = id
       largs[#largs + 1] = tok

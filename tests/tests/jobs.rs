@@ -803,6 +803,41 @@ async fn session_writer_batches(db: TestDb, nul_fails: bool) {
         (eight.pages_visited, eight.user_agent.as_str()),
         (8, ua.as_str())
     );
+    // Every column lands in its own place (the rows travel column by column).
+    let d = &docs[8];
+    assert_eq!(
+        (
+            eight.device_fingerprint.as_str(),
+            eight.device_type.as_str(),
+            eight.browser.as_str(),
+            eight.os.as_str(),
+            eight.landing_page.as_str(),
+            eight.referrer.as_str(),
+            eight.is_bot,
+            eight.is_active,
+        ),
+        (
+            d.device_fingerprint.as_str(),
+            "desktop",
+            "Firefox",
+            "Linux",
+            "/",
+            "",
+            false,
+            true
+        )
+    );
+    assert_eq!(
+        (
+            eight.session_start.timestamp_micros(),
+            eight.last_activity.timestamp_micros()
+        ),
+        (
+            d.started_at.timestamp_micros(),
+            d.last_activity.timestamp_micros()
+        )
+    );
+    assert_eq!(eight.location_data, serde_json::json!({}));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,6 +5,7 @@
 
 mod binary;
 mod django;
+mod indexes;
 mod support;
 mod up_down;
 mod upserts;

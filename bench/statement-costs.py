@@ -11,7 +11,8 @@
    the end. It resets the server's command statistics: run it while nothing else uses Redis.
 
 The machine's speed moves, so each form is measured several times, alternated; compare medians
-of one run. Needs redis-py and psycopg 3 (the Celery peer benchmark's venv has both, made by
+of one run. Needs `target/dist/migration` (`cargo build --profile dist -p migration`), redis-py and
+psycopg 3 (the Celery peer benchmark's venv has both, made by
 bench/celery-ab.sh):
 
     /tmp/celeriac-peer-celery/.venv/bin/python bench/statement-costs.py [--rounds 5]

@@ -9,7 +9,7 @@
 -- Returns {applied, stale}.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
--- As text once (a Lua number passed to redis.call is formatted with printf's float path).
+-- As text once (a Lua number passed to redis.call is formatted as a float every time).
 local now_s = string.format('%d', now)
 local keep_done = tonumber(ARGV[1]) > 0
 local n = tonumber(ARGV[2])

@@ -65,8 +65,8 @@ local ids = false
 local live = 0
 if batch > 0 then ids = redis.call('LPOP', KEYS[1], batch) end
 local deadline = now + lease
--- As text once: a Lua number passed to redis.call is formatted with '%.14g' (printf's float
--- path) every time.
+-- As text once: a Lua number passed to redis.call is formatted as a float ('%.17g' through
+-- printf in Redis 7.0) every time.
 local deadline_s = string.format('%d', deadline)
 if ids then
   local vals = redis.call('HMGET', KEYS[4], unpack(ids))

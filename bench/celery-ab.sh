@@ -44,6 +44,8 @@ echo
 echo "| round | run | drain jobs/s | steady jobs/s | startup s | peak RSS MiB | worker CPU ms/job | PG+Redis CPU ms/job | foreign CPU % |"
 echo "|---:|---|---:|---:|---:|---:|---:|---:|---:|"
 summary=()
+# Per build: its ratios, one per round, for the medians at the end.
+declare -A over_first=() over_celery=()
 for r in $(seq 1 "$ROUNDS"); do
   celery=
   if [ "$CELERY" = 1 ]; then
@@ -59,8 +61,14 @@ for r in $(seq 1 "$ROUNDS"); do
     row "$r" "${labels[$i]}"
     drain=$(field drain_jobs_per_s)
     first=${first:-$drain}
-    line+=" $(awk -v a="$drain" -v b="$first" 'BEGIN { printf "%.2f", a / b }')"
-    [ -n "$celery" ] && line+=" ($(awk -v a="$drain" -v c="$celery" 'BEGIN { printf "%.1fx", a / c }'))"
+    ratio=$(awk -v a="$drain" -v b="$first" 'BEGIN { printf "%.2f", a / b }')
+    line+=" $ratio"
+    over_first[$i]+="$ratio "
+    if [ -n "$celery" ]; then
+      times=$(awk -v a="$drain" -v c="$celery" 'BEGIN { printf "%.1f", a / c }')
+      line+=" (${times}x)"
+      over_celery[$i]+="$times "
+    fi
     line+=" |"
   done
   summary+=("$line")
@@ -71,5 +79,14 @@ echo
 echo "| round |$(printf ' %s |' "${labels[@]}")"
 echo "|---:|$(printf -- '---:|%.0s' "${labels[@]}")"
 printf '%s\n' "${summary[@]}"
+# The median of some numbers (the mean of the middle two for an even count).
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+line="| median |"
+for i in "${!labels[@]}"; do
+  line+=" $(median <<<"${over_first[$i]}")"
+  [ -n "${over_celery[$i]:-}" ] && line+=" ($(median <<<"${over_celery[$i]}")x)"
+  line+=" |"
+done
+echo "$line"
 echo
 echo "Command: ROUNDS=$ROUNDS N=$N CELERY=$CELERY bench/celery-ab.sh$(printf " %q %q" "${labels[0]}" "${cmds[0]}")..."

@@ -5,7 +5,7 @@
 -- revoked job's worker learns here that it should stop it, if the revoke's message was missed.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local deadline = now + tonumber(ARGV[1])
+local deadline = string.format('%d', now + tonumber(ARGV[1]))
 local ids = {}
 for i = 2, #ARGV, 2 do ids[#ids + 1] = ARGV[i] end
 if #ids == 0 then return {0} end
@@ -18,7 +18,16 @@ for i, id in ipairs(ids) do
   end
 end
 local out = {0}
-if #zargs > 0 then out[1] = redis.call('ZADD', KEYS[1], 'XX', 'CH', unpack(zargs)) end
+if #zargs > 0 then
+  -- Counted as the leases still running, not by ZADD's CH: a lease renewed in the millisecond
+  -- it was taken (or last renewed) keeps its deadline, and CH would not count it.
+  local held = {}
+  for j = 2, #zargs, 2 do held[#held + 1] = zargs[j] end
+  for _, score in ipairs(redis.call('ZMSCORE', KEYS[1], unpack(held))) do
+    if score then out[1] = out[1] + 1 end
+  end
+  redis.call('ZADD', KEYS[1], 'XX', unpack(zargs))
+end
 if redis.call('EXISTS', KEYS[3]) == 1 then
   local revoked = redis.call('ZMSCORE', KEYS[3], unpack(ids))
   for i, id in ipairs(ids) do

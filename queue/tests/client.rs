@@ -148,6 +148,23 @@ async fn renewed_leases_are_not_reaped() {
     );
 }
 
+/// A renewal counts every lease it holds, also one renewed in the millisecond it was taken or
+/// last renewed (its deadline does not move then); back-to-back renewals land in one
+/// millisecond often.
+#[tokio::test]
+async fn a_renewal_counts_a_lease_whose_deadline_did_not_move() {
+    let t = TestRedis::new().await;
+    let q = t.queue(t.config("renew-same-ms"));
+    q.push(NewJob::new("{}")).await.unwrap();
+    let j = q.fetch(1).await.unwrap().jobs.remove(0);
+    for _ in 0..50 {
+        assert_eq!(
+            q.renew(&[(j.id.clone(), j.token)]).await.unwrap().extended,
+            1
+        );
+    }
+}
+
 #[tokio::test]
 async fn crashes_count_as_attempts_and_the_last_one_leaves_the_job_dead() {
     let t = TestRedis::new().await;

@@ -23,7 +23,6 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 import uuid
 from datetime import datetime, timedelta, timezone
 

@@ -37,7 +37,8 @@ pub fn redact(url: &str) -> String {
 }
 
 /// Install the SIGTERM and Ctrl-C handlers now (so a signal during start-up is not fatal) and
-/// return a future that resolves on the first of them. Call it first thing in `main`.
+/// return a future that resolves on the first of them. Call it as soon as the runtime exists
+/// (it needs one), before connecting to anything.
 pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).ok();

@@ -119,7 +119,7 @@ impl InProcessWorker {
     /// so sharing the test's pool left it with connections that failed ("a Tokio 1.x context was
     /// found, but it is being shutdown") once the worker's runtime was gone.
     pub fn start(ctx: JobContext) -> Self {
-        Self::spawn(|| async move {
+        Self::spawn(ctx.settings.worker_threads, || async move {
             let db =
                 sea_orm::Database::connect(worker::run::db_options(&ctx.settings.database_url))
                     .await?;
@@ -135,17 +135,21 @@ impl InProcessWorker {
     /// Run the worker over connections made from `settings` the way the `worker` binary makes
     /// them (`worker::run::connect`).
     pub fn connect(settings: Settings) -> Self {
-        Self::spawn(|| async move { worker::run::connect(&settings).await })
+        Self::spawn(settings.worker_threads, || async move {
+            worker::run::connect(&settings).await
+        })
     }
 
-    fn spawn<F, Fut>(context: F) -> Self
+    /// On a thread of its own, on the runtime the `worker` binary builds for `threads`
+    /// (`worker::run::runtime`: one event loop unless the settings ask for more).
+    fn spawn<F, Fut>(threads: usize, context: F) -> Self
     where
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = anyhow::Result<JobContext>>,
     {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
-            tokio::runtime::Runtime::new()?.block_on(async move {
+            worker::run::runtime(threads)?.block_on(async move {
                 let ctx = context().await?;
                 worker::run::run(ctx, async move {
                     let _ = stopped.await;

@@ -91,6 +91,9 @@ const TOKEN: &str = "pgbouncer-secret";
 
 /// Every job and every route that reads or writes SQL, through PgBouncer in transaction mode
 /// with two server connections, from the Procfile's processes. Each job's rows are checked.
+/// The worker and scheduler run here on a multi-thread runtime (`WORKER_THREADS=2`): the one
+/// test that does; every other test runs the worker (its binary, or `InProcessWorker`) on the
+/// default, one event loop.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_procfile_fleet_runs_every_job_through_pgbouncer_in_transaction_mode() {
     let (db, redis) = (TestDb::empty_postgres().await, TestRedis::new().await);
@@ -99,6 +102,7 @@ async fn the_procfile_fleet_runs_every_job_through_pgbouncer_in_transaction_mode
     env.extend([
         ("DATABASE_URL".into(), bouncer.url_for(&db.url)),
         ("DATABASE_POOL_MODE".into(), "transaction".into()),
+        ("WORKER_THREADS".into(), "2".into()),
     ]);
     let fleet = tests::flow::Fleet::start(env, TOKEN).await;
 

@@ -120,11 +120,9 @@ enum JobsCommand {
     },
 }
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
-    let shutdown = domain::process::shutdown_signal();
+fn main() -> std::process::ExitCode {
     domain::process::init();
-    match run(Cli::parse(), shutdown).await {
+    match start(Cli::parse()) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("worker: {e:#}");
@@ -133,11 +131,23 @@ async fn main() -> std::process::ExitCode {
     }
 }
 
+/// Read the configuration, then build the runtime it asks for (`WORKER_THREADS`: one event loop
+/// by default) and run the command.
+fn start(cli: Cli) -> anyhow::Result<()> {
+    let settings = domain::config::Settings::from_env()?;
+    let runtime = worker::run::runtime(settings.worker_threads)
+        .map_err(|e| anyhow::anyhow!("cannot start the Tokio runtime: {e}"))?;
+    runtime.block_on(async {
+        let shutdown = domain::process::shutdown_signal();
+        run(cli, settings, shutdown).await
+    })
+}
+
 async fn run(
     cli: Cli,
+    settings: domain::config::Settings,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let settings = domain::config::Settings::from_env()?;
     match cli.command.unwrap_or(Command::Run) {
         Command::Run => {
             let ctx = worker::run::connect(&settings).await?;

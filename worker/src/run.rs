@@ -25,6 +25,23 @@ use domain::process::redact;
 use domain::queues;
 use domain::workers::Outcome;
 
+/// The runtime a worker process runs on: one event loop (a current-thread runtime) for
+/// `threads == 1`, the default (`WORKER_THREADS`), else a multi-thread runtime with that many
+/// threads. On one thread no task moves between threads and no thread wakes another: the same
+/// jobs cost a third less of the worker's CPU (`docs/persist-speed.md`, fifth round).
+pub fn runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
+    if threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build()
+    }
+}
+
 /// Connect to Redis and the database, failing fast with a one-line message.
 pub async fn connect(settings: &Settings) -> anyhow::Result<JobContext> {
     let mut redis = queues::connect(&settings.redis_url)
@@ -146,7 +163,7 @@ fn worker_for<T: Job>(
     let concurrency = ctx.settings.concurrency_for(T::NAME);
     // A rate-limited queue leases a job only for a free slot: a prefetched job would start
     // whenever a slot frees, so starts could bunch beyond the rate. Otherwise twice the slots,
-    // at most 256 (one round at the default of 256): enough to cover a fetch's round trip
+    // at most 256 (half the default of 512): enough to cover a fetch's round trip
     // without leasing a thousand jobs that other processes could be running.
     let prefetch = if queue.config().rate_limit.is_some() {
         0

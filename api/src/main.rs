@@ -37,17 +37,8 @@ fn main() -> ExitCode {
 fn start() -> anyhow::Result<()> {
     let settings = Settings::from_env()?;
     let api = ApiConfig::from_env()?;
-    let runtime = if api.threads == 1 {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(api.threads)
-            .enable_all()
-            .build()
-    }
-    .context("cannot start the Tokio runtime")?;
+    let runtime =
+        domain::process::runtime(api.threads).context("cannot start the Tokio runtime")?;
     runtime.block_on(async { run(settings, api, shutdown_signal()).await })
 }
 

@@ -22,19 +22,8 @@ pub struct DrainOptions {
     pub threads: usize,
 }
 
-/// A tokio runtime with `threads` workers (1: a current-thread runtime).
-pub fn runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
-    if threads <= 1 {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(threads)
-            .enable_all()
-            .build()
-    }
-}
+/// A tokio runtime with `threads` workers (1: a current-thread runtime), as the binaries build.
+pub use domain::process::runtime;
 
 /// The Redis the benchmarks use: `REDIS_URL`, else the local server (database 0).
 pub fn default_redis_url() -> String {

@@ -141,7 +141,7 @@ impl InProcessWorker {
     }
 
     /// On a thread of its own, on the runtime the `worker` binary builds for `threads`
-    /// (`worker::run::runtime`: one event loop unless the settings ask for more).
+    /// (`domain::process::runtime`: one event loop unless the settings ask for more).
     fn spawn<F, Fut>(threads: usize, context: F) -> Self
     where
         F: FnOnce() -> Fut + Send + 'static,
@@ -149,7 +149,7 @@ impl InProcessWorker {
     {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
-            worker::run::runtime(threads)?.block_on(async move {
+            domain::process::runtime(threads)?.block_on(async move {
                 let ctx = context().await?;
                 worker::run::run(ctx, async move {
                     let _ = stopped.await;

@@ -135,7 +135,7 @@ fn main() -> std::process::ExitCode {
 /// by default) and run the command.
 fn start(cli: Cli) -> anyhow::Result<()> {
     let settings = domain::config::Settings::from_env()?;
-    let runtime = worker::run::runtime(settings.worker_threads)
+    let runtime = domain::process::runtime(settings.worker_threads)
         .map_err(|e| anyhow::anyhow!("cannot start the Tokio runtime: {e}"))?;
     runtime.block_on(async {
         let shutdown = domain::process::shutdown_signal();

@@ -25,23 +25,6 @@ use domain::process::redact;
 use domain::queues;
 use domain::workers::Outcome;
 
-/// The runtime a worker process runs on: one event loop (a current-thread runtime) for
-/// `threads == 1`, the default (`WORKER_THREADS`), else a multi-thread runtime with that many
-/// threads. On one thread no task moves between threads and no thread wakes another: the same
-/// jobs cost a third less of the worker's CPU (`docs/persist-speed.md`, fifth round).
-pub fn runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
-    if threads <= 1 {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(threads)
-            .enable_all()
-            .build()
-    }
-}
-
 /// Connect to Redis and the database, failing fast with a one-line message.
 pub async fn connect(settings: &Settings) -> anyhow::Result<JobContext> {
     let mut redis = queues::connect(&settings.redis_url)

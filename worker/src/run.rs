@@ -187,12 +187,13 @@ fn celery_worker(
     mut stop: watch::Receiver<bool>,
 ) -> (LocalBoxFuture<'static, ()>, Driver) {
     let concurrency = ctx.settings.concurrency_for("celery");
-    // A prefetched Celery message is kept as its JSON text (~1 KB) until it runs; a quarter of
-    // the concurrency keeps the worker fed (one fetch round trip is far shorter than a job).
+    // A prefetched Celery message is kept as its JSON text (~1 KB) until it runs; an eighth of
+    // the concurrency keeps the worker fed (one fetch round trip is far shorter than a job): a
+    // quarter drained no faster and held 0.4 MiB more (docs/persist-speed.md, fifth round).
     let counters = ctx.counters.clone();
     let options = BackendOptions {
         concurrency,
-        prefetch: (concurrency / 4).max(8),
+        prefetch: (concurrency / 8).max(8),
         on_adopted: Some(queue::backend::OnAdopted(std::sync::Arc::new(move |n| {
             counters.adopted(n)
         }))),

@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
-use domain::config::{ConfigError, opt};
+use domain::config::{ConfigError, at_least_one, opt};
 use subtle::ConstantTimeEq;
 
 /// The default bind address.
@@ -71,23 +71,8 @@ impl ApiConfig {
             .get("API_TOKEN")
             .filter(|t| !t.is_empty())
             .map(|t| ApiToken(t.clone()));
-        let max_body_bytes =
-            opt::<usize>(vars, "API_MAX_BODY_BYTES")?.unwrap_or(DEFAULT_MAX_BODY_BYTES);
-        if max_body_bytes == 0 {
-            return Err(ConfigError {
-                var: "API_MAX_BODY_BYTES".into(),
-                value: "0".into(),
-                reason: "must be at least 1".into(),
-            });
-        }
-        let threads = opt::<usize>(vars, "API_THREADS")?.unwrap_or(DEFAULT_THREADS);
-        if threads == 0 {
-            return Err(ConfigError {
-                var: "API_THREADS".into(),
-                value: "0".into(),
-                reason: "must be at least 1".into(),
-            });
-        }
+        let max_body_bytes = at_least_one(vars, "API_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES)?;
+        let threads = at_least_one(vars, "API_THREADS", DEFAULT_THREADS)?;
         let drain =
             std::time::Duration::from_secs(opt::<u64>(vars, "API_DRAIN_SECONDS")?.unwrap_or(0));
         Ok(Self {

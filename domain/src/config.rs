@@ -249,8 +249,8 @@ fn flag(vars: &HashMap<String, String>, var: &str) -> Result<bool, ConfigError> 
 }
 
 /// A count that must be at least 1 (`default` when unset); 0 is refused, not raised to 1: a
-/// process asked for no threads is misconfigured.
-fn at_least_one(
+/// process asked for no threads (or a body limit of nothing) is misconfigured.
+pub fn at_least_one(
     vars: &HashMap<String, String>,
     var: &str,
     default: usize,

@@ -38,8 +38,8 @@ pub fn redact(url: &str) -> String {
 
 /// The runtime a process runs on: one event loop (a current-thread runtime) for `threads == 1`,
 /// else a multi-thread runtime with that many threads (`API_THREADS`, `WORKER_THREADS`). On one
-/// thread no task moves between threads and no thread wakes another: the worker's jobs cost a
-/// third less of its CPU so (`docs/persist-speed.md`, fifth round).
+/// thread no task moves between threads and no thread wakes another: the worker's jobs cost
+/// 30 % less of its CPU so (`docs/persist-speed.md`, fifth round).
 pub fn runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
     if threads <= 1 {
         tokio::runtime::Builder::new_current_thread()

@@ -26,13 +26,12 @@ const TABLE: &str = "analytics_anonymoussession";
 async fn rebuild(manager: &SchemaManager<'_>, condition: Option<&str>) -> Result<(), DbErr> {
     let db = manager.get_connection();
     let partial = condition.map_or(String::new(), |c| format!(" WHERE {c}"));
+    let create =
+        |name: &str| format!("CREATE INDEX {name} ON {TABLE} (converted_to_user_id){partial}");
     if db.get_database_backend() == DatabaseBackend::Postgres {
         db.execute_unprepared(&format!("DROP INDEX IF EXISTS {BUILDING}"))
             .await?;
-        db.execute_unprepared(&format!(
-            "CREATE INDEX {BUILDING} ON {TABLE} (converted_to_user_id){partial}"
-        ))
-        .await?;
+        db.execute_unprepared(&create(BUILDING)).await?;
         db.execute_unprepared(&format!("DROP INDEX IF EXISTS {INDEX}"))
             .await?;
         db.execute_unprepared(&format!("ALTER INDEX {BUILDING} RENAME TO {INDEX}"))
@@ -42,10 +41,7 @@ async fn rebuild(manager: &SchemaManager<'_>, condition: Option<&str>) -> Result
     // SQLite locks the whole database for any write, and cannot rename an index.
     db.execute_unprepared(&format!("DROP INDEX IF EXISTS {INDEX}"))
         .await?;
-    db.execute_unprepared(&format!(
-        "CREATE INDEX {INDEX} ON {TABLE} (converted_to_user_id){partial}"
-    ))
-    .await?;
+    db.execute_unprepared(&create(INDEX)).await?;
     Ok(())
 }
 
